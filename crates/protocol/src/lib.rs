@@ -1,1 +1,53 @@
+//! Our definitions of libvirt's remote program as the node-device daemon serves it:
+//! procedure numbers, argument and return layouts, feature and flag values, limits.
+//! Written from libvirt 9.0's `remote_protocol.x` and observed traffic; see
+//! `docs/protocol-reference.md` in the shared notes.
 
+pub mod procedures;
+pub mod remote;
+
+pub use procedures::{procedure, Family, ProcInfo};
+pub use rpc::{ErrorCode, ErrorDomain, VirError};
+
+/// REMOTE_PROGRAM and REMOTE_PROTOCOL_VERSION.
+pub const REMOTE_PROGRAM: u32 = 0x2000_8086;
+pub const REMOTE_VERSION: u32 = 1;
+
+/// REMOTE_STRING_MAX: every string argument and result.
+pub const REMOTE_STRING_MAX: u32 = 4_194_304;
+/// REMOTE_NODE_DEVICE_LIST_MAX: names in NODE_LIST_DEVICES, devices in LIST_ALL.
+pub const REMOTE_NODE_DEVICE_LIST_MAX: usize = 65_536;
+/// REMOTE_NODE_DEVICE_CAPS_LIST_MAX: names in NODE_DEVICE_LIST_CAPS.
+pub const REMOTE_NODE_DEVICE_CAPS_LIST_MAX: usize = 65_536;
+/// REMOTE_CONNECT_IDENTITY_PARAMS_MAX.
+pub const REMOTE_CONNECT_IDENTITY_PARAMS_MAX: u32 = 20;
+
+/// The library version we answer with: the libvirt release whose behaviour we reproduce.
+pub const LIB_VERSION: u64 = 9_000_000;
+
+/// virDrvFeature values asked through CONNECT_SUPPORTS_FEATURE.
+pub mod feature {
+    pub const FD_PASSING: i32 = 8;
+    pub const PROGRAM_KEEPALIVE: i32 = 10;
+    pub const REMOTE_EVENT_CALLBACK: i32 = 14;
+    pub const REMOTE_CLOSE_CALLBACK: i32 = 15;
+}
+
+/// virConnectFlags bits in CONNECT_OPEN.
+pub const VIR_CONNECT_RO: u32 = 1;
+
+/// virConnectListAllNodeDevicesFlags state bits (the capability bits come from the
+/// device model).
+pub mod list_flags {
+    pub const INACTIVE: u32 = 1 << 30;
+    pub const ACTIVE: u32 = 1 << 31;
+    /// Every capability bit libvirt 9.0 knows (CAP_SYSTEM … CAP_VPD).
+    pub const CAP_MASK: u32 = (1 << 22) - 1;
+    pub const ALL: u32 = CAP_MASK | INACTIVE | ACTIVE;
+}
+
+/// virNodeDeviceEventID.
+pub mod event_id {
+    pub const LIFECYCLE: i32 = 0;
+    pub const UPDATE: i32 = 1;
+}

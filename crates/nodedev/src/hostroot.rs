@@ -1,0 +1,143 @@
+//! The one place that knows where the host's filesystems are.
+//!
+//! Every read of sysfs, the udev database, `/dev` or data files goes through
+//! a [`HostRoot`], so that tests (and the differential test against libvirt)
+//! can point discovery at a fake tree built by `fakesys`.
+
+use std::path::{Component, Path, PathBuf};
+
+/// Root directory under which `sys/`, `run/udev/`, `dev/` and `usr/` are found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostRoot {
+    root: PathBuf,
+}
+
+impl Default for HostRoot {
+    fn default() -> Self {
+        HostRoot {
+            root: PathBuf::from("/"),
+        }
+    }
+}
+
+impl HostRoot {
+    /// A host root at `path`. The path is canonicalized when it exists so that
+    /// canonical sysfs paths can be mapped back to what the host would show.
+    pub fn new(path: impl AsRef<Path>) -> Self {
+        let p = path.as_ref();
+        let root = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        HostRoot { root }
+    }
+
+    /// The root directory itself.
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    /// `<root>/sys`
+    pub fn sys(&self) -> PathBuf {
+        self.root.join("sys")
+    }
+
+    /// `<root>/run/udev` (the udev database lives in `data/` below it).
+    pub fn run_udev(&self) -> PathBuf {
+        self.root.join("run/udev")
+    }
+
+    /// `<root>/dev`
+    pub fn dev(&self) -> PathBuf {
+        self.root.join("dev")
+    }
+
+    /// Map an absolute host path such as `/sys/class/net/eth0` into the root.
+    pub fn join(&self, host_path: &str) -> PathBuf {
+        self.root.join(host_path.trim_start_matches('/'))
+    }
+
+    /// Map a path inside the root back to the path the host would show
+    /// (`<root>/sys/devices/x` -> `/sys/devices/x`). libvirt over a fake tree
+    /// sees bind-mounted paths, so this is what it prints.
+    pub fn host_path(&self, p: &Path) -> String {
+        match p.strip_prefix(&self.root) {
+            Ok(rel) => {
+                let mut s = String::from("/");
+                s.push_str(&rel.to_string_lossy());
+                s
+            }
+            Err(_) => p.to_string_lossy().into_owned(),
+        }
+    }
+
+    /// Resolve symlinks in `p` (which must be inside the root), without ever
+    /// leaving the root: absolute link targets are taken relative to the root.
+    /// Returns `None` when some component does not exist.
+    pub fn canonicalize(&self, p: &Path) -> Option<PathBuf> {
+        let rel = p.strip_prefix(&self.root).ok()?;
+        let mut out = self.root.clone();
+        let mut pending: Vec<std::ffi::OsString> = rel
+            .components()
+            .rev()
+            .filter_map(|c| match c {
+                Component::Normal(s) => Some(s.to_os_string()),
+                Component::ParentDir => Some("..".into()),
+                _ => None,
+            })
+            .collect();
+        let mut hops = 0;
+        while let Some(c) = pending.pop() {
+            if c == ".." {
+                if out != self.root {
+                    out.pop();
+                }
+                continue;
+            }
+            out.push(&c);
+            let md = std::fs::symlink_metadata(&out).ok()?;
+            if md.file_type().is_symlink() {
+                hops += 1;
+                if hops > 40 {
+                    return None;
+                }
+                let target = std::fs::read_link(&out).ok()?;
+                out.pop();
+                if target.is_absolute() {
+                    out = self.root.clone();
+                }
+                for tc in target.components().rev() {
+                    match tc {
+                        Component::Normal(s) => pending.push(s.to_os_string()),
+                        Component::ParentDir => pending.push("..".into()),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        Some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_root_is_slash_and_paths_map_unchanged() {
+        let r = HostRoot::default();
+        assert_eq!(r.sys(), PathBuf::from("/sys"));
+        assert_eq!(r.host_path(Path::new("/sys/devices/x")), "/sys/devices/x");
+    }
+
+    #[test]
+    fn canonicalize_keeps_absolute_links_inside_root() {
+        let d = tempfile::tempdir().unwrap();
+        let r = HostRoot::new(d.path());
+        std::fs::create_dir_all(d.path().join("sys/devices/a")).unwrap();
+        std::fs::create_dir_all(d.path().join("sys/bus")).unwrap();
+        std::os::unix::fs::symlink("/sys/devices/a", d.path().join("sys/bus/abs")).unwrap();
+        std::os::unix::fs::symlink("../devices/a", d.path().join("sys/bus/rel")).unwrap();
+        let a = r.canonicalize(&r.sys().join("bus/abs")).unwrap();
+        let b = r.canonicalize(&r.sys().join("bus/rel")).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(r.host_path(&a), "/sys/devices/a");
+    }
+}

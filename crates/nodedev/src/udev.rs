@@ -1,0 +1,234 @@
+//! What libudev would tell libvirt about one sysfs device, read directly
+//! from sysfs (`uevent`, `subsystem`, attributes) and the udev database
+//! (`run/udev/data/<id>`), without libudev.
+
+use std::path::{Path, PathBuf};
+
+use crate::hostroot::HostRoot;
+
+/// One device as seen through libudev's eyes.
+#[derive(Debug)]
+pub struct UdevDevice {
+    /// Canonical path inside the host root.
+    pub syspath: PathBuf,
+    /// The same path as the host shows it (`/sys/devices/...`).
+    pub host_syspath: String,
+    pub sysname: String,
+    pub subsystem: Option<String>,
+    /// Properties: the `uevent` file, then the udev database's `E:` lines.
+    props: Vec<(String, String)>,
+    /// `/dev/...` links from the database's `S:` lines, sorted like libudev's
+    /// unique lists.
+    pub devlinks: Vec<String>,
+}
+
+/// Strip trailing newlines as sd-device does for attribute values.
+fn strip_nl(s: &str) -> &str {
+    s.trim_end_matches(['\n', '\r'])
+}
+
+impl UdevDevice {
+    /// Load the device at canonical path `syspath` (inside `root`).
+    /// Returns `None` when it is not a device libudev would accept
+    /// (under `sys/devices` a device needs a `uevent` file).
+    pub fn load(root: &HostRoot, syspath: &Path) -> Option<UdevDevice> {
+        let uevent = std::fs::read_to_string(syspath.join("uevent")).ok()?;
+        let host_syspath = root.host_path(syspath);
+        let sysname = syspath.file_name()?.to_string_lossy().replace('!', "/");
+        let subsystem = std::fs::read_link(syspath.join("subsystem"))
+            .ok()
+            .and_then(|t| t.file_name().map(|n| n.to_string_lossy().into_owned()));
+        let mut dev = UdevDevice {
+            syspath: syspath.to_path_buf(),
+            host_syspath,
+            sysname,
+            subsystem,
+            props: Vec::new(),
+            devlinks: Vec::new(),
+        };
+        for line in uevent.lines() {
+            if let Some((k, v)) = line.split_once('=') {
+                if k == "DEVNAME" && !v.starts_with('/') {
+                    dev.set_prop(k, &format!("/dev/{v}"));
+                } else {
+                    dev.set_prop(k, v);
+                }
+            }
+        }
+        if let Some(id) = dev.db_id() {
+            let path = root.run_udev().join("data").join(id);
+            if let Ok(db) = std::fs::read_to_string(path) {
+                for line in db.lines() {
+                    if let Some(kv) = line.strip_prefix("E:") {
+                        if let Some((k, v)) = kv.split_once('=') {
+                            dev.set_prop(k, v);
+                        }
+                    } else if let Some(l) = line.strip_prefix("S:") {
+                        dev.devlinks.push(format!("/dev/{l}"));
+                    }
+                }
+                dev.devlinks.sort();
+                dev.devlinks.dedup();
+            }
+        }
+        Some(dev)
+    }
+
+    fn set_prop(&mut self, k: &str, v: &str) {
+        if let Some(e) = self.props.iter_mut().find(|(ek, _)| ek == k) {
+            e.1 = v.to_string();
+        } else {
+            self.props.push((k.to_string(), v.to_string()));
+        }
+    }
+
+    /// The udev database file name for this device (see sd-device's
+    /// `device_get_device_id`).
+    fn db_id(&self) -> Option<String> {
+        let major = self.prop("MAJOR").and_then(|m| m.parse::<u32>().ok());
+        let minor = self.prop("MINOR").and_then(|m| m.parse::<u32>().ok());
+        if let (Some(ma), Some(mi)) = (major, minor) {
+            if ma > 0 || mi > 0 {
+                let kind = if self.subsystem.as_deref() == Some("block") {
+                    'b'
+                } else {
+                    'c'
+                };
+                return Some(format!("{kind}{ma}:{mi}"));
+            }
+        }
+        if let Some(ifindex) = self.prop("IFINDEX").and_then(|i| i.parse::<u32>().ok()) {
+            if ifindex > 0 {
+                return Some(format!("n{ifindex}"));
+            }
+        }
+        let sub = self.subsystem.as_deref()?;
+        let name = self.syspath.file_name()?.to_string_lossy();
+        Some(format!("+{sub}:{name}"))
+    }
+
+    /// `udev_device_get_property_value`.
+    pub fn prop(&self, key: &str) -> Option<&str> {
+        if key == "SUBSYSTEM" {
+            return self.subsystem.as_deref();
+        }
+        self.props
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn has_prop(&self, key: &str) -> bool {
+        self.prop(key).is_some()
+    }
+
+    /// `udev_device_get_devtype`.
+    pub fn devtype(&self) -> Option<&str> {
+        self.prop("DEVTYPE")
+    }
+
+    /// `udev_device_get_devnode`.
+    pub fn devnode(&self) -> Option<&str> {
+        self.prop("DEVNAME")
+    }
+
+    /// `udev_device_get_sysattr_value`: file content without trailing
+    /// newlines; `None` when missing or unreadable.
+    pub fn sysattr(&self, name: &str) -> Option<String> {
+        let p = self.syspath.join(name);
+        let bytes = std::fs::read(&p).ok()?;
+        let s = String::from_utf8_lossy(&bytes);
+        Some(strip_nl(&s).to_string())
+    }
+
+    /// `udevGetStringSysfsAttr`: control characters removed, empty is absent.
+    pub fn string_attr(&self, name: &str) -> Option<String> {
+        let mut v = self.sysattr(name)?;
+        v.retain(|c| !(c as u32 >= 1 && (c as u32) < 0x20));
+        if v.is_empty() {
+            None
+        } else {
+            Some(v)
+        }
+    }
+}
+
+/// `virStrToLong_ui` semantics: strtoul with the given base, then libvirt
+/// accepts values whose upper half is all ones (so `-1` gives 4294967295).
+/// Whole string must be consumed.
+pub fn parse_ui(s: &str, base: u32) -> Option<u32> {
+    let v = parse_strtoull(s, base)?;
+    if v >> 32 == 0 {
+        Some(v as u32)
+    } else if v >> 32 == 0xffff_ffff {
+        Some(v as u32)
+    } else {
+        None
+    }
+}
+
+/// `virStrToLong_i`: strtol, whole string, within i32.
+pub fn parse_i(s: &str, base: u32) -> Option<i32> {
+    let t = s.trim_start();
+    let (neg, rest) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let (digits, radix) = radix_of(rest, base);
+    if digits.is_empty() {
+        return None;
+    }
+    let v = i64::from_str_radix(digits, radix).ok()?;
+    let v = if neg { -v } else { v };
+    i32::try_from(v).ok()
+}
+
+/// `virStrToLong_ull`: strtoull over the whole string (negative wraps).
+pub fn parse_ull(s: &str, base: u32) -> Option<u64> {
+    parse_strtoull(s, base)
+}
+
+fn radix_of(s: &str, base: u32) -> (&str, u32) {
+    let has_hex_prefix = s.len() > 2
+        && (s.starts_with("0x") || s.starts_with("0X"))
+        && s.as_bytes()[2].is_ascii_hexdigit();
+    match base {
+        16 if has_hex_prefix => (&s[2..], 16),
+        0 if has_hex_prefix => (&s[2..], 16),
+        0 if s.len() > 1 && s.starts_with('0') => (&s[1..], 8),
+        0 => (s, 10),
+        b => (s, b),
+    }
+}
+
+fn parse_strtoull(s: &str, base: u32) -> Option<u64> {
+    let t = s.trim_start();
+    let (neg, rest) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let (digits, radix) = radix_of(rest, base);
+    if digits.is_empty() {
+        return None;
+    }
+    let v = u64::from_str_radix(digits, radix).ok()?;
+    Some(if neg { v.wrapping_neg() } else { v })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_parse_like_libvirt() {
+        assert_eq!(parse_ui("-1", 10), Some(4294967295));
+        assert_eq!(parse_ui("0x1af4", 16), Some(0x1af4));
+        assert_eq!(parse_ui("1af4", 16), Some(0x1af4));
+        assert_eq!(parse_ui("12x", 10), None);
+        assert_eq!(parse_i("-1", 10), Some(-1));
+        assert_eq!(parse_ull("010", 0), Some(8));
+        assert_eq!(parse_ull("536870912", 0), Some(536870912));
+    }
+}

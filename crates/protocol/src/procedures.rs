@@ -1,0 +1,130 @@
+//! Every procedure of the remote program (libvirt 9.0), with the connection it is
+//! dispatched on and the public API it calls — the name that unsupported-API errors show.
+
+use std::sync::OnceLock;
+
+use rpc::ErrorDomain;
+
+/// Which of the daemon's connections a procedure needs; decides the "not open" text and
+/// the error domain of NO_SUPPORT answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// Open, close and authentication: no connection needed.
+    Connection,
+    /// The primary (hypervisor) connection.
+    Hypervisor,
+    NodeDevice,
+    Storage,
+    Network,
+    Interface,
+    NwFilter,
+    Secret,
+    /// Server-to-client event messages; not callable.
+    Event,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcInfo {
+    pub number: i32,
+    pub name: &'static str,
+    pub family: Family,
+    /// `@priority: high` in the protocol definition.
+    pub high_priority: bool,
+    /// The public API called, e.g. `virConnectNumOfDomains`.
+    pub api: Option<&'static str>,
+}
+
+impl ProcInfo {
+    /// The error domain libvirt reports NO_SUPPORT in for this procedure's API.
+    pub fn no_support_domain(&self) -> ErrorDomain {
+        let api = self.api.unwrap_or("");
+        match self.family {
+            Family::Storage => ErrorDomain::Storage,
+            Family::Network => ErrorDomain::Network,
+            Family::Interface => ErrorDomain::Interface,
+            Family::NwFilter => ErrorDomain::NwFilter,
+            Family::Secret => ErrorDomain::Secret,
+            Family::NodeDevice => ErrorDomain::NodeDev,
+            _ if api.starts_with("virDomainSnapshot") => ErrorDomain::DomainSnapshot,
+            _ if api.starts_with("virDomainCheckpoint") => ErrorDomain::DomainCheckpoint,
+            _ if api.starts_with("virNodeDevice") => ErrorDomain::NodeDev,
+            _ if api.starts_with("virStream") => ErrorDomain::Streams,
+            // libvirt-domain.c and libvirt-host.c both report as VIR_FROM_DOMAIN.
+            _ => ErrorDomain::Domain,
+        }
+    }
+}
+
+/// One line per procedure: `number NAME class[*] [api]`, generated from libvirt 9.0.
+const TABLE: &str = include_str!("remote_procedures.txt");
+
+fn table() -> &'static [Option<ProcInfo>] {
+    static PROCS: OnceLock<Vec<Option<ProcInfo>>> = OnceLock::new();
+    PROCS.get_or_init(|| {
+        let mut v = Vec::new();
+        for line in TABLE.lines() {
+            let mut it = line.split_whitespace();
+            let (Some(num), Some(name), Some(class)) = (it.next(), it.next(), it.next()) else {
+                continue;
+            };
+            let number: i32 = num.parse().expect("procedure table: number");
+            let family = match class.trim_end_matches('*') {
+                "-" => Family::Connection,
+                "H" => Family::Hypervisor,
+                "D" => Family::NodeDevice,
+                "S" => Family::Storage,
+                "N" => Family::Network,
+                "I" => Family::Interface,
+                "F" => Family::NwFilter,
+                "C" => Family::Secret,
+                "E" => Family::Event,
+                other => panic!("procedure table: class {other}"),
+            };
+            let idx = number as usize;
+            if v.len() <= idx {
+                v.resize(idx + 1, None);
+            }
+            v[idx] = Some(ProcInfo {
+                number,
+                name,
+                family,
+                high_priority: class.ends_with('*'),
+                api: it.next(),
+            });
+        }
+        v
+    })
+}
+
+/// The procedure with this number, if libvirt 9.0 defines one.
+pub fn procedure(number: i32) -> Option<&'static ProcInfo> {
+    usize::try_from(number)
+        .ok()
+        .and_then(|n| table().get(n))
+        .and_then(Option::as_ref)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_covers_every_procedure_of_9_0() {
+        for n in 1..=443 {
+            assert!(procedure(n).is_some(), "procedure {n} missing");
+        }
+        assert!(procedure(0).is_none());
+        assert!(procedure(444).is_none());
+        assert!(procedure(-1).is_none());
+    }
+
+    #[test]
+    fn num_of_domains_is_a_hypervisor_call_in_the_domain_family() {
+        let p = procedure(51).unwrap();
+        assert_eq!(p.name, "CONNECT_NUM_OF_DOMAINS");
+        assert_eq!(p.api, Some("virConnectNumOfDomains"));
+        assert_eq!(p.no_support_domain(), ErrorDomain::Domain);
+        assert_eq!(procedure(376).unwrap().family, Family::Event);
+        assert_eq!(procedure(118).unwrap().no_support_domain(), ErrorDomain::NodeDev);
+    }
+}
