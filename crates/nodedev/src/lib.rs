@@ -1,1 +1,36 @@
+//! Host device discovery and description for the node-device driver.
+//!
+//! A Rust reimplementation of what libvirt 9.0's `virtnodedevd` knows about
+//! devices: discovery from sysfs and the udev database under a configurable
+//! [`HostRoot`], the device model ([`Device`], [`Cap`]) and its XML
+//! ([`Device::to_xml`], byte-identical to `virNodeDeviceDefFormat`).
+//!
+//! Discovery returns data; formatting is a pure function of that data.
 
+mod discover;
+mod ethtool;
+mod format;
+mod hostroot;
+mod model;
+pub mod udev;
+pub mod xml;
+
+pub use discover::{enumerate, PciIds};
+pub use hostroot::HostRoot;
+pub use model::*;
+
+impl Device {
+    /// The device's XML exactly as libvirt 9.0's `virNodeDeviceDefFormat`.
+    pub fn to_xml(&self) -> String {
+        format::device_to_xml(self)
+    }
+
+    /// Re-read the volatile data libvirt re-reads on every
+    /// `virNodeDeviceGetXMLDesc` (and when listing capabilities): the bound
+    /// driver, net link state/speed and features, and PCI SR-IOV / IOMMU
+    /// group / mdev types. Cheap: a handful of small sysfs reads (plus a few
+    /// ethtool ioctls for net devices).
+    pub fn refresh(&mut self, root: &HostRoot) {
+        discover::refresh(self, root);
+    }
+}

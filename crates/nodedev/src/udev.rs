@@ -88,7 +88,8 @@ impl UdevDevice {
         let major = self.prop("MAJOR").and_then(|m| m.parse::<u32>().ok());
         let minor = self.prop("MINOR").and_then(|m| m.parse::<u32>().ok());
         if let (Some(ma), Some(mi)) = (major, minor) {
-            if ma > 0 || mi > 0 {
+            let _ = mi;
+            if ma > 0 {
                 let kind = if self.subsystem.as_deref() == Some("block") {
                     'b'
                 } else {
@@ -158,12 +159,9 @@ impl UdevDevice {
 /// Whole string must be consumed.
 pub fn parse_ui(s: &str, base: u32) -> Option<u32> {
     let v = parse_strtoull(s, base)?;
-    if v >> 32 == 0 {
-        Some(v as u32)
-    } else if v >> 32 == 0xffff_ffff {
-        Some(v as u32)
-    } else {
-        None
+    match v >> 32 {
+        0 | 0xffff_ffff => Some(v as u32),
+        _ => None,
     }
 }
 

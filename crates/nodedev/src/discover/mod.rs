@@ -1,0 +1,290 @@
+//! Discovery: libvirt's udev backend (`node_device_udev.c`) reproduced over
+//! a [`HostRoot`]: enumerate like `udev_enumerate_scan_devices`, classify
+//! like `udevGetDeviceType`, fill capabilities like `udevGetDeviceDetails`,
+//! and find parents like `udevSetParent`.
+
+mod net;
+mod pci;
+mod storage;
+mod system;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use crate::hostroot::HostRoot;
+use crate::model::{Cap, CapType, Device};
+use crate::udev::UdevDevice;
+
+pub use pci::PciIds;
+
+/// Subsystems libvirt tells libudev not to enumerate (`subsystem_ignored`).
+const SUBSYSTEM_IGNORED: [&str; 4] = ["acpi", "tty", "vc", "i2c"];
+
+/// Per-enumeration context (lazily loaded shared data).
+pub(crate) struct Ctx<'a> {
+    pub root: &'a HostRoot,
+    pub pci_ids: std::cell::OnceCell<Option<PciIds>>,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(root: &'a HostRoot) -> Self {
+        Ctx {
+            root,
+            pci_ids: std::cell::OnceCell::new(),
+        }
+    }
+
+    pub fn pci_ids(&self) -> Option<&PciIds> {
+        self.pci_ids
+            .get_or_init(|| PciIds::load(&self.root.join("/usr/share/misc/pci.ids")))
+            .as_ref()
+    }
+}
+
+/// List the syspaths libudev's enumerator would return, in its order.
+pub(crate) fn scan_syspaths(root: &HostRoot) -> Vec<PathBuf> {
+    let sys = root.sys();
+    let mut found: Vec<PathBuf> = Vec::new();
+    let mut scan = |dir: PathBuf| {
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let name = e.file_name();
+            if name.as_encoded_bytes().first() == Some(&b'.') {
+                continue;
+            }
+            if let Some(p) = root.canonicalize(&e.path()) {
+                found.push(p);
+            }
+        }
+    };
+    for (base, sub) in [("bus", Some("devices")), ("class", None)] {
+        let Ok(rd) = std::fs::read_dir(sys.join(base)) else {
+            continue;
+        };
+        let mut dirs: Vec<_> = rd.flatten().map(|e| e.file_name()).collect();
+        dirs.sort();
+        for d in dirs {
+            let n = d.to_string_lossy();
+            if n.starts_with('.') || SUBSYSTEM_IGNORED.contains(&n.as_ref()) {
+                continue;
+            }
+            let mut p = sys.join(base).join(&d);
+            if let Some(s) = sub {
+                p.push(s);
+            }
+            scan(p);
+        }
+    }
+    found.sort_by(|a, b| device_order(a, b));
+    found.dedup();
+    found
+}
+
+/// sd-device-enumerator's ordering: md/dm block devices last, otherwise
+/// path order component by component (so parents come before children).
+fn device_order(a: &Path, b: &Path) -> std::cmp::Ordering {
+    let delayed = |p: &Path| {
+        let s = p.to_string_lossy();
+        s.contains("/block/md") || s.contains("/block/dm-")
+    };
+    delayed(a)
+        .cmp(&delayed(b))
+        .then_with(|| a.components().cmp(b.components()))
+}
+
+/// `udevGetDeviceType`.
+fn device_type(dev: &UdevDevice) -> Option<CapType> {
+    if let Some(devtype) = dev.devtype() {
+        return match devtype {
+            "usb_device" => Some(CapType::UsbDev),
+            "usb_interface" => Some(CapType::UsbInterface),
+            "scsi_host" => Some(CapType::ScsiHost),
+            "scsi_target" => Some(CapType::ScsiTarget),
+            "scsi_device" => Some(CapType::Scsi),
+            "disk" => Some(CapType::Storage),
+            "wlan" => Some(CapType::Net),
+            "drm_minor" => Some(CapType::Drm),
+            "ap_card" => Some(CapType::ApCard),
+            "ap_queue" => Some(CapType::ApQueue),
+            _ => None,
+        };
+    }
+    let mut t = None;
+    if dev.has_prop("PCI_CLASS") {
+        t = Some(CapType::Pci);
+    }
+    if dev.has_prop("INTERFACE") {
+        t = Some(CapType::Net);
+    }
+    match dev.subsystem.as_deref() {
+        Some("scsi_generic") => Some(CapType::ScsiGeneric),
+        Some("mdev") => Some(CapType::Mdev),
+        Some("ccw") => Some(CapType::CcwDev),
+        Some("css") => Some(CapType::CssDev),
+        Some("vdpa") => Some(CapType::Vdpa),
+        Some("matrix") => Some(CapType::ApMatrix),
+        Some("mtty") => Some(CapType::MdevTypes),
+        _ => t,
+    }
+}
+
+/// `nodeDeviceGenerateName`: `<subsystem>_<sysname>[_<suffix>]` with every
+/// non-alphanumeric character replaced by `_`.
+pub(crate) fn generate_name(
+    subsystem: Option<&str>,
+    sysname: &str,
+    suffix: Option<&str>,
+) -> String {
+    let mut s = format!("{}_{}", subsystem.unwrap_or("(null)"), sysname);
+    if let Some(x) = suffix {
+        s.push('_');
+        s.push_str(x);
+    }
+    s.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
+}
+
+/// Read the name of the bound driver (`nodeDeviceUpdateDriverName`).
+pub(crate) fn driver_name(syspath: &Path) -> Option<String> {
+    let link = std::fs::read_link(syspath.join("driver")).ok()?;
+    // libvirt requires the link to be accessible before resolving it.
+    if std::fs::metadata(syspath.join("driver")).is_err() {
+        return None;
+    }
+    link.file_name().map(|n| n.to_string_lossy().into_owned())
+}
+
+/// Build one device from a udev device (`udevAddOneDevice` minus parent).
+fn build_device(ctx: &Ctx, dev: &UdevDevice) -> Option<Device> {
+    let Some(t) = device_type(dev) else {
+        tracing::debug!(
+            "Could not determine device type for device with sysfs name '{}'",
+            dev.sysname
+        );
+        return None;
+    };
+    let (name, cap) = match t {
+        CapType::Pci => pci::process(ctx, dev)?,
+        CapType::Net => net::process(ctx, dev)?,
+        CapType::Storage => storage::process(dev)?,
+        other => {
+            tracing::debug!("capability type {} not supported yet", other.name());
+            return None;
+        }
+    };
+    let mut d = Device::new(name, cap);
+    d.sysfs_path = Some(dev.host_syspath.clone());
+    d.devnode = dev.devnode().map(str::to_string);
+    d.devlinks = dev.devlinks.clone();
+    d.driver = driver_name(&dev.syspath);
+    Some(d)
+}
+
+/// Enumerate every device libvirt 9.0's udev backend would list, with
+/// `computer` first. Never panics on odd sysfs content: devices libvirt
+/// would discard are skipped (logged at debug level).
+pub fn enumerate(root: &HostRoot) -> Vec<Device> {
+    let ctx = Ctx::new(root);
+    let mut devices: Vec<Device> = vec![system::computer(root)];
+    let mut by_name: HashMap<String, usize> = HashMap::new();
+    by_name.insert("computer".into(), 0);
+    // syspath (inside root) -> device name, for parent lookup.
+    let mut by_path: HashMap<PathBuf, String> = HashMap::new();
+
+    for syspath in scan_syspaths(root) {
+        let Some(udev) = UdevDevice::load(root, &syspath) else {
+            continue;
+        };
+        if udev
+            .subsystem
+            .as_deref()
+            .is_none_or(|s| SUBSYSTEM_IGNORED.contains(&s))
+        {
+            continue;
+        }
+        let Some(mut dev) = build_device(&ctx, &udev) else {
+            tracing::debug!("Discarding device {}", udev.host_syspath);
+            continue;
+        };
+        // udevSetParent: nearest ancestor directory that is a known device.
+        let mut parent = None;
+        let mut p = syspath.parent();
+        while let Some(pp) = p {
+            if pp == root.path() {
+                break;
+            }
+            if let Some(n) = by_path.get(pp) {
+                parent = Some(n.clone());
+                break;
+            }
+            p = pp.parent();
+        }
+        dev.parent = Some(parent.unwrap_or_else(|| "computer".into()));
+        by_path.insert(syspath, dev.name.clone());
+        // virNodeDeviceObjListAssignDef replaces a device of the same name.
+        match by_name.get(&dev.name) {
+            Some(&i) => devices[i] = dev,
+            None => {
+                by_name.insert(dev.name.clone(), devices.len());
+                devices.push(dev);
+            }
+        }
+    }
+    devices
+}
+
+/// Re-read what libvirt re-reads on `GetXMLDesc`
+/// (`nodeDeviceUpdateDriverName` + `virNodeDeviceUpdateCaps`).
+pub(crate) fn refresh(dev: &mut Device, root: &HostRoot) {
+    let Some(path) = dev.sysfs_path.clone() else {
+        return;
+    };
+    let syspath = root.join(&path);
+    dev.driver = driver_name(&syspath);
+    for cap in dev.caps.iter_mut() {
+        match cap {
+            Cap::Net(n) => net::refresh(root, n),
+            Cap::Pci(p) => {
+                pci::dynamic_caps(root, &syspath, p);
+            }
+            Cap::System(_) | Cap::Storage(_) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_replace_non_alphanumerics() {
+        assert_eq!(
+            generate_name(Some("net"), "eth0", Some("02:fc:00:00:00:01")),
+            "net_eth0_02_fc_00_00_00_01"
+        );
+        assert_eq!(
+            generate_name(Some("pci"), "0000:00:1f.2", None),
+            "pci_0000_00_1f_2"
+        );
+    }
+
+    #[test]
+    fn enumeration_order_puts_parents_first_and_dm_last() {
+        let mut v = [
+            PathBuf::from("/sys/devices/virtual/block/dm-0"),
+            PathBuf::from("/sys/devices/pci0000:00/0000:00:01.0/x"),
+            PathBuf::from("/sys/devices/pci0000:00/0000:00:01.0"),
+            PathBuf::from("/sys/devices/pci0000:00/0000:00:01.0-a"),
+        ];
+        v.sort_by(|a, b| device_order(a, b));
+        assert_eq!(v[0], PathBuf::from("/sys/devices/pci0000:00/0000:00:01.0"));
+        assert_eq!(
+            v[1],
+            PathBuf::from("/sys/devices/pci0000:00/0000:00:01.0/x")
+        );
+        assert_eq!(v[3], PathBuf::from("/sys/devices/virtual/block/dm-0"));
+    }
+}

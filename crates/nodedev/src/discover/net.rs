@@ -1,0 +1,113 @@
+//! Network interfaces: `udevProcessNetworkInterface`,
+//! `virNetDevGetLinkInfo` and `virNetDevGetFeatures`.
+
+use super::{generate_name, Ctx};
+use crate::hostroot::HostRoot;
+use crate::model::{Cap, NetCap, NetSubtype, IF_STATES};
+use crate::udev::{parse_ui, UdevDevice};
+
+pub(super) fn process(ctx: &Ctx, dev: &UdevDevice) -> Option<(String, Cap)> {
+    let subtype = if dev.devtype() == Some("wlan") {
+        NetSubtype::Ieee80211
+    } else {
+        NetSubtype::Ieee80203
+    };
+    let ifname = dev.prop("INTERFACE").map(str::to_string);
+    let address = dev.string_attr("address");
+    let address_len = match dev.sysattr("addr_len") {
+        None => 0,
+        Some(s) => parse_ui(&s, 0)?,
+    };
+    let name = generate_name(dev.subsystem.as_deref(), &dev.sysname, address.as_deref());
+    let mut net = NetCap {
+        ifname,
+        address,
+        address_len,
+        subtype,
+        ..Default::default()
+    };
+    if !link_info(ctx.root, &mut net) {
+        return None;
+    }
+    net.features = features(ctx.root, net.ifname.as_deref());
+    Some((name, Cap::Net(Box::new(net))))
+}
+
+/// `virNetDevGetLinkInfo`; false where libvirt fails (the device is then
+/// dropped at discovery, and GetXMLDesc fails on refresh).
+pub(crate) fn link_info(root: &HostRoot, net: &mut NetCap) -> bool {
+    let Some(ifname) = net.ifname.as_deref() else {
+        return false;
+    };
+    let dir = root.join("/sys/class/net").join(ifname);
+    let Ok(buf) = std::fs::read_to_string(dir.join("operstate")) else {
+        tracing::debug!("The interface '{ifname}' was removed before we could query it.");
+        return false;
+    };
+    let Some((state, _)) = buf.split_once('\n') else {
+        return false;
+    };
+    let Some(idx) = IF_STATES
+        .iter()
+        .position(|s| *s == state)
+        .filter(|i| *i > 0)
+    else {
+        tracing::debug!("Unable to parse: {buf}");
+        return false;
+    };
+    net.link_state = idx as u8;
+    if state != "up" {
+        net.link_speed = 0;
+        return true;
+    }
+    match std::fs::read(dir.join("speed")) {
+        Ok(b) => {
+            let s = String::from_utf8_lossy(&b);
+            let Some(num) = s.strip_suffix('\n') else {
+                return false;
+            };
+            match parse_ui(num, 10) {
+                Some(v) => net.link_speed = v,
+                None => return false,
+            }
+        }
+        // Devices that do not report a speed fail the read with EINVAL.
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+        Err(_) => return false,
+    }
+    true
+}
+
+/// `virNetDevGetFeatures`: ethtool ioctls by name plus the RDMA check.
+/// (switchdev needs devlink over netlink; not reported yet.)
+pub(crate) fn features(root: &HostRoot, ifname: Option<&str>) -> u16 {
+    let Some(ifname) = ifname else { return 0 };
+    let mut f = crate::ethtool::features(ifname);
+    if rdma(root, ifname) {
+        f |= crate::ethtool::F_RDMA;
+    }
+    f
+}
+
+/// `virNetDevRDMAFeature`: an InfiniBand device shares the PCI resource file.
+fn rdma(root: &HostRoot, ifname: &str) -> bool {
+    let ib = root.join("/sys/class/infiniband");
+    let Ok(rd) = std::fs::read_dir(&ib) else {
+        return false;
+    };
+    let Ok(mine) = std::fs::read(
+        root.join("/sys/class/net")
+            .join(ifname)
+            .join("device/resource"),
+    ) else {
+        return false;
+    };
+    rd.flatten().any(|e| {
+        std::fs::read(e.path().join("device/resource")).is_ok_and(|r| !r.is_empty() && r == mine)
+    })
+}
+
+pub(super) fn refresh(root: &HostRoot, net: &mut NetCap) {
+    link_info(root, net);
+    net.features = features(root, net.ifname.as_deref());
+}

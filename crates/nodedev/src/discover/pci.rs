@@ -1,0 +1,372 @@
+//! PCI devices: `udevProcessPCI`, the dynamic caps of
+//! `virNodeDeviceGetPCIDynamicCaps` and config-space parsing from virpci.c.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use super::{generate_name, Ctx};
+use crate::hostroot::HostRoot;
+use crate::model::{Cap, MdevType, PciAddr, PciCap, PciExpress, PcieLink};
+use crate::udev::{parse_i, parse_ui, UdevDevice};
+
+const PCI_STATUS: usize = 0x06;
+const PCI_STATUS_CAP_LIST: u16 = 0x10;
+const PCI_HEADER_TYPE: usize = 0x0e;
+const PCI_CAPABILITY_LIST: usize = 0x34;
+const PCI_CONF_HEADER_LEN: u8 = 0x40;
+const PCI_CAP_ID_EXP: u8 = 0x10;
+const PCI_EXP_FLAGS: usize = 2;
+const PCI_EXP_TYPE_ROOT_INT_EP: u16 = 0x9;
+const PCI_EXP_TYPE_ROOT_EC: u16 = 0xa;
+const PCI_EXP_LNKCAP: usize = 12;
+const PCI_EXP_LNKSTA: usize = 18;
+/// Bound on the capability walk; libvirt has none and would spin forever
+/// on a looping list, which real devices do not have.
+const MAX_CAPS: usize = 48;
+
+/// Vendor and device names from a `pci.ids` file, as libpciaccess's
+/// `pci_get_strings` returns them.
+pub struct PciIds {
+    vendors: HashMap<u16, (String, HashMap<u16, String>)>,
+}
+
+impl PciIds {
+    pub fn load(path: &Path) -> Option<PciIds> {
+        let data = std::fs::read(path).ok()?;
+        let text = String::from_utf8_lossy(&data);
+        let mut vendors: HashMap<u16, (String, HashMap<u16, String>)> = HashMap::new();
+        let mut cur: Option<u16> = None;
+        for line in text.lines() {
+            let b = line.as_bytes();
+            if b.is_empty() || b[0] == b'#' {
+                continue;
+            }
+            let hex4 = |s: &[u8]| {
+                s.len() >= 4
+                    && s[..4].iter().all(u8::is_ascii_hexdigit)
+                    && (s.len() == 4 || s[4] == b' ')
+            };
+            if b[0] != b'\t' {
+                if hex4(b) {
+                    let id = u16::from_str_radix(&line[..4], 16).ok();
+                    let name = line[4..].trim_start().to_string();
+                    if let Some(id) = id {
+                        vendors.entry(id).or_insert_with(|| (name, HashMap::new()));
+                    }
+                    cur = id;
+                } else {
+                    cur = None;
+                }
+            } else if b.len() > 1 && b[1] != b'\t' && hex4(&b[1..]) {
+                if let Some(v) = cur {
+                    let id = u16::from_str_radix(&line[1..5], 16).ok();
+                    let name = line[5..].trim_start().to_string();
+                    if let (Some(id), Some(e)) = (id, vendors.get_mut(&v)) {
+                        e.1.entry(id).or_insert(name);
+                    }
+                }
+            }
+        }
+        Some(PciIds { vendors })
+    }
+
+    pub fn lookup(&self, vendor: u32, device: u32) -> (Option<String>, Option<String>) {
+        let Ok(v) = u16::try_from(vendor) else {
+            return (None, None);
+        };
+        match self.vendors.get(&v) {
+            None => (None, None),
+            Some((vn, devs)) => {
+                let dn = u16::try_from(device)
+                    .ok()
+                    .and_then(|d| devs.get(&d).cloned());
+                (Some(vn.clone()), dn)
+            }
+        }
+    }
+}
+
+/// The PCI configuration space file, read once.
+struct Config {
+    bytes: Vec<u8>,
+}
+
+impl Config {
+    fn r8(&self, pos: usize) -> u8 {
+        self.bytes.get(pos).copied().unwrap_or(0)
+    }
+    fn r16(&self, pos: usize) -> u16 {
+        if pos + 2 > self.bytes.len() {
+            return 0;
+        }
+        u16::from_le_bytes([self.bytes[pos], self.bytes[pos + 1]])
+    }
+    fn r32(&self, pos: usize) -> u32 {
+        if pos + 4 > self.bytes.len() {
+            return 0;
+        }
+        u32::from_le_bytes(self.bytes[pos..pos + 4].try_into().unwrap_or([0; 4]))
+    }
+
+    /// `virPCIDeviceFindCapabilityOffset`: `Some(offset)` when found, `None`
+    /// on any failure, including "not in the list" (libvirt falls through to
+    /// its error path in that case too).
+    fn find_cap(&self, cap: u8) -> Option<usize> {
+        if self.r16(PCI_STATUS) & PCI_STATUS_CAP_LIST == 0 {
+            return None;
+        }
+        let mut pos = self.r8(PCI_CAPABILITY_LIST);
+        let mut n = 0;
+        while pos >= PCI_CONF_HEADER_LEN && pos != 0xff && n < MAX_CAPS {
+            if self.r8(pos as usize) == cap {
+                return Some(pos as usize);
+            }
+            pos = self.r8(pos as usize + 1);
+            n += 1;
+        }
+        None
+    }
+}
+
+/// Parse domain/bus/slot/function from the last path component as
+/// `udevProcessPCI` does (any single separator between hex fields).
+fn parse_addr_from_path(path: &str) -> Option<PciAddr> {
+    let last = &path[path.rfind('/')? + 1..];
+    let mut it = last.split([':', '.']);
+    let mut f = || it.next().and_then(|x| parse_ui(x, 16));
+    let a = PciAddr {
+        domain: f()?,
+        bus: f()?,
+        slot: f()?,
+        function: f()?,
+    };
+    Some(a)
+}
+
+fn read_id(path: &Path) -> Option<()> {
+    let s = std::fs::read(path).ok()?;
+    // virPCIDeviceReadID: at most 7 bytes ("0xNNNN\n"), must start with 0x.
+    if s.len() > 7 || !s.starts_with(b"0x") {
+        return None;
+    }
+    Some(())
+}
+
+pub(super) fn process(ctx: &Ctx, dev: &UdevDevice) -> Option<(String, Cap)> {
+    let class = dev.prop("PCI_CLASS").and_then(|c| parse_i(c, 16));
+    let Some(class) = class else {
+        tracing::debug!(
+            "Missing or bad udev property 'PCI_CLASS' on '{}'",
+            dev.sysname
+        );
+        return None;
+    };
+    let Some(addr) = parse_addr_from_path(&dev.host_syspath) else {
+        tracing::debug!(
+            "failed to parse the PCI address from sysfs path: '{}'",
+            dev.host_syspath
+        );
+        return None;
+    };
+    let hex_attr = |n: &str| -> Result<u32, ()> {
+        match dev.sysattr(n) {
+            None => Ok(0),
+            Some(s) => parse_ui(&s, 16).ok_or(()),
+        }
+    };
+    let vendor = hex_attr("vendor").ok()?;
+    let product = hex_attr("device").ok()?;
+    let (vendor_name, product_name) = match ctx.pci_ids() {
+        Some(ids) => ids.lookup(vendor, product),
+        None => (None, None),
+    };
+    let name = generate_name(dev.subsystem.as_deref(), &dev.sysname, None);
+    let numa_node = match dev.sysattr("numa_node") {
+        None => -1,
+        Some(s) => parse_i(&s, 10)?,
+    };
+    let mut cap = PciCap {
+        class,
+        addr,
+        vendor,
+        product,
+        vendor_name,
+        product_name,
+        numa_node,
+        ..Default::default()
+    };
+    if !dynamic_caps(ctx.root, &dev.syspath, &mut cap) {
+        return None;
+    }
+
+    // virPCIDeviceNew: the device must be reachable through bus/pci with a
+    // config file and sane vendor/device files.
+    let bus_dir = ctx
+        .root
+        .join("/sys/bus/pci/devices")
+        .join(addr.to_sysfs_name());
+    let cfg_path = bus_dir.join("config");
+    if std::fs::metadata(&cfg_path).is_err() {
+        tracing::debug!(
+            "Device {} not found: could not access {}",
+            addr.to_sysfs_name(),
+            ctx.root.host_path(&cfg_path)
+        );
+        return None;
+    }
+    read_id(&bus_dir.join("vendor"))?;
+    read_id(&bus_dir.join("device"))?;
+    // Reading the configuration space needs privileges; we are the
+    // privileged daemon like libvirt's system instance.
+    let Ok(bytes) = std::fs::read(&cfg_path) else {
+        tracing::debug!("Failed to open config space file '{}'", cfg_path.display());
+        return None;
+    };
+    let cfg = Config { bytes };
+    let hdr = cfg.r8(PCI_HEADER_TYPE) & 0x7f;
+    if hdr >= 3 {
+        tracing::debug!(
+            "Unknown PCI header type '{hdr}' for device '{}'",
+            addr.to_sysfs_name()
+        );
+        return None;
+    }
+    cap.hdr_type = hdr;
+    let exp = cfg.find_cap(PCI_CAP_ID_EXP);
+    // virPCIDeviceInit: when the capability is not found, guess PCIe from
+    // a config space larger than the legacy 256 bytes.
+    let is_pcie = match exp {
+        Some(_) => true,
+        None => cfg.bytes.len() != 256,
+    };
+    if is_pcie {
+        let mut info = PciExpress::default();
+        if let Some(pos) = exp {
+            let flags = cfg.r16(pos + PCI_EXP_FLAGS);
+            let ty = (flags & 0x00f0) >> 4;
+            if ty != PCI_EXP_TYPE_ROOT_INT_EP && ty != PCI_EXP_TYPE_ROOT_EC {
+                let t = cfg.r32(pos + PCI_EXP_LNKCAP);
+                info.link_cap = Some(PcieLink {
+                    port: (t >> 24) as i32,
+                    speed: t & 0xf,
+                    width: (t & 0x3f0) >> 4,
+                });
+                let s = cfg.r16(pos + PCI_EXP_LNKSTA) as u32;
+                info.link_sta = Some(PcieLink {
+                    port: -1,
+                    speed: s & 0xf,
+                    width: (s & 0x3f0) >> 4,
+                });
+            }
+        }
+        cap.pci_express = Some(info);
+    }
+    Some((name, Cap::Pci(Box::new(cap))))
+}
+
+/// PCI address a sysfs link points at (`virPCIGetDeviceAddressFromSysfsLink`).
+fn addr_from_link(root: &HostRoot, link: &Path) -> Option<PciAddr> {
+    let target = root.canonicalize(link)?;
+    PciAddr::parse(&target.file_name()?.to_string_lossy())
+}
+
+/// `virNodeDeviceGetPCIDynamicCaps`: SR-IOV, IOMMU group, mdev types.
+/// Returns false where libvirt would fail (and drop the device).
+pub(crate) fn dynamic_caps(root: &HostRoot, syspath: &Path, cap: &mut PciCap) -> bool {
+    // SR-IOV
+    cap.physical_function = None;
+    let physfn = syspath.join("physfn");
+    if std::fs::metadata(&physfn).is_ok() {
+        match addr_from_link(root, &physfn) {
+            Some(a) => cap.physical_function = Some(a),
+            None => return false,
+        }
+    }
+    cap.max_virtual_functions = 0;
+    cap.virtual_functions.clear();
+    let total = syspath.join("sriov_totalvfs");
+    if std::fs::metadata(&total).is_ok() {
+        let Ok(s) = std::fs::read_to_string(&total) else {
+            return false;
+        };
+        let digits: String = s
+            .trim_start()
+            .chars()
+            .take_while(|c| c.is_ascii_digit())
+            .collect();
+        match digits.parse::<u64>() {
+            Ok(v) => cap.max_virtual_functions = v as u32,
+            Err(_) => return false,
+        }
+    }
+    loop {
+        let link = syspath.join(format!("virtfn{}", cap.virtual_functions.len()));
+        if std::fs::metadata(&link).is_err() {
+            break;
+        }
+        match addr_from_link(root, &link) {
+            Some(a) => cap.virtual_functions.push(a),
+            None => return false,
+        }
+    }
+
+    // IOMMU group
+    cap.iommu_group = 0;
+    cap.iommu_group_devices.clear();
+    let bus_dir = root
+        .join("/sys/bus/pci/devices")
+        .join(cap.addr.to_sysfs_name());
+    let grp_link = bus_dir.join("iommu_group");
+    if std::fs::symlink_metadata(&grp_link).is_ok_and(|m| m.file_type().is_symlink()) {
+        let Some(num) = std::fs::read_link(&grp_link).ok().and_then(|t| {
+            t.file_name()
+                .and_then(|n| n.to_str().and_then(|n| parse_ui(n, 10)))
+        }) else {
+            return false;
+        };
+        match std::fs::read_dir(grp_link.join("devices")) {
+            Ok(rd) => {
+                for e in rd.flatten() {
+                    match PciAddr::parse(&e.file_name().to_string_lossy()) {
+                        Some(a) => cap.iommu_group_devices.push(a),
+                        None => return false,
+                    }
+                }
+            }
+            Err(_) => cap.iommu_group_devices.push(cap.addr),
+        }
+        cap.iommu_group = num;
+    }
+
+    // mdev types
+    cap.mdev_types = mdev_types(syspath);
+    true
+}
+
+/// `virMediatedDeviceGetMdevTypes`: `mdev_supported_types/*` in directory order.
+pub(crate) fn mdev_types(syspath: &Path) -> Vec<MdevType> {
+    let dir = syspath.join("mdev_supported_types");
+    let Ok(rd) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in rd.flatten() {
+        let p = e.path();
+        let id = e.file_name().to_string_lossy().into_owned();
+        let read = |n: &str| {
+            std::fs::read_to_string(p.join(n))
+                .ok()
+                .map(|s| s.trim_end_matches('\n').to_string())
+        };
+        let Some(avail) = read("available_instances").and_then(|s| parse_ui(&s, 10)) else {
+            continue;
+        };
+        out.push(MdevType {
+            id,
+            name: read("name"),
+            device_api: read("device_api"),
+            available_instances: avail,
+        });
+    }
+    out
+}

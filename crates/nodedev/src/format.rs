@@ -1,0 +1,260 @@
+//! `virNodeDeviceDefFormat` (libvirt 9.0) as a pure function of a [`Device`].
+
+use crate::model::*;
+use crate::xml::{escape, XmlBuf};
+
+const PCIE_SPEEDS: [&str; 7] = ["", "2.5", "5", "8", "16", "32", "64"];
+const PCI_HEADERS: [&str; 3] = ["endpoint", "pci-bridge", "cardbus-bridge"];
+
+fn uuid_string(u: &[u8; 16]) -> String {
+    let mut s = String::with_capacity(36);
+    for (i, b) in u.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            s.push('-');
+        }
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+fn pci_addr_line(a: &PciAddr) -> String {
+    // libvirt prints the function as '0x%d' (decimal after a hex prefix).
+    format!(
+        "<address domain='0x{:04x}' bus='0x{:02x}' slot='0x{:02x}' function='0x{}'/>",
+        a.domain, a.bus, a.slot, a.function
+    )
+}
+
+fn format_system(b: &mut XmlBuf, s: &SystemCap) {
+    b.opt_elem("product", s.product_name.as_deref());
+    b.open("<hardware>");
+    b.opt_elem("vendor", s.hardware_vendor.as_deref());
+    b.opt_elem("version", s.hardware_version.as_deref());
+    b.opt_elem("serial", s.hardware_serial.as_deref());
+    b.line(&format!("<uuid>{}</uuid>", uuid_string(&s.hardware_uuid)));
+    b.close("</hardware>");
+    b.open("<firmware>");
+    b.opt_elem("vendor", s.firmware_vendor.as_deref());
+    b.opt_elem("version", s.firmware_version.as_deref());
+    b.opt_elem("release_date", s.firmware_release_date.as_deref());
+    b.close("</firmware>");
+}
+
+pub(crate) fn format_mdev_types(b: &mut XmlBuf, types: &[MdevType]) {
+    if types.is_empty() {
+        return;
+    }
+    b.open("<capability type='mdev_types'>");
+    for t in types {
+        b.open(&format!("<type id='{}'>", escape(&t.id)));
+        b.opt_elem("name", t.name.as_deref());
+        b.opt_elem("deviceAPI", t.device_api.as_deref());
+        b.line(&format!(
+            "<availableInstances>{}</availableInstances>",
+            t.available_instances
+        ));
+        b.close("</type>");
+    }
+    b.close("</capability>");
+}
+
+fn pcie_link_line(l: &PcieLink, validity: &str) -> String {
+    let mut s = format!("<link validity='{validity}'");
+    if l.port >= 0 {
+        s.push_str(&format!(" port='{}'", l.port));
+    }
+    if l.speed != 0 {
+        // libvirt formats an out-of-table speed as a NULL string.
+        let sp = PCIE_SPEEDS
+            .get(l.speed as usize)
+            .copied()
+            .unwrap_or("(null)");
+        s.push_str(&format!(" speed='{sp}'"));
+    }
+    s.push_str(&format!(" width='{}'/>", l.width));
+    s
+}
+
+fn format_pci(b: &mut XmlBuf, p: &PciCap) {
+    if p.class >= 0 {
+        b.line(&format!("<class>0x{:06x}</class>", p.class));
+    }
+    b.line(&format!("<domain>{}</domain>", p.addr.domain as i32));
+    b.line(&format!("<bus>{}</bus>", p.addr.bus));
+    b.line(&format!("<slot>{}</slot>", p.addr.slot));
+    b.line(&format!("<function>{}</function>", p.addr.function));
+    match &p.product_name {
+        Some(n) => b.line(&format!(
+            "<product id='0x{:04x}'>{}</product>",
+            p.product,
+            escape(n)
+        )),
+        None => b.line(&format!("<product id='0x{:04x}'/>", p.product)),
+    }
+    match &p.vendor_name {
+        Some(n) => b.line(&format!(
+            "<vendor id='0x{:04x}'>{}</vendor>",
+            p.vendor,
+            escape(n)
+        )),
+        None => b.line(&format!("<vendor id='0x{:04x}'/>", p.vendor)),
+    }
+    if let Some(pf) = &p.physical_function {
+        b.open("<capability type='phys_function'>");
+        b.line(&pci_addr_line(pf));
+        b.close("</capability>");
+    }
+    if p.has_vf_cap() {
+        let mut s = String::from("<capability type='virt_functions'");
+        if p.max_virtual_functions != 0 {
+            s.push_str(&format!(" maxCount='{}'", p.max_virtual_functions));
+        }
+        if p.virtual_functions.is_empty() {
+            s.push_str("/>");
+            b.line(&s);
+        } else {
+            s.push('>');
+            b.open(&s);
+            for vf in &p.virtual_functions {
+                b.line(&pci_addr_line(vf));
+            }
+            b.close("</capability>");
+        }
+    }
+    if p.hdr_type != 0 {
+        let h = PCI_HEADERS
+            .get(p.hdr_type as usize)
+            .copied()
+            .unwrap_or("(null)");
+        b.line(&format!("<capability type='{h}'/>"));
+    }
+    format_mdev_types(b, &p.mdev_types);
+    if !p.iommu_group_devices.is_empty() {
+        b.open(&format!("<iommuGroup number='{}'>", p.iommu_group as i32));
+        for a in &p.iommu_group_devices {
+            b.line(&pci_addr_line(a));
+        }
+        b.close("</iommuGroup>");
+    }
+    if p.numa_node >= 0 {
+        b.line(&format!("<numa node='{}'/>", p.numa_node));
+    }
+    if let Some(e) = &p.pci_express {
+        if e.link_cap.is_none() && e.link_sta.is_none() {
+            b.line("<pci-express/>");
+        } else {
+            b.open("<pci-express>");
+            if let Some(l) = &e.link_cap {
+                b.line(&pcie_link_line(l, "cap"));
+            }
+            if let Some(l) = &e.link_sta {
+                b.line(&pcie_link_line(l, "sta"));
+            }
+            b.close("</pci-express>");
+        }
+    }
+}
+
+fn format_net(b: &mut XmlBuf, n: &NetCap) {
+    b.opt_elem("interface", n.ifname.as_deref());
+    b.opt_elem("address", n.address.as_deref());
+    if n.link_speed != 0 || n.link_state != 0 {
+        let mut s = String::from("<link");
+        if n.link_speed != 0 {
+            s.push_str(&format!(" speed='{}'", n.link_speed));
+        }
+        if n.link_state != 0 {
+            let st = IF_STATES.get(n.link_state as usize).copied().unwrap_or("");
+            s.push_str(&format!(" state='{st}'"));
+        }
+        s.push_str("/>");
+        b.line(&s);
+    }
+    for (i, f) in NET_FEATURES.iter().enumerate() {
+        if n.features & (1 << i) != 0 {
+            b.line(&format!("<feature name='{f}'/>"));
+        }
+    }
+    let sub = match n.subtype {
+        NetSubtype::Ieee80203 => "80203",
+        NetSubtype::Ieee80211 => "80211",
+    };
+    b.line(&format!("<capability type='{sub}'/>"));
+}
+
+fn format_storage(b: &mut XmlBuf, s: &StorageCap) {
+    b.opt_elem("block", s.block.as_deref());
+    b.opt_elem("bus", s.bus.as_deref());
+    b.opt_elem("drive_type", s.drive_type.as_deref());
+    b.opt_elem("model", s.model.as_deref());
+    b.opt_elem("vendor", s.vendor.as_deref());
+    b.opt_elem("serial", s.serial.as_deref());
+    if s.removable {
+        b.open("<capability type='removable'>");
+        b.line(&format!(
+            "<media_available>{}</media_available>",
+            u8::from(s.media_available)
+        ));
+        b.line(&format!(
+            "<media_size>{}</media_size>",
+            s.removable_media_size
+        ));
+        b.opt_elem("media_label", s.media_label.as_deref());
+        if s.logical_block_size > 0 {
+            b.line(&format!(
+                "<logical_block_size>{}</logical_block_size>",
+                s.logical_block_size
+            ));
+        }
+        if s.num_blocks > 0 {
+            b.line(&format!("<num_blocks>{}</num_blocks>", s.num_blocks));
+        }
+        b.close("</capability>");
+    } else {
+        b.line(&format!("<size>{}</size>", s.size));
+        if s.logical_block_size > 0 {
+            b.line(&format!(
+                "<logical_block_size>{}</logical_block_size>",
+                s.logical_block_size
+            ));
+        }
+        if s.num_blocks > 0 {
+            b.line(&format!("<num_blocks>{}</num_blocks>", s.num_blocks));
+        }
+    }
+    if s.hotpluggable {
+        b.line("<capability type='hotpluggable'/>");
+    }
+}
+
+/// Format a device exactly as libvirt 9.0's `virNodeDeviceDefFormat`.
+pub fn device_to_xml(d: &Device) -> String {
+    let mut b = XmlBuf::new();
+    b.open("<device>");
+    b.elem("name", &d.name);
+    b.opt_elem("path", d.sysfs_path.as_deref());
+    if let Some(n) = &d.devnode {
+        b.line(&format!("<devnode type='dev'>{}</devnode>", escape(n)));
+    }
+    for l in &d.devlinks {
+        b.line(&format!("<devnode type='link'>{}</devnode>", escape(l)));
+    }
+    b.opt_elem("parent", d.parent.as_deref());
+    if let Some(drv) = &d.driver {
+        b.open("<driver>");
+        b.elem("name", drv);
+        b.close("</driver>");
+    }
+    for c in &d.caps {
+        b.open(&format!("<capability type='{}'>", c.cap_type().name()));
+        match c {
+            Cap::System(s) => format_system(&mut b, s),
+            Cap::Pci(p) => format_pci(&mut b, p),
+            Cap::Net(n) => format_net(&mut b, n),
+            Cap::Storage(s) => format_storage(&mut b, s),
+        }
+        b.close("</capability>");
+    }
+    b.close("</device>");
+    b.finish()
+}

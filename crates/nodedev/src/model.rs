@@ -1,0 +1,401 @@
+//! The device model: what libvirt's `virNodeDeviceDef` holds, as plain data.
+
+/// Capability types, in libvirt's `virNodeDevCapType` order (which is also
+/// the order of the `VIR_CONNECT_LIST_NODE_DEVICES_CAP_*` bits).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CapType {
+    System,
+    Pci,
+    UsbDev,
+    UsbInterface,
+    Net,
+    ScsiHost,
+    ScsiTarget,
+    Scsi,
+    Storage,
+    FcHost,
+    Vports,
+    ScsiGeneric,
+    Drm,
+    MdevTypes,
+    Mdev,
+    CcwDev,
+    CssDev,
+    Vdpa,
+    ApCard,
+    ApQueue,
+    ApMatrix,
+    Vpd,
+}
+
+impl CapType {
+    pub const ALL: [CapType; 22] = [
+        CapType::System,
+        CapType::Pci,
+        CapType::UsbDev,
+        CapType::UsbInterface,
+        CapType::Net,
+        CapType::ScsiHost,
+        CapType::ScsiTarget,
+        CapType::Scsi,
+        CapType::Storage,
+        CapType::FcHost,
+        CapType::Vports,
+        CapType::ScsiGeneric,
+        CapType::Drm,
+        CapType::MdevTypes,
+        CapType::Mdev,
+        CapType::CcwDev,
+        CapType::CssDev,
+        CapType::Vdpa,
+        CapType::ApCard,
+        CapType::ApQueue,
+        CapType::ApMatrix,
+        CapType::Vpd,
+    ];
+
+    /// libvirt's `virNodeDevCapTypeToString`.
+    pub fn name(self) -> &'static str {
+        match self {
+            CapType::System => "system",
+            CapType::Pci => "pci",
+            CapType::UsbDev => "usb_device",
+            CapType::UsbInterface => "usb",
+            CapType::Net => "net",
+            CapType::ScsiHost => "scsi_host",
+            CapType::ScsiTarget => "scsi_target",
+            CapType::Scsi => "scsi",
+            CapType::Storage => "storage",
+            CapType::FcHost => "fc_host",
+            CapType::Vports => "vports",
+            CapType::ScsiGeneric => "scsi_generic",
+            CapType::Drm => "drm",
+            CapType::MdevTypes => "mdev_types",
+            CapType::Mdev => "mdev",
+            CapType::CcwDev => "ccw",
+            CapType::CssDev => "css",
+            CapType::Vdpa => "vdpa",
+            CapType::ApCard => "ap_card",
+            CapType::ApQueue => "ap_queue",
+            CapType::ApMatrix => "ap_matrix",
+            CapType::Vpd => "vpd",
+        }
+    }
+
+    /// libvirt's `virNodeDevCapTypeFromString`.
+    pub fn from_name(s: &str) -> Option<CapType> {
+        CapType::ALL.iter().copied().find(|c| c.name() == s)
+    }
+
+    /// The `VIR_CONNECT_LIST_NODE_DEVICES_CAP_*` bit for this type.
+    pub fn list_flag(self) -> u32 {
+        1 << (self as u32)
+    }
+}
+
+/// A PCI address (domain:bus:slot.function).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct PciAddr {
+    pub domain: u32,
+    pub bus: u32,
+    pub slot: u32,
+    pub function: u32,
+}
+
+impl PciAddr {
+    /// `virPCIDeviceAddressParse`: `DDDD:BB:SS.F` in hex.
+    pub fn parse(s: &str) -> Option<PciAddr> {
+        let (dom, rest) = s.split_once(':')?;
+        let (bus, rest) = rest.split_once(':')?;
+        let (slot, func) = rest.split_once('.')?;
+        let h = |x: &str| crate::udev::parse_ui(x, 16);
+        Some(PciAddr {
+            domain: h(dom)?,
+            bus: h(bus)?,
+            slot: h(slot)?,
+            function: h(func)?,
+        })
+    }
+
+    /// `virPCIDeviceAddressAsString`: `%04x:%02x:%02x.%d`.
+    pub fn to_sysfs_name(&self) -> String {
+        format!(
+            "{:04x}:{:02x}:{:02x}.{}",
+            self.domain, self.bus, self.slot, self.function
+        )
+    }
+}
+
+/// DMI data of the `computer` device.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SystemCap {
+    pub product_name: Option<String>,
+    pub hardware_vendor: Option<String>,
+    pub hardware_version: Option<String>,
+    pub hardware_serial: Option<String>,
+    pub hardware_uuid: [u8; 16],
+    pub firmware_vendor: Option<String>,
+    pub firmware_version: Option<String>,
+    pub firmware_release_date: Option<String>,
+}
+
+/// One end of a PCI Express link (`virPCIELink`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PcieLink {
+    /// -1 when not shown (the status side).
+    pub port: i32,
+    /// Index into libvirt's speed table ("", "2.5", "5", "8", "16", "32", "64").
+    pub speed: u32,
+    pub width: u32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PciExpress {
+    pub link_cap: Option<PcieLink>,
+    pub link_sta: Option<PcieLink>,
+}
+
+/// One mediated device type (`virMediatedDeviceType`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MdevType {
+    pub id: String,
+    pub name: Option<String>,
+    pub device_api: Option<String>,
+    pub available_instances: u32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PciCap {
+    /// -1 when unknown (never printed then).
+    pub class: i32,
+    pub addr: PciAddr,
+    pub vendor: u32,
+    pub product: u32,
+    pub vendor_name: Option<String>,
+    pub product_name: Option<String>,
+    /// -1 when absent.
+    pub numa_node: i32,
+    /// 0 endpoint, 1 pci-bridge, 2 cardbus-bridge.
+    pub hdr_type: u8,
+    pub physical_function: Option<PciAddr>,
+    /// `Some` when the device is SR-IOV capable (max or actual VFs non-zero).
+    pub max_virtual_functions: u32,
+    pub virtual_functions: Vec<PciAddr>,
+    pub iommu_group: u32,
+    pub iommu_group_devices: Vec<PciAddr>,
+    pub mdev_types: Vec<MdevType>,
+    /// `Some` when the device is PCI Express.
+    pub pci_express: Option<PciExpress>,
+}
+
+impl PciCap {
+    pub fn has_vf_cap(&self) -> bool {
+        self.max_virtual_functions > 0 || !self.virtual_functions.is_empty()
+    }
+}
+
+/// `virNodeDevNetCapType`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum NetSubtype {
+    #[default]
+    Ieee80203,
+    Ieee80211,
+}
+
+/// Interface operational states (`virNetDevIfState`), index 0 = none.
+pub const IF_STATES: [&str; 8] = [
+    "",
+    "unknown",
+    "notpresent",
+    "down",
+    "lowerlayerdown",
+    "testing",
+    "dormant",
+    "up",
+];
+
+/// `virNetDevFeature` names, in bitmap (and output) order.
+pub const NET_FEATURES: [&str; 14] = [
+    "rx",
+    "tx",
+    "sg",
+    "tso",
+    "gso",
+    "gro",
+    "lro",
+    "rxvlan",
+    "txvlan",
+    "ntuple",
+    "rxhash",
+    "rdma",
+    "txudptnl",
+    "switchdev",
+];
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NetCap {
+    pub ifname: Option<String>,
+    pub address: Option<String>,
+    pub address_len: u32,
+    pub link_speed: u32,
+    /// Index into [`IF_STATES`].
+    pub link_state: u8,
+    /// Bit i set = `NET_FEATURES[i]`.
+    pub features: u16,
+    pub subtype: NetSubtype,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StorageCap {
+    pub block: Option<String>,
+    pub bus: Option<String>,
+    pub drive_type: Option<String>,
+    pub model: Option<String>,
+    pub vendor: Option<String>,
+    pub serial: Option<String>,
+    pub removable: bool,
+    pub media_available: bool,
+    pub hotpluggable: bool,
+    pub removable_media_size: u64,
+    pub media_label: Option<String>,
+    pub size: u64,
+    pub logical_block_size: u64,
+    pub num_blocks: u64,
+}
+
+/// One capability with its data (libvirt's `virNodeDevCapData`).
+/// Other capability kinds (usb, scsi, drm, mdev, ccw, ap, vdpa ...) get
+/// their own variants here.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cap {
+    System(Box<SystemCap>),
+    Pci(Box<PciCap>),
+    Net(Box<NetCap>),
+    Storage(Box<StorageCap>),
+}
+
+impl Cap {
+    pub fn cap_type(&self) -> CapType {
+        match self {
+            Cap::System(_) => CapType::System,
+            Cap::Pci(_) => CapType::Pci,
+            Cap::Net(_) => CapType::Net,
+            Cap::Storage(_) => CapType::Storage,
+        }
+    }
+}
+
+/// One node device (libvirt's `virNodeDeviceDef` plus the object flags).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Device {
+    pub(crate) name: String,
+    /// Host path as shown in `<path>` (`/sys/devices/...`), none for `computer`.
+    pub(crate) sysfs_path: Option<String>,
+    pub(crate) devnode: Option<String>,
+    pub(crate) devlinks: Vec<String>,
+    pub(crate) parent: Option<String>,
+    pub(crate) driver: Option<String>,
+    pub(crate) caps: Vec<Cap>,
+    pub(crate) active: bool,
+    pub(crate) persistent: bool,
+    pub(crate) autostart: bool,
+}
+
+impl Device {
+    /// A device with one capability; udev devices are active, transient and
+    /// not autostarted.
+    pub fn new(name: impl Into<String>, cap: Cap) -> Device {
+        Device {
+            name: name.into(),
+            sysfs_path: None,
+            devnode: None,
+            devlinks: Vec::new(),
+            parent: None,
+            driver: None,
+            caps: vec![cap],
+            active: true,
+            persistent: false,
+            autostart: false,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The parent's name; `None` only for `computer`.
+    pub fn parent(&self) -> Option<&str> {
+        self.parent.as_deref()
+    }
+
+    pub fn sysfs_path(&self) -> Option<&str> {
+        self.sysfs_path.as_deref()
+    }
+
+    pub fn devnode(&self) -> Option<&str> {
+        self.devnode.as_deref()
+    }
+
+    pub fn driver(&self) -> Option<&str> {
+        self.driver.as_deref()
+    }
+
+    pub fn cap_data(&self) -> &[Cap] {
+        &self.caps
+    }
+
+    /// The capability list as `virNodeDeviceCapsListExport` reports it:
+    /// each capability followed by the nested ones its flags enable.
+    pub fn caps(&self) -> Vec<CapType> {
+        let mut out = Vec::with_capacity(self.caps.len() + 1);
+        for c in &self.caps {
+            out.push(c.cap_type());
+            if let Cap::Pci(p) = c {
+                if !p.mdev_types.is_empty() {
+                    out.push(CapType::MdevTypes);
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether the device matches a capability filter, nested caps included
+    /// (`virNodeDeviceObjHasCap`).
+    pub fn has_cap(&self, c: CapType) -> bool {
+        self.caps().contains(&c)
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.active
+    }
+
+    pub fn is_persistent(&self) -> bool {
+        self.persistent
+    }
+
+    pub fn autostart(&self) -> bool {
+        self.autostart
+    }
+
+    pub fn set_parent(&mut self, p: Option<String>) {
+        self.parent = p;
+    }
+
+    pub fn set_sysfs_path(&mut self, p: Option<String>) {
+        self.sysfs_path = p;
+    }
+
+    pub fn set_driver(&mut self, d: Option<String>) {
+        self.driver = d;
+    }
+
+    pub fn set_devnode(&mut self, d: Option<String>, links: Vec<String>) {
+        self.devnode = d;
+        self.devlinks = links;
+    }
+
+    /// `(wwnn, wwpn)` of an fc_host capable scsi_host.
+    pub fn scsi_host_wwns(&self) -> Option<(&str, &str)> {
+        None
+    }
+}
