@@ -128,6 +128,12 @@ pub enum ConfError {
     /// `VIR_ERR_CONFIG_UNSUPPORTED`: `unsupported configuration: DETAIL`.
     #[error("unsupported configuration: {0}")]
     Unsupported(String),
+    /// Something libvirt's daemon only logs with `VIR_ERROR` after loading
+    /// the file (a bad socket mode, an unknown `host_uuid_source`); there
+    /// is no `virError`, so [`ConfError::code`] and [`ConfError::domain`]
+    /// are 0. The text is the logged line's message.
+    #[error("{0}")]
+    Logged(String),
     /// `virReportSystemError`: `CONTEXT: STRERROR`, domain `VIR_FROM_NONE`.
     #[error("{context}: {strerror}")]
     System {
@@ -148,13 +154,14 @@ impl ConfError {
             ConfError::Internal(_) => code::INTERNAL_ERROR,
             ConfError::Unsupported(_) => code::CONFIG_UNSUPPORTED,
             ConfError::System { .. } => code::SYSTEM_ERROR,
+            ConfError::Logged(_) => 0,
         }
     }
 
     /// libvirt's `virErrorDomain` for this error.
     pub fn domain(&self) -> i32 {
         match self {
-            ConfError::System { .. } => domain::NONE,
+            ConfError::System { .. } | ConfError::Logged(_) => domain::NONE,
             _ => domain::CONF,
         }
     }
