@@ -125,6 +125,9 @@ mod tests {
         assert_eq!(p.api, Some("virConnectNumOfDomains"));
         assert_eq!(p.no_support_domain(), ErrorDomain::Domain);
         assert_eq!(procedure(376).unwrap().family, Family::Event);
-        assert_eq!(procedure(118).unwrap().no_support_domain(), ErrorDomain::NodeDev);
+        assert_eq!(
+            procedure(118).unwrap().no_support_domain(),
+            ErrorDomain::NodeDev
+        );
     }
 }

@@ -215,7 +215,11 @@ mod tests {
 
     #[test]
     fn bad_flags_text_uses_lowercase_hex() {
-        let err = VirError::bad_flags(ErrorDomain::NodeDev, 0x2000000, "nodeConnectListAllNodeDevices");
+        let err = VirError::bad_flags(
+            ErrorDomain::NodeDev,
+            0x2000000,
+            "nodeConnectListAllNodeDevices",
+        );
         assert_eq!(
             err.message,
             "unsupported flags (0x2000000) in function nodeConnectListAllNodeDevices"

@@ -8,4 +8,4 @@ pub mod server;
 
 pub use error::{ErrorCode, ErrorDomain, VirError};
 pub use header::{Header, MessageType, Status};
-pub use server::{serve, ClientInfo, EventSender, Limits, Reply, Service};
+pub use server::{serve, ClientInfo, EventSender, Limits, Reply, Server, Service};

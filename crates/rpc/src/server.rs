@@ -134,6 +134,15 @@ impl Server {
             limits,
         })
     }
+
+    /// Clients connected now.
+    pub fn active_clients(&self) -> usize {
+        self.limits.max_clients - self.slots.available_permits()
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
 }
 
 /// Accepts clients on `listener` until `shutdown` turns true.
@@ -229,7 +238,12 @@ async fn run_connection<S: Service>(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let client_id = info.id;
-    debug!(client = client_id, pid = info.pid, uid = info.uid, "client connected");
+    debug!(
+        client = client_id,
+        pid = info.pid,
+        uid = info.uid,
+        "client connected"
+    );
     let (tx, mut events) = mpsc::channel(limits.event_queue.max(1));
     let mut session = service.connect(info, tx);
     let (mut rd, mut wr) = stream.into_split();
@@ -239,9 +253,10 @@ async fn run_connection<S: Service>(
     let mut events_open = true;
 
     'conn: loop {
-        let deadline = keepalive
-            .as_ref()
-            .map_or_else(|| Instant::now() + Duration::from_secs(3600), |k| k.deadline);
+        let deadline = keepalive.as_ref().map_or_else(
+            || Instant::now() + Duration::from_secs(3600),
+            |k| k.deadline,
+        );
         tokio::select! {
             r = rd.read_buf(&mut inbuf) => match r {
                 Ok(0) | Err(_) => break 'conn,
@@ -292,7 +307,8 @@ async fn run_connection<S: Service>(
 
             if header.prog == KEEPALIVE_PROGRAM && header.mtype == MessageType::MESSAGE {
                 if header.proc_ == KEEPALIVE_PING && header.vers == KEEPALIVE_VERSION {
-                    let h = Header::message(KEEPALIVE_PROGRAM, KEEPALIVE_VERSION, KEEPALIVE_PONG, 0);
+                    let h =
+                        Header::message(KEEPALIVE_PROGRAM, KEEPALIVE_VERSION, KEEPALIVE_PONG, 0);
                     frame_into(&mut out, &h, |_| {});
                 }
                 continue;

@@ -1,0 +1,695 @@
+//! The remote program as a node-device daemon serves it: connection procedures and the
+//! node-device API. Each handler decodes its arguments, asks the driver, encodes the
+//! answer; the checks run in libvirt's order (connection, read-only, flags, lookup).
+
+use std::sync::Arc;
+
+use nodedev::{CapType, Device};
+use protocol::remote::{self as r, proc};
+use protocol::{
+    feature, list_flags, procedure, ErrorCode, ErrorDomain, Family, VirError, LIB_VERSION,
+    REMOTE_NODE_DEVICE_CAPS_LIST_MAX, REMOTE_NODE_DEVICE_LIST_MAX, REMOTE_PROGRAM,
+    REMOTE_STRING_MAX, REMOTE_VERSION, VIR_CONNECT_RO,
+};
+use rpc::{ClientInfo, EventSender, Header, Reply, Service};
+use xdr::{Decoder, Xdr};
+
+use crate::driver::{DeviceList, Driver};
+
+/// How a socket authenticates its clients (auth_unix_rw / auth_unix_ro).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    None,
+    Polkit,
+}
+
+/// The remote program on one listening socket.
+pub struct RemoteProgram {
+    pub driver: Arc<Driver>,
+    pub auth: Auth,
+    pub privileged: bool,
+}
+
+pub struct Session {
+    info: ClientInfo,
+    authenticated: bool,
+    /// The URI accepted by CONNECT_OPEN; `None` until then.
+    uri: Option<String>,
+    readonly: bool,
+    events: EventSender,
+}
+
+type CallResult = Result<Vec<u8>, VirError>;
+
+fn encode<T: Xdr>(v: &T) -> CallResult {
+    Ok(xdr::to_bytes(v))
+}
+
+fn decode<T: Xdr>(args: &[u8]) -> Result<T, VirError> {
+    T::decode(&mut Decoder::new(args).with_string_max(REMOTE_STRING_MAX))
+        .map_err(|_| VirError::rpc("Unable to decode message payload"))
+}
+
+fn no_device(name: &str) -> VirError {
+    VirError::new(
+        ErrorCode::NoNodeDevice,
+        ErrorDomain::NodeDev,
+        format!("no node device with matching name '{name}'"),
+    )
+}
+
+fn read_only(api: &str) -> VirError {
+    VirError::new(
+        ErrorCode::OperationDenied,
+        ErrorDomain::NodeDev,
+        format!("read only access prevents {api}"),
+    )
+}
+
+fn bad_flags(flags: u32, function: &str) -> VirError {
+    VirError::bad_flags(ErrorDomain::NodeDev, flags.into(), function)
+}
+
+fn lookup<'a>(list: &'a DeviceList, name: &str) -> Result<&'a Device, VirError> {
+    list.get(name).ok_or_else(|| no_device(name))
+}
+
+impl Service for RemoteProgram {
+    type Session = Session;
+
+    fn has_program(&self, prog: u32, vers: u32) -> bool {
+        prog == REMOTE_PROGRAM && vers == REMOTE_VERSION
+    }
+
+    fn connect(&self, info: ClientInfo, events: EventSender) -> Session {
+        // Root passes a polkit socket without asking polkit, as libvirt does.
+        let authenticated = self.auth == Auth::None || info.uid == 0;
+        Session {
+            readonly: info.readonly,
+            info,
+            authenticated,
+            uri: None,
+            events,
+        }
+    }
+
+    async fn call(&self, s: &mut Session, header: &Header, args: &[u8]) -> Reply {
+        let p = header.proc_;
+        let Some(info) = procedure(p).filter(|i| i.family != Family::Event) else {
+            return Reply::err(VirError::rpc(format!("unknown procedure: {p}")));
+        };
+        if !s.authenticated && !matches!(p, proc::AUTH_LIST..=proc::AUTH_POLKIT) {
+            return Reply::err(VirError::rpc("authentication required"));
+        }
+        match p {
+            proc::CONNECT_OPEN => return self.open(s, args).into(),
+            proc::CONNECT_CLOSE => {
+                return Reply {
+                    result: Ok(Vec::new()),
+                    close: true,
+                    start_keepalive: false,
+                }
+            }
+            proc::AUTH_LIST => return self.auth_list(s).into(),
+            proc::AUTH_POLKIT => return self.auth_polkit(s).into(),
+            proc::AUTH_SASL_INIT | proc::AUTH_SASL_START | proc::AUTH_SASL_STEP => {
+                return Reply::err(VirError::new(
+                    ErrorCode::AuthFailed,
+                    ErrorDomain::Rpc,
+                    "authentication failed",
+                ))
+            }
+            proc::CONNECT_SUPPORTS_FEATURE => return self.supports_feature(s, args),
+            _ => {}
+        }
+        if s.uri.is_none() {
+            let detail = match info.family {
+                Family::Hypervisor => "hypervisor connection not open",
+                _ => "connection not open",
+            };
+            return Reply::err(VirError::rpc_internal(detail));
+        }
+        self.dispatch_open(s, p, args)
+            .unwrap_or_else(|| {
+                // Any other API of the remote program: the node-device driver has none.
+                let api = info.api.unwrap_or(info.name);
+                if s.readonly && is_nodedev_write_api(p) {
+                    return Err(read_only(api));
+                }
+                Err(VirError::no_support(info.no_support_domain(), api))
+            })
+            .into()
+    }
+
+    fn disconnect(&self, s: Session) {
+        self.driver.client_gone(s.info.id);
+    }
+}
+
+/// Hypervisor-driver node-device calls that libvirt's public API refuses on read-only
+/// connections before finding they are unsupported.
+fn is_nodedev_write_api(p: i32) -> bool {
+    matches!(p, 118..=120 | 301)
+}
+
+impl RemoteProgram {
+    fn auth_list(&self, s: &mut Session) -> CallResult {
+        let t = if s.authenticated {
+            r::auth_type::NONE
+        } else {
+            r::auth_type::POLKIT
+        };
+        encode(&r::AuthListRet { types: vec![t] })
+    }
+
+    fn auth_polkit(&self, s: &mut Session) -> CallResult {
+        if self.auth != Auth::Polkit || s.authenticated {
+            return Err(VirError {
+                code: ErrorCode::InternalError as i32,
+                domain: ErrorDomain::Rpc as i32,
+                message: "Library function returned error but did not set virError".into(),
+                str1: None,
+                str2: None,
+                str3: None,
+                int1: 0,
+                int2: 0,
+            });
+        }
+        // Asking polkitd over D-Bus is not implemented yet: refuse rather than let an
+        // unprivileged client in.
+        Err(VirError::new(
+            ErrorCode::AuthFailed,
+            ErrorDomain::Rpc,
+            "access denied by policy",
+        ))
+    }
+
+    fn supports_feature(&self, s: &mut Session, args: &[u8]) -> Reply {
+        let a: r::SupportsFeatureArgs = match decode(args) {
+            Ok(a) => a,
+            Err(e) => return Reply::err(e),
+        };
+        if s.uri.is_none() && a.feature != feature::PROGRAM_KEEPALIVE {
+            return Reply::err(VirError::rpc_internal("hypervisor connection not open"));
+        }
+        let supported = matches!(
+            a.feature,
+            feature::FD_PASSING
+                | feature::PROGRAM_KEEPALIVE
+                | feature::REMOTE_EVENT_CALLBACK
+                | feature::REMOTE_CLOSE_CALLBACK
+        );
+        Reply {
+            result: encode(&r::IntRet {
+                value: supported as i32,
+            }),
+            close: false,
+            start_keepalive: a.feature == feature::PROGRAM_KEEPALIVE,
+        }
+    }
+
+    fn open(&self, s: &mut Session, args: &[u8]) -> CallResult {
+        let a: r::ConnectOpenArgs = decode(args)?;
+        if s.uri.is_some() {
+            // libvirt also forgets the connection it had.
+            s.uri = None;
+            s.readonly = s.info.readonly;
+            return Err(VirError::rpc_internal("connection already open"));
+        }
+        let Some(name) = a.name else {
+            return Err(VirError::rpc_internal("connection not open"));
+        };
+        s.uri = Some(self.accept_uri(&name)?);
+        s.readonly = s.info.readonly || a.flags & VIR_CONNECT_RO != 0;
+        Ok(Vec::new())
+    }
+
+    /// Checks a CONNECT_OPEN URI as the nodedev driver's open does, returning the URI
+    /// that CONNECT_GET_URI reports.
+    fn accept_uri(&self, name: &str) -> Result<String, VirError> {
+        let expected = if self.privileged {
+            "/system"
+        } else {
+            "/session"
+        };
+        // An empty name comes from `remote:` URIs; this daemon has only one driver.
+        if name.is_empty() {
+            return Ok(format!("nodedev://{expected}"));
+        }
+        let no_driver = |what: String| VirError::new(ErrorCode::NoConnect, ErrorDomain::None, what);
+        let Some((scheme, rest)) = name.split_once(':') else {
+            return Err(no_driver(format!(
+                "URI '{name}' does not include a driver name"
+            )));
+        };
+        if scheme != "nodedev" {
+            return Err(no_driver(name.to_owned()));
+        }
+        let (rest, query) = match rest.split_once('?') {
+            Some((r, q)) => (r, Some(q)),
+            None => (rest, None),
+        };
+        let path = if let Some(after) = rest.strip_prefix("//") {
+            let (host, path) = after.split_at(after.find('/').unwrap_or(after.len()));
+            if !host.is_empty() {
+                // The node-device driver is local only.
+                return Err(no_driver(name.to_owned()));
+            }
+            path
+        } else {
+            rest
+        };
+        let path = path.split('#').next().unwrap_or("");
+        if path != expected {
+            return Err(VirError::new(
+                ErrorCode::InternalError,
+                ErrorDomain::None,
+                format!("unexpected nodedev URI path '{path}', try nodedev://{expected}"),
+            ));
+        }
+        Ok(match query {
+            Some(q) => format!("nodedev://{expected}?{q}"),
+            None => format!("nodedev://{expected}"),
+        })
+    }
+
+    /// The procedures served once the connection is open; `None` for the rest.
+    fn dispatch_open(&self, s: &mut Session, p: i32, args: &[u8]) -> Option<CallResult> {
+        let res = match p {
+            proc::CONNECT_GET_TYPE => encode(&r::StringRet {
+                value: "nodedev".into(),
+            }),
+            proc::CONNECT_GET_URI => encode(&r::StringRet {
+                value: s.uri.clone().unwrap_or_default(),
+            }),
+            proc::CONNECT_IS_SECURE => encode(&r::IntRet { value: 1 }),
+            proc::CONNECT_GET_LIB_VERSION => encode(&r::HyperRet { value: LIB_VERSION }),
+            proc::CONNECT_REGISTER_CLOSE_CALLBACK | proc::CONNECT_UNREGISTER_CLOSE_CALLBACK => {
+                Ok(Vec::new())
+            }
+            proc::CONNECT_SET_IDENTITY => decode::<r::SetIdentityArgs>(args).map(|_| Vec::new()),
+            proc::NODE_NUM_OF_DEVICES => self.num_of_devices(args),
+            proc::NODE_LIST_DEVICES => self.list_devices(args),
+            proc::CONNECT_LIST_ALL_NODE_DEVICES => self.list_all(args),
+            proc::NODE_DEVICE_LOOKUP_BY_NAME => self.lookup_by_name(args),
+            proc::NODE_DEVICE_LOOKUP_SCSI_HOST_BY_WWN => self.lookup_scsi_host_by_wwn(args),
+            proc::NODE_DEVICE_GET_XML_DESC => self.get_xml_desc(args),
+            proc::NODE_DEVICE_GET_PARENT => self.get_parent(args),
+            proc::NODE_DEVICE_NUM_OF_CAPS => self.num_of_caps(args),
+            proc::NODE_DEVICE_LIST_CAPS => self.list_caps(args),
+            proc::NODE_DEVICE_IS_ACTIVE => self.device_int(args, |d| d.is_active()),
+            proc::NODE_DEVICE_IS_PERSISTENT => self.device_int(args, |d| d.is_persistent()),
+            proc::NODE_DEVICE_GET_AUTOSTART => {
+                // libvirt 9.0's public API refuses this one on read-only connections.
+                if s.readonly {
+                    Err(read_only("virNodeDeviceGetAutostart"))
+                } else {
+                    self.device_int(args, |d| d.autostart())
+                }
+            }
+            proc::CONNECT_NODE_DEVICE_EVENT_REGISTER_ANY => self.event_register(s, args),
+            proc::CONNECT_NODE_DEVICE_EVENT_DEREGISTER_ANY => self.event_deregister(s, args),
+            proc::NODE_DEVICE_CREATE_XML
+            | proc::NODE_DEVICE_DEFINE_XML
+            | proc::NODE_DEVICE_DESTROY
+            | proc::NODE_DEVICE_UNDEFINE
+            | proc::NODE_DEVICE_CREATE
+            | proc::NODE_DEVICE_SET_AUTOSTART => self.manage(s, p, args),
+            _ => return None,
+        };
+        Some(res)
+    }
+
+    fn num_of_devices(&self, args: &[u8]) -> CallResult {
+        let a: r::NodeNumOfDevicesArgs = decode(args)?;
+        if a.flags != 0 {
+            return Err(bad_flags(a.flags, "nodeNumOfDevices"));
+        }
+        let list = self.driver.devices();
+        let n = list
+            .iter()
+            .filter(|d| has_cap_str(d, a.cap.as_deref()))
+            .count();
+        encode(&r::IntRet { value: n as i32 })
+    }
+
+    fn list_devices(&self, args: &[u8]) -> CallResult {
+        let a: r::NodeListDevicesArgs = decode(args)?;
+        check_maxnames(
+            a.maxnames,
+            REMOTE_NODE_DEVICE_LIST_MAX,
+            "REMOTE_NODE_DEVICE_LIST_MAX",
+        )?;
+        if a.flags != 0 {
+            return Err(bad_flags(a.flags, "nodeListDevices"));
+        }
+        let list = self.driver.devices();
+        let names = list
+            .iter()
+            .filter(|d| has_cap_str(d, a.cap.as_deref()))
+            .take(a.maxnames as usize)
+            .map(|d| d.name().to_owned())
+            .collect();
+        encode(&r::NamesRet { names })
+    }
+
+    fn list_all(&self, args: &[u8]) -> CallResult {
+        let a: r::ListAllArgs = decode(args)?;
+        if a.flags & !list_flags::ALL != 0 {
+            return Err(bad_flags(a.flags, "nodeConnectListAllNodeDevices"));
+        }
+        let list = self.driver.devices();
+        let matching = list.iter().filter(|d| matches_list_flags(d, a.flags));
+        if a.need_results == 0 {
+            return encode(&r::ListAllRet {
+                devices: Vec::new(),
+                ret: matching.count() as u32,
+            });
+        }
+        let devices: Vec<r::NodeDevice> = matching
+            .map(|d| r::NodeDevice {
+                name: d.name().to_owned(),
+            })
+            .collect();
+        if devices.len() > REMOTE_NODE_DEVICE_LIST_MAX {
+            return Err(VirError::rpc_internal(format!(
+                "Too many node_devices '{}' for limit '{}'",
+                devices.len(),
+                REMOTE_NODE_DEVICE_LIST_MAX
+            )));
+        }
+        let ret = devices.len() as u32;
+        encode(&r::ListAllRet { devices, ret })
+    }
+
+    fn lookup_by_name(&self, args: &[u8]) -> CallResult {
+        let a: r::NameArgs = decode(args)?;
+        let list = self.driver.devices();
+        let dev = lookup(&list, &a.name)?;
+        encode(&r::NodeDeviceRet {
+            dev: r::NodeDevice {
+                name: dev.name().to_owned(),
+            },
+        })
+    }
+
+    fn lookup_scsi_host_by_wwn(&self, args: &[u8]) -> CallResult {
+        let a: r::LookupScsiHostByWwnArgs = decode(args)?;
+        if a.flags != 0 {
+            return Err(bad_flags(a.flags, "nodeDeviceLookupSCSIHostByWWN"));
+        }
+        let list = self.driver.devices();
+        let found = list
+            .iter()
+            .find(|d| d.scsi_host_wwns() == Some((a.wwnn.as_str(), a.wwpn.as_str())));
+        match found {
+            Some(d) => encode(&r::NodeDeviceRet {
+                dev: r::NodeDevice {
+                    name: d.name().to_owned(),
+                },
+            }),
+            // libvirt 9.0's driver fails here without reporting an error.
+            None => Err(VirError::unknown_cause()),
+        }
+    }
+
+    fn get_xml_desc(&self, args: &[u8]) -> CallResult {
+        let a: r::NameFlagsArgs = decode(args)?;
+        if a.flags != 0 {
+            return Err(bad_flags(a.flags, "nodeDeviceGetXMLDesc"));
+        }
+        let list = self.driver.devices();
+        let dev = lookup(&list, &a.name)?;
+        encode(&r::StringRet {
+            value: dev.to_xml(),
+        })
+    }
+
+    fn get_parent(&self, args: &[u8]) -> CallResult {
+        let a: r::NameArgs = decode(args)?;
+        let list = self.driver.devices();
+        let dev = lookup(&list, &a.name)?;
+        encode(&r::OptStringRet {
+            value: dev.parent().map(str::to_owned),
+        })
+    }
+
+    fn num_of_caps(&self, args: &[u8]) -> CallResult {
+        let a: r::NameArgs = decode(args)?;
+        let list = self.driver.devices();
+        let dev = lookup(&list, &a.name)?;
+        encode(&r::IntRet {
+            value: dev.caps().len() as i32,
+        })
+    }
+
+    fn list_caps(&self, args: &[u8]) -> CallResult {
+        let a: r::ListCapsArgs = decode(args)?;
+        check_maxnames(
+            a.maxnames,
+            REMOTE_NODE_DEVICE_CAPS_LIST_MAX,
+            "REMOTE_NODE_DEVICE_CAPS_LIST_MAX",
+        )?;
+        let list = self.driver.devices();
+        let dev = lookup(&list, &a.name)?;
+        let names = dev
+            .caps()
+            .into_iter()
+            .take(a.maxnames as usize)
+            .map(|c| c.name().to_owned())
+            .collect();
+        encode(&r::NamesRet { names })
+    }
+
+    fn device_int(&self, args: &[u8], f: impl Fn(&Device) -> bool) -> CallResult {
+        let a: r::NameArgs = decode(args)?;
+        let list = self.driver.devices();
+        let dev = lookup(&list, &a.name)?;
+        encode(&r::IntRet {
+            value: f(dev) as i32,
+        })
+    }
+
+    fn event_register(&self, s: &mut Session, args: &[u8]) -> CallResult {
+        let a: r::EventRegisterAnyArgs = decode(args)?;
+        if !matches!(
+            a.event_id,
+            protocol::event_id::LIFECYCLE | protocol::event_id::UPDATE
+        ) {
+            return Err(VirError::rpc_internal(format!(
+                "unsupported node device event ID {}",
+                a.event_id
+            )));
+        }
+        let id = self.driver.register_callback(
+            s.info.id,
+            a.event_id,
+            a.dev.map(|d| d.name),
+            s.events.clone(),
+        );
+        encode(&r::IntRet { value: id })
+    }
+
+    fn event_deregister(&self, s: &mut Session, args: &[u8]) -> CallResult {
+        let a: r::EventDeregisterAnyArgs = decode(args)?;
+        if !self.driver.deregister_callback(s.info.id, a.callback_id) {
+            return Err(VirError::rpc_internal(format!(
+                "node device event callback {} not registered",
+                a.callback_id
+            )));
+        }
+        Ok(Vec::new())
+    }
+
+    /// The calls that change devices. Mediated devices and vHBAs are not managed yet,
+    /// so after libvirt's checks every device is one the driver cannot change.
+    fn manage(&self, s: &mut Session, p: i32, args: &[u8]) -> CallResult {
+        let api = procedure(p).and_then(|i| i.api).unwrap_or("");
+        if s.readonly {
+            return Err(read_only(api));
+        }
+        let list = self.driver.devices();
+        let unsupported = || {
+            VirError::new(
+                ErrorCode::ConfigUnsupported,
+                ErrorDomain::NodeDev,
+                "Unsupported device type",
+            )
+        };
+        match p {
+            proc::NODE_DEVICE_CREATE_XML | proc::NODE_DEVICE_DEFINE_XML => {
+                let a: r::XmlFlagsArgs = decode(args)?;
+                let function = if p == proc::NODE_DEVICE_CREATE_XML {
+                    "nodeDeviceCreateXML"
+                } else {
+                    "nodeDeviceDefineXML"
+                };
+                // VIR_NODE_DEVICE_CREATE_XML_VALIDATE / VIR_NODE_DEVICE_DEFINE_XML_VALIDATE
+                if a.flags & !1 != 0 {
+                    return Err(bad_flags(a.flags, function));
+                }
+                Err(unsupported())
+            }
+            proc::NODE_DEVICE_DESTROY => {
+                let a: r::NameArgs = decode(args)?;
+                lookup(&list, &a.name)?;
+                Err(unsupported())
+            }
+            proc::NODE_DEVICE_UNDEFINE | proc::NODE_DEVICE_CREATE => {
+                let a: r::NameFlagsArgs = decode(args)?;
+                let function = if p == proc::NODE_DEVICE_UNDEFINE {
+                    "nodeDeviceUndefine"
+                } else {
+                    "nodeDeviceCreate"
+                };
+                if a.flags != 0 {
+                    return Err(bad_flags(a.flags, function));
+                }
+                let dev = lookup(&list, &a.name)?;
+                if p == proc::NODE_DEVICE_CREATE && dev.is_active() {
+                    return Err(VirError::new(
+                        ErrorCode::OperationInvalid,
+                        ErrorDomain::NodeDev,
+                        "Device is already active",
+                    ));
+                }
+                Err(unsupported())
+            }
+            _ => {
+                let a: r::SetAutostartArgs = decode(args)?;
+                lookup(&list, &a.name)?;
+                Err(VirError::new(
+                    ErrorCode::OperationUnsupported,
+                    ErrorDomain::NodeDev,
+                    "Unsupported device type",
+                ))
+            }
+        }
+    }
+}
+
+fn check_maxnames(maxnames: i32, max: usize, what: &str) -> Result<(), VirError> {
+    if maxnames < 0 {
+        return Err(VirError::rpc("maxnames must be non-negative"));
+    }
+    if maxnames as usize > max {
+        return Err(VirError::rpc(format!("maxnames > {what}")));
+    }
+    Ok(())
+}
+
+/// NUM_OF_DEVICES / LIST_DEVICES filter: no cap, or a capability the device has
+/// (nested ones included); unknown names match nothing.
+fn has_cap_str(d: &Device, cap: Option<&str>) -> bool {
+    match cap {
+        None => true,
+        Some(c) => CapType::from_name(c).is_some_and(|c| d.has_cap(c)),
+    }
+}
+
+/// virNodeDeviceMatch: any requested capability, and one of the requested states.
+fn matches_list_flags(d: &Device, flags: u32) -> bool {
+    let caps = flags & list_flags::CAP_MASK;
+    if caps != 0
+        && !ALL_CAPS
+            .iter()
+            .any(|&c| caps & c.list_flag() != 0 && d.has_cap(c))
+    {
+        return false;
+    }
+    let states = flags & (list_flags::ACTIVE | list_flags::INACTIVE);
+    if states != 0 {
+        let want = if d.is_active() {
+            list_flags::ACTIVE
+        } else {
+            list_flags::INACTIVE
+        };
+        if states & want == 0 {
+            return false;
+        }
+    }
+    true
+}
+
+const ALL_CAPS: [CapType; 22] = [
+    CapType::System,
+    CapType::Pci,
+    CapType::UsbDev,
+    CapType::UsbInterface,
+    CapType::Net,
+    CapType::ScsiHost,
+    CapType::ScsiTarget,
+    CapType::Scsi,
+    CapType::Storage,
+    CapType::FcHost,
+    CapType::Vports,
+    CapType::ScsiGeneric,
+    CapType::Drm,
+    CapType::MdevTypes,
+    CapType::Mdev,
+    CapType::CcwDev,
+    CapType::CssDev,
+    CapType::Vdpa,
+    CapType::ApCard,
+    CapType::ApQueue,
+    CapType::ApMatrix,
+    CapType::Vpd,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn program(privileged: bool) -> RemoteProgram {
+        RemoteProgram {
+            driver: Arc::new(Driver::new(nodedev::HostRoot::new("/nonexistent"))),
+            auth: Auth::None,
+            privileged,
+        }
+    }
+
+    #[test]
+    fn open_accepts_system_uris_as_libvirt_does() {
+        let p = program(true);
+        assert_eq!(
+            p.accept_uri("nodedev:///system").unwrap(),
+            "nodedev:///system"
+        );
+        assert_eq!(
+            p.accept_uri("nodedev:/system").unwrap(),
+            "nodedev:///system"
+        );
+        assert_eq!(
+            p.accept_uri("nodedev:///system?foo=bar").unwrap(),
+            "nodedev:///system?foo=bar"
+        );
+        assert_eq!(
+            p.accept_uri("nodedev:///session").unwrap_err().message,
+            "internal error: unexpected nodedev URI path '/session', try nodedev:///system"
+        );
+        assert_eq!(
+            p.accept_uri("bogus:///system").unwrap_err().message,
+            "no connection driver available for bogus:///system"
+        );
+        assert_eq!(
+            p.accept_uri("nodedev").unwrap_err().message,
+            "no connection driver available for URI 'nodedev' does not include a driver name"
+        );
+        assert_eq!(
+            p.accept_uri("NODEDEV:///system").unwrap_err().code,
+            ErrorCode::NoConnect as i32
+        );
+    }
+
+    #[test]
+    fn maxnames_limits_give_rpc_errors() {
+        assert_eq!(
+            check_maxnames(65537, 65536, "REMOTE_NODE_DEVICE_LIST_MAX")
+                .unwrap_err()
+                .message,
+            "maxnames > REMOTE_NODE_DEVICE_LIST_MAX"
+        );
+        assert!(check_maxnames(-1, 65536, "X").is_err());
+        assert!(check_maxnames(65536, 65536, "X").is_ok());
+    }
+}
