@@ -2,6 +2,7 @@
 //! the keepalive program and the per-connection loop. Generic over the programs served;
 //! nothing here knows about node devices.
 
+pub mod client;
 pub mod error;
 pub mod header;
 pub mod server;
