@@ -11,6 +11,9 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::ConfError;
+use crate::log::{
+    check_log_level, parse_log_filters, parse_log_outputs, LogFilter, LogOutput, LogPriority,
+};
 use crate::parser::Conf;
 
 /// The daemon's name, used for its config file name.
@@ -431,6 +434,16 @@ impl DaemonConfig {
         })
     }
 
+    /// Checks the logging keys in `virDaemonSetupLogging()`'s order (level,
+    /// filters, outputs); see [`crate::log`] for how libvirt reports a failure.
+    pub fn logging(&self) -> Result<LoggingConfig, ConfError> {
+        Ok(LoggingConfig {
+            level: check_log_level(self.log_level)?,
+            filters: parse_log_filters(self.log_filters.as_deref().unwrap_or(""))?,
+            outputs: parse_log_outputs(self.log_outputs.as_deref().unwrap_or(""))?,
+        })
+    }
+
     /// Checks `host_uuid_source` as `daemonSetupHostUUID()` does; only
     /// meaningful when `host_uuid` is unset (it takes precedence and the
     /// source is then not looked at). On an unknown source libvirt logs
@@ -442,6 +455,17 @@ impl DaemonConfig {
             Some(other) => Err(ConfError::Logged(format!("invalid UUID source: {other}"))),
         }
     }
+}
+
+/// The checked logging settings, see [`DaemonConfig::logging`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggingConfig {
+    /// `log_level`; `None` when unset (0).
+    pub level: Option<LogPriority>,
+    /// `log_filters`, parsed.
+    pub filters: Vec<LogFilter>,
+    /// `log_outputs`, parsed; empty means the daemon picks its default output.
+    pub outputs: Vec<LogOutput>,
 }
 
 /// Socket permission bits, as `virStrToLong_i(.., 8, ..)` produced them.
@@ -836,6 +860,23 @@ mod tests {
             DaemonConfig::defaults(true).host_uuid_source().unwrap(),
             HostUuidSource::Smbios
         );
+    }
+
+    #[test]
+    fn logging_settings_are_checked_level_first() {
+        let d = load("log_level = 5\nlog_outputs = \"9:stderr\"").unwrap();
+        assert_eq!(
+            d.logging().unwrap_err().to_string(),
+            "invalid argument: Failed to set logging priority, argument '5' is invalid"
+        );
+        let d = load("log_filters = \"1:node_device\"\nlog_outputs = \"1:stderr\"").unwrap();
+        let l = d.logging().unwrap();
+        assert_eq!((l.level, l.filters.len(), l.outputs.len()), (None, 1, 1));
+        assert!(DaemonConfig::defaults(true)
+            .logging()
+            .unwrap()
+            .outputs
+            .is_empty());
     }
 
     #[test]

@@ -8,6 +8,8 @@ use std::fmt;
 pub mod code {
     /// `VIR_ERR_INTERNAL_ERROR`: the `virConfGetValue*` type and range errors.
     pub const INTERNAL_ERROR: i32 = 1;
+    /// `VIR_ERR_INVALID_ARG`: bad `log_level`, `log_filters` or `log_outputs`.
+    pub const INVALID_ARG: i32 = 8;
     /// `VIR_ERR_CONF_SYNTAX`: every parser error, and a list holding a
     /// non-string where a string list is expected.
     pub const CONF_SYNTAX: i32 = 33;
@@ -128,6 +130,12 @@ pub enum ConfError {
     /// `VIR_ERR_CONFIG_UNSUPPORTED`: `unsupported configuration: DETAIL`.
     #[error("unsupported configuration: {0}")]
     Unsupported(String),
+    /// `VIR_ERR_INVALID_ARG` from virlog.c (domain `VIR_FROM_NONE`):
+    /// `invalid argument: DETAIL`. The daemon reports these through
+    /// `virDispatchError()` as `libvirt:  error : invalid argument: ...`
+    /// on stderr (two spaces: the domain name is empty) and exits 1.
+    #[error("invalid argument: {0}")]
+    InvalidArg(String),
     /// Something libvirt's daemon only logs with `VIR_ERROR` after loading
     /// the file (a bad socket mode, an unknown `host_uuid_source`); there
     /// is no `virError`, so [`ConfError::code`] and [`ConfError::domain`]
@@ -152,6 +160,7 @@ impl ConfError {
         match self {
             ConfError::Syntax { .. } | ConfError::SyntaxDetail(_) => code::CONF_SYNTAX,
             ConfError::Internal(_) => code::INTERNAL_ERROR,
+            ConfError::InvalidArg(_) => code::INVALID_ARG,
             ConfError::Unsupported(_) => code::CONFIG_UNSUPPORTED,
             ConfError::System { .. } => code::SYSTEM_ERROR,
             ConfError::Logged(_) => 0,
@@ -161,7 +170,9 @@ impl ConfError {
     /// libvirt's `virErrorDomain` for this error.
     pub fn domain(&self) -> i32 {
         match self {
-            ConfError::System { .. } | ConfError::Logged(_) => domain::NONE,
+            ConfError::System { .. } | ConfError::InvalidArg(_) | ConfError::Logged(_) => {
+                domain::NONE
+            }
             _ => domain::CONF,
         }
     }

@@ -6,11 +6,14 @@
 //!   virtnodedevd, with libvirt's defaults and load-time checks.
 //! - [`ConfError`]: libvirt's `(code, domain, message)` for every failure;
 //!   its docs say what the daemon prints and how it exits.
+//! - [`log`]: `log_level`, `log_filters` and `log_outputs` checked as
+//!   virlog.c checks them when the daemon sets up logging.
 //!
 //! [`SHIPPED_CONF`] is our commented `virtnodedevd.conf`, for packaging.
 
 pub mod daemon;
 mod error;
+pub mod log;
 mod parser;
 
 pub use error::{code, domain, ConfError, SyntaxError};
