@@ -318,7 +318,8 @@ pub(crate) fn dynamic_caps(root: &HostRoot, syspath: &Path, cap: &mut PciCap) ->
         .join(cap.addr.to_sysfs_name());
     let grp_link = bus_dir.join("iommu_group");
     if std::fs::symlink_metadata(&grp_link).is_ok_and(|m| m.file_type().is_symlink()) {
-        let Some(num) = std::fs::read_link(&grp_link).ok().and_then(|t| {
+        // virFileResolveLink canonicalizes: a dangling link fails the device.
+        let Some(num) = root.canonicalize(&grp_link).and_then(|t| {
             t.file_name()
                 .and_then(|n| n.to_str().and_then(|n| parse_ui(n, 10)))
         }) else {

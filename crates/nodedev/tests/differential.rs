@@ -1,0 +1,172 @@
+//! Differential test against Debian's libvirt 9.0: start the reference
+//! daemon over a fakesys tree and compare every `nodedev-dumpxml` and
+//! `nodedev-list --tree` with ours. Skips (with a note) unless run as root
+//! with libvirtd, virsh and the reference-libvirtd tool available.
+
+mod common;
+
+use std::process::Command;
+
+const TOOL: &str = "/work/shared/tools/reference-libvirtd";
+
+fn skip_reason() -> Option<&'static str> {
+    // SAFETY-free check of the effective uid through /proc.
+    let uid0 = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false);
+    if !uid0 {
+        return Some("not root");
+    }
+    for p in ["/usr/sbin/libvirtd", "/usr/bin/virsh", TOOL] {
+        if !std::path::Path::new(p).exists() {
+            return Some("libvirtd/virsh/reference tool missing");
+        }
+    }
+    None
+}
+
+struct Reference {
+    dir: std::path::PathBuf,
+    uri: String,
+}
+
+impl Reference {
+    fn start(dir: &std::path::Path, fake: &std::path::Path) -> Reference {
+        let out = Command::new(TOOL)
+            .arg("start")
+            .arg(dir)
+            .arg(fake)
+            .output()
+            .expect("start reference");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let uri = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        Reference {
+            dir: dir.to_path_buf(),
+            uri,
+        }
+    }
+
+    fn virsh(&self, args: &[&str]) -> String {
+        let out = Command::new("virsh")
+            .arg("-c")
+            .arg(&self.uri)
+            .args(args)
+            .output()
+            .expect("virsh");
+        assert!(
+            out.status.success(),
+            "virsh {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+impl Drop for Reference {
+    fn drop(&mut self) {
+        let _ = Command::new(TOOL).arg("stop").arg(&self.dir).status();
+    }
+}
+
+/// virsh's `vshTreePrint` over (name, parent) pairs sorted by name.
+fn tree(devs: &[(String, Option<String>)]) -> String {
+    fn walk(
+        devs: &[(String, Option<String>)],
+        id: usize,
+        last: Option<usize>,
+        root: bool,
+        indent: &mut String,
+        out: &mut String,
+    ) {
+        let name = &devs[id].0;
+        out.push_str(&format!(
+            "{}{}{}\n",
+            indent,
+            if root { "" } else { "+- " },
+            name
+        ));
+        if !root {
+            indent.push(if Some(id) == last { ' ' } else { '|' });
+            indent.push(' ');
+        }
+        let children: Vec<usize> = (0..devs.len())
+            .filter(|&i| devs[i].1.as_deref() == Some(name.as_str()))
+            .collect();
+        let next_last = children.last().copied();
+        if next_last.is_some() {
+            out.push_str(&format!("{indent}  |\n"));
+        }
+        indent.push_str("  ");
+        for c in children {
+            walk(devs, c, next_last, false, indent, out);
+        }
+        indent.truncate(indent.len() - 2);
+        if next_last.is_none() && Some(id) == last {
+            out.push_str(&format!("{indent}\n"));
+        }
+        if !root {
+            indent.truncate(indent.len() - 2);
+        }
+    }
+    let mut out = String::new();
+    for i in 0..devs.len() {
+        if devs[i].1.is_none() {
+            let mut indent = String::new();
+            walk(devs, i, None, true, &mut indent, &mut out);
+        }
+    }
+    out
+}
+
+#[test]
+fn fake_host_matches_libvirt_9_0() {
+    if let Some(why) = skip_reason() {
+        eprintln!("NOTE: differential test skipped: {why}");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let fake = tmp.path().join("root");
+    common::build_host(&fake);
+    let refdir = std::path::PathBuf::from(format!("/tmp/ref-nodedev-diff-{}", std::process::id()));
+    let reference = Reference::start(&refdir, &fake);
+
+    let root = nodedev::HostRoot::new(&fake);
+    let mut ours = nodedev::enumerate(&root);
+    ours.sort_by(|a, b| a.name().cmp(b.name()));
+
+    let names = reference.virsh(&["nodedev-list"]);
+    let ref_names: Vec<&str> = names.lines().filter(|l| !l.is_empty()).collect();
+    let our_names: Vec<&str> = ours.iter().map(|d| d.name()).collect();
+    assert_eq!(our_names, ref_names, "device lists differ");
+
+    let mut failures = Vec::new();
+    for d in &mut ours {
+        d.refresh(&root);
+        let theirs = reference.virsh(&["nodedev-dumpxml", d.name()]);
+        let mine = format!("{}\n", d.to_xml());
+        if mine != theirs {
+            failures.push(format!(
+                "--- {}\nreference:\n{theirs}\nours:\n{mine}",
+                d.name()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    let pairs: Vec<(String, Option<String>)> = ours
+        .iter()
+        .map(|d| (d.name().to_string(), d.parent().map(str::to_string)))
+        .collect();
+    let their_tree = reference.virsh(&["nodedev-list", "--tree"]);
+    // virsh ends the tree with one more empty line.
+    assert_eq!(format!("{}\n", tree(&pairs)), their_tree);
+}

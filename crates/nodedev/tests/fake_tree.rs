@@ -1,0 +1,169 @@
+//! Discovery over a fakesys tree, checked against expected XML (which the
+//! differential test confirmed against libvirt 9.0).
+
+mod common;
+
+fn devices() -> (tempfile::TempDir, Vec<nodedev::Device>) {
+    let tmp = tempfile::tempdir().unwrap();
+    common::build_host(tmp.path());
+    let root = nodedev::HostRoot::new(tmp.path());
+    let mut devs = nodedev::enumerate(&root);
+    devs.sort_by(|a, b| a.name().cmp(b.name()));
+    (tmp, devs)
+}
+
+fn find<'a>(devs: &'a [nodedev::Device], name: &str) -> &'a nodedev::Device {
+    devs.iter()
+        .find(|d| d.name() == name)
+        .unwrap_or_else(|| panic!("{name} missing"))
+}
+
+#[test]
+fn unsupported_devices_are_skipped_like_libvirt() {
+    let (_t, devs) = devices();
+    let names: Vec<&str> = devs.iter().map(|d| d.name()).collect();
+    assert_eq!(
+        names,
+        [
+            "block_sda_QEMU_HARDDISK_QM00001",
+            "block_vdz",
+            "computer",
+            "net_fketh0_52_54_00_aa_bb_cc",
+            "net_fkorph0_52_54_00_00_00_02",
+            "net_fkveth0_aa_bb_cc_dd_ee_ff",
+            "net_fkwlan0_aa_bb_cc_dd_ee_01",
+            "pci_0000_00_00_0",
+            "pci_0000_00_05_0",
+            "pci_0000_00_1c_0",
+            "pci_0000_00_1f_2",
+            "pci_0000_01_00_0",
+        ]
+    );
+}
+
+#[test]
+fn children_of_a_pci_device_without_config_go_to_computer() {
+    let (_t, devs) = devices();
+    assert_eq!(
+        find(&devs, "net_fkorph0_52_54_00_00_00_02").parent(),
+        Some("computer")
+    );
+    assert_eq!(
+        find(&devs, "net_fketh0_52_54_00_aa_bb_cc").parent(),
+        Some("pci_0000_01_00_0")
+    );
+    assert_eq!(
+        find(&devs, "pci_0000_01_00_0").parent(),
+        Some("pci_0000_00_1c_0")
+    );
+    assert_eq!(find(&devs, "computer").parent(), None);
+}
+
+#[test]
+fn computer_shows_dmi_data_escaped() {
+    let (_t, devs) = devices();
+    let c = find(&devs, "computer");
+    assert!(c.is_active() && c.is_persistent() && c.autostart());
+    assert_eq!(
+        c.to_xml(),
+        "<device>
+  <name>computer</name>
+  <capability type='system'>
+    <product>Fake Machine &lt;X1&gt;</product>
+    <hardware>
+      <vendor>Fake &amp; Co</vendor>
+      <version>1.0</version>
+      <serial>SER-123</serial>
+      <uuid>4c4c4544-0042-3510-8056-b3c04f4d3132</uuid>
+    </hardware>
+    <firmware>
+      <vendor>FakeBIOS</vendor>
+      <version>2.3.4</version>
+      <release_date>01/02/2023</release_date>
+    </firmware>
+  </capability>
+</device>
+"
+    );
+}
+
+#[test]
+fn pcie_bridge_and_endpoint_show_links_iommu_and_numa() {
+    let (_t, devs) = devices();
+    let port = find(&devs, "pci_0000_00_1c_0");
+    assert_eq!(
+        port.to_xml(),
+        "<device>
+  <name>pci_0000_00_1c_0</name>
+  <path>/sys/devices/pci0000:00/0000:00:1c.0</path>
+  <parent>computer</parent>
+  <driver>
+    <name>pcieport</name>
+  </driver>
+  <capability type='pci'>
+    <class>0x060400</class>
+    <domain>0</domain>
+    <bus>0</bus>
+    <slot>28</slot>
+    <function>0</function>
+    <product id='0x2948'/>
+    <vendor id='0x8086'/>
+    <capability type='pci-bridge'/>
+    <pci-express>
+      <link validity='cap' port='1' speed='8' width='8'/>
+      <link validity='sta' speed='5' width='4'/>
+    </pci-express>
+  </capability>
+</device>
+"
+    );
+    let nic = find(&devs, "pci_0000_01_00_0");
+    let x = nic.to_xml();
+    assert!(x.contains(
+        "    <iommuGroup number='7'>
+      <address domain='0x0000' bus='0x01' slot='0x00' function='0x0'/>
+    </iommuGroup>
+    <numa node='0'/>
+"
+    ));
+    assert_eq!(nic.caps(), vec![nodedev::CapType::Pci]);
+}
+
+#[test]
+fn disk_uses_udev_database_properties_and_links() {
+    let (_t, devs) = devices();
+    let d = find(&devs, "block_sda_QEMU_HARDDISK_QM00001");
+    assert_eq!(
+        d.to_xml(),
+        "<device>
+  <name>block_sda_QEMU_HARDDISK_QM00001</name>
+  <path>/sys/devices/pci0000:00/0000:00:1f.2/block/sda</path>
+  <devnode type='dev'>/dev/sda</devnode>
+  <devnode type='link'>/dev/disk/by-id/ata-QEMU_HARDDISK_QM00001</devnode>
+  <devnode type='link'>/dev/disk/by-path/pci-0000:00:1f.2-ata-1</devnode>
+  <parent>pci_0000_00_1f_2</parent>
+  <capability type='storage'>
+    <block>/dev/sda</block>
+    <bus>ata</bus>
+    <drive_type>disk</drive_type>
+    <model>QEMU HARDDISK</model>
+    <vendor>0x8086</vendor>
+    <serial>QEMU_HARDDISK_QM00001</serial>
+    <size>1073741824</size>
+    <logical_block_size>512</logical_block_size>
+    <num_blocks>2097152</num_blocks>
+  </capability>
+</device>
+"
+    );
+}
+
+#[test]
+fn net_link_state_and_subtype() {
+    let (_t, devs) = devices();
+    let x = find(&devs, "net_fkwlan0_aa_bb_cc_dd_ee_01").to_xml();
+    assert!(x.contains("<link state='dormant'/>"));
+    assert!(x.contains("<capability type='80211'/>"));
+    let x = find(&devs, "net_fketh0_52_54_00_aa_bb_cc").to_xml();
+    assert!(x.contains("<link speed='1000' state='up'/>"));
+}
