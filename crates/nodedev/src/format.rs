@@ -227,6 +227,47 @@ fn format_storage(b: &mut XmlBuf, s: &StorageCap) {
     }
 }
 
+fn format_usb_dev(b: &mut XmlBuf, u: &UsbDevCap) {
+    b.line(&format!("<bus>{}</bus>", u.bus as i32));
+    b.line(&format!("<device>{}</device>", u.device as i32));
+    match &u.product_name {
+        Some(n) => b.line(&format!(
+            "<product id='0x{:04x}'>{}</product>",
+            u.product,
+            escape(n)
+        )),
+        None => b.line(&format!("<product id='0x{:04x}' />", u.product)),
+    }
+    match &u.vendor_name {
+        Some(n) => b.line(&format!(
+            "<vendor id='0x{:04x}'>{}</vendor>",
+            u.vendor,
+            escape(n)
+        )),
+        None => b.line(&format!("<vendor id='0x{:04x}' />", u.vendor)),
+    }
+}
+
+fn format_scsi_host(b: &mut XmlBuf, h: &ScsiHostCap) {
+    b.line(&format!("<host>{}</host>", h.host as i32));
+    if h.unique_id != -1 {
+        b.line(&format!("<unique_id>{}</unique_id>", h.unique_id));
+    }
+    if let Some(fc) = &h.fc_host {
+        b.open("<capability type='fc_host'>");
+        b.elem("wwnn", &fc.wwnn);
+        b.elem("wwpn", &fc.wwpn);
+        b.opt_elem("fabric_wwn", fc.fabric_wwn.as_deref());
+        b.close("</capability>");
+    }
+    if let Some((max, used)) = h.vport_ops {
+        b.open("<capability type='vport_ops'>");
+        b.line(&format!("<max_vports>{max}</max_vports>"));
+        b.line(&format!("<vports>{used}</vports>"));
+        b.close("</capability>");
+    }
+}
+
 /// Format a device exactly as libvirt 9.0's `virNodeDeviceDefFormat`.
 pub fn device_to_xml(d: &Device) -> String {
     let mut b = XmlBuf::new();
@@ -252,6 +293,33 @@ pub fn device_to_xml(d: &Device) -> String {
             Cap::Pci(p) => format_pci(&mut b, p),
             Cap::Net(n) => format_net(&mut b, n),
             Cap::Storage(s) => format_storage(&mut b, s),
+            Cap::UsbDev(u) => format_usb_dev(&mut b, u),
+            Cap::UsbInterface(u) => {
+                b.line(&format!("<number>{}</number>", u.number as i32));
+                b.line(&format!("<class>{}</class>", u.class as i32));
+                b.line(&format!("<subclass>{}</subclass>", u.subclass as i32));
+                b.line(&format!("<protocol>{}</protocol>", u.protocol as i32));
+                b.opt_elem("description", u.description.as_deref());
+            }
+            Cap::ScsiHost(h) => format_scsi_host(&mut b, h),
+            Cap::Scsi(s) => {
+                b.line(&format!("<host>{}</host>", s.host as i32));
+                b.line(&format!("<bus>{}</bus>", s.bus as i32));
+                b.line(&format!("<target>{}</target>", s.target as i32));
+                b.line(&format!("<lun>{}</lun>", s.lun as i32));
+                b.opt_elem("type", s.scsi_type.as_deref());
+            }
+            Cap::ScsiTarget(t) => {
+                b.elem("target", &t.name);
+                if let Some((rport, wwpn)) = &t.fc_remote_port {
+                    b.open("<capability type='fc_remote_port'>");
+                    b.line(&format!("<rport>{rport}</rport>"));
+                    b.line(&format!("<wwpn>{wwpn}</wwpn>"));
+                    b.close("</capability>");
+                }
+            }
+            Cap::ScsiGeneric(p) => b.elem("char", p),
+            Cap::Drm(t) => b.elem("type", t),
         }
         b.close("</capability>");
     }

@@ -263,6 +263,59 @@ pub struct StorageCap {
     pub num_blocks: u64,
 }
 
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UsbDevCap {
+    pub bus: u32,
+    pub device: u32,
+    pub vendor: u32,
+    pub product: u32,
+    pub vendor_name: Option<String>,
+    pub product_name: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UsbIfCap {
+    pub number: u32,
+    pub class: u32,
+    pub subclass: u32,
+    pub protocol: u32,
+    pub description: Option<String>,
+}
+
+/// Fibre Channel data of an FC-capable scsi_host.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FcHost {
+    pub wwnn: String,
+    pub wwpn: String,
+    pub fabric_wwn: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScsiHostCap {
+    pub host: u32,
+    /// -1 when unknown.
+    pub unique_id: i32,
+    pub fc_host: Option<FcHost>,
+    /// `(max_vports, vports)` when vport operations are possible.
+    pub vport_ops: Option<(i32, i32)>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScsiCap {
+    pub host: u32,
+    pub bus: u32,
+    pub target: u32,
+    pub lun: u32,
+    pub scsi_type: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScsiTargetCap {
+    pub name: String,
+    /// `(rport, wwpn)` when the target sits behind an FC remote port.
+    pub fc_remote_port: Option<(String, String)>,
+}
+
 /// One capability with its data (libvirt's `virNodeDevCapData`).
 /// Other capability kinds (usb, scsi, drm, mdev, ccw, ap, vdpa ...) get
 /// their own variants here.
@@ -272,6 +325,15 @@ pub enum Cap {
     Pci(Box<PciCap>),
     Net(Box<NetCap>),
     Storage(Box<StorageCap>),
+    UsbDev(Box<UsbDevCap>),
+    UsbInterface(Box<UsbIfCap>),
+    ScsiHost(Box<ScsiHostCap>),
+    Scsi(Box<ScsiCap>),
+    ScsiTarget(Box<ScsiTargetCap>),
+    /// The `/dev/sgN` path.
+    ScsiGeneric(String),
+    /// DRM minor type: "primary", "control" or "render".
+    Drm(&'static str),
 }
 
 impl Cap {
@@ -281,6 +343,13 @@ impl Cap {
             Cap::Pci(_) => CapType::Pci,
             Cap::Net(_) => CapType::Net,
             Cap::Storage(_) => CapType::Storage,
+            Cap::UsbDev(_) => CapType::UsbDev,
+            Cap::UsbInterface(_) => CapType::UsbInterface,
+            Cap::ScsiHost(_) => CapType::ScsiHost,
+            Cap::Scsi(_) => CapType::Scsi,
+            Cap::ScsiTarget(_) => CapType::ScsiTarget,
+            Cap::ScsiGeneric(_) => CapType::ScsiGeneric,
+            Cap::Drm(_) => CapType::Drm,
         }
     }
 }
@@ -350,10 +419,17 @@ impl Device {
         let mut out = Vec::with_capacity(self.caps.len() + 1);
         for c in &self.caps {
             out.push(c.cap_type());
-            if let Cap::Pci(p) = c {
-                if !p.mdev_types.is_empty() {
-                    out.push(CapType::MdevTypes);
+            match c {
+                Cap::Pci(p) if !p.mdev_types.is_empty() => out.push(CapType::MdevTypes),
+                Cap::ScsiHost(h) => {
+                    if h.fc_host.is_some() {
+                        out.push(CapType::FcHost);
+                    }
+                    if h.vport_ops.is_some() {
+                        out.push(CapType::Vports);
+                    }
                 }
+                _ => {}
             }
         }
         out
@@ -396,6 +472,12 @@ impl Device {
 
     /// `(wwnn, wwpn)` of an fc_host capable scsi_host.
     pub fn scsi_host_wwns(&self) -> Option<(&str, &str)> {
-        None
+        self.caps.iter().find_map(|c| match c {
+            Cap::ScsiHost(h) => h
+                .fc_host
+                .as_ref()
+                .map(|f| (f.wwnn.as_str(), f.wwpn.as_str())),
+            _ => None,
+        })
     }
 }

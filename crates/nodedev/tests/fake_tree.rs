@@ -28,15 +28,27 @@ fn unsupported_devices_are_skipped_like_libvirt() {
             "block_sda_QEMU_HARDDISK_QM00001",
             "block_vdz",
             "computer",
+            "drm_card0",
+            "drm_renderD128",
             "net_fketh0_52_54_00_aa_bb_cc",
             "net_fkorph0_52_54_00_00_00_02",
             "net_fkveth0_aa_bb_cc_dd_ee_ff",
             "net_fkwlan0_aa_bb_cc_dd_ee_01",
             "pci_0000_00_00_0",
+            "pci_0000_00_02_0",
             "pci_0000_00_05_0",
+            "pci_0000_00_10_0",
+            "pci_0000_00_14_0",
             "pci_0000_00_1c_0",
             "pci_0000_00_1f_2",
             "pci_0000_01_00_0",
+            "scsi_2_0_0_0",
+            "scsi_generic_sg0",
+            "scsi_host2",
+            "scsi_target2_0_0",
+            "usb_1_0_1_0",
+            "usb_1_1_1_0",
+            "usb_usb1",
         ]
     );
 }
@@ -166,4 +178,36 @@ fn net_link_state_and_subtype() {
     assert!(x.contains("<capability type='80211'/>"));
     let x = find(&devs, "net_fketh0_52_54_00_aa_bb_cc").to_xml();
     assert!(x.contains("<link speed='1000' state='up'/>"));
+}
+
+#[test]
+fn usb_interface_of_a_dropped_usb_device_hangs_off_the_hub() {
+    let (_t, devs) = devices();
+    assert_eq!(find(&devs, "usb_1_1_1_0").parent(), Some("usb_usb1"));
+    let x = find(&devs, "usb_usb1").to_xml();
+    assert!(x.contains("<product id='0x0003'>xHCI Host Controller</product>"));
+    assert!(x.contains("<vendor id='0x1d6b'>Linux Foundation</vendor>"));
+}
+
+#[test]
+fn scsi_chain_and_drm_types() {
+    let (_t, devs) = devices();
+    assert_eq!(
+        find(&devs, "scsi_generic_sg0").parent(),
+        Some("scsi_2_0_0_0")
+    );
+    assert_eq!(
+        find(&devs, "scsi_2_0_0_0").parent(),
+        Some("scsi_target2_0_0")
+    );
+    assert!(find(&devs, "scsi_2_0_0_0")
+        .to_xml()
+        .contains("<type>cdrom</type>"));
+    assert!(find(&devs, "scsi_host2")
+        .to_xml()
+        .contains("<unique_id>3</unique_id>"));
+    assert!(find(&devs, "drm_renderD128")
+        .to_xml()
+        .contains("<type>render</type>"));
+    assert!(!find(&devs, "scsi_host2").has_cap(nodedev::CapType::FcHost));
 }

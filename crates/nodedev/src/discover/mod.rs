@@ -3,6 +3,7 @@
 //! like `udevGetDeviceType`, fill capabilities like `udevGetDeviceDetails`,
 //! and find parents like `udevSetParent`.
 
+mod misc;
 mod net;
 mod pci;
 mod storage;
@@ -170,6 +171,13 @@ fn build_device(ctx: &Ctx, dev: &UdevDevice) -> Option<Device> {
         CapType::Pci => pci::process(ctx, dev)?,
         CapType::Net => net::process(ctx, dev)?,
         CapType::Storage => storage::process(dev)?,
+        CapType::UsbDev => misc::usb_device(dev)?,
+        CapType::UsbInterface => misc::usb_interface(dev)?,
+        CapType::ScsiHost => misc::scsi_host(ctx.root, dev)?,
+        CapType::Scsi => misc::scsi_device(dev)?,
+        CapType::ScsiTarget => misc::scsi_target(ctx.root, dev)?,
+        CapType::ScsiGeneric => misc::scsi_generic(dev)?,
+        CapType::Drm => misc::drm(dev)?,
         other => {
             tracing::debug!("capability type {} not supported yet", other.name());
             return None;
@@ -250,7 +258,9 @@ pub(crate) fn refresh(dev: &mut Device, root: &HostRoot) {
             Cap::Pci(p) => {
                 pci::dynamic_caps(root, &syspath, p);
             }
-            Cap::System(_) | Cap::Storage(_) => {}
+            Cap::ScsiHost(h) => misc::scsi_host_caps(root, h),
+            Cap::ScsiTarget(t) => misc::scsi_target_caps(root, &path, t),
+            _ => {}
         }
     }
 }

@@ -170,5 +170,136 @@ pub fn build_host(dir: &std::path::Path) -> FakeSys {
     wl.operstate = "dormant".into();
     f.net(None, &wl).unwrap();
     f.block(None, &BlockSpec::disk("loop0", 7, 0, 0)).unwrap();
+    add_usb_scsi_drm(&f);
     f
+}
+
+fn pci(f: &FakeSys, addr: &str, class: u32, driver: &str) -> String {
+    f.pci_device(
+        addr,
+        None,
+        &PciSpec {
+            vendor: 0x8086,
+            device: 0x1000 + (class >> 16) as u16,
+            class,
+            driver: Some(driver.into()),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+fn add_usb_scsi_drm(f: &FakeSys) {
+    // USB: root hub described by udev, a device udev does not know (dropped
+    // for lack of ID_VENDOR_ID) and interfaces of both.
+    let xhci = pci(f, "0000:00:14.0", 0x0c0330, "xhci_hcd");
+    let hub = format!("{xhci}/usb1");
+    f.device(
+        &hub,
+        "usb",
+        true,
+        &[
+            ("MAJOR", "189"),
+            ("MINOR", "0"),
+            ("DEVNAME", "bus/usb/001/001"),
+            ("DEVTYPE", "usb_device"),
+            ("BUSNUM", "001"),
+            ("DEVNUM", "001"),
+        ],
+    )
+    .unwrap();
+    f.write(&format!("{hub}/manufacturer"), "Linux 6.1.0 xhci-hcd\n")
+        .unwrap();
+    f.write(&format!("{hub}/product"), "xHCI Host Controller\n")
+        .unwrap();
+    f.udev_db(
+        "c189:0",
+        &[
+            ("ID_VENDOR_ID", "1d6b"),
+            ("ID_MODEL_ID", "0003"),
+            ("ID_VENDOR_FROM_DATABASE", "Linux Foundation"),
+        ],
+        &[],
+    )
+    .unwrap();
+    let intf = format!("{hub}/1-0:1.0");
+    f.device(&intf, "usb", true, &[("DEVTYPE", "usb_interface")])
+        .unwrap();
+    for (n, v) in [
+        ("bInterfaceNumber", "00"),
+        ("bInterfaceClass", "09"),
+        ("bInterfaceSubClass", "00"),
+        ("bInterfaceProtocol", "03"),
+    ] {
+        f.write(&format!("{intf}/{n}"), format!("{v}\n")).unwrap();
+    }
+    let dev = format!("{hub}/1-1");
+    f.device(
+        &dev,
+        "usb",
+        true,
+        &[
+            ("MAJOR", "189"),
+            ("MINOR", "1"),
+            ("DEVNAME", "bus/usb/001/002"),
+            ("DEVTYPE", "usb_device"),
+            ("BUSNUM", "001"),
+            ("DEVNUM", "002"),
+        ],
+    )
+    .unwrap();
+    let intf2 = format!("{dev}/1-1:1.0");
+    f.device(&intf2, "usb", true, &[("DEVTYPE", "usb_interface")])
+        .unwrap();
+    for (n, v) in [
+        ("bInterfaceNumber", "00"),
+        ("bInterfaceClass", "ff"),
+        ("bInterfaceSubClass", "01"),
+        ("bInterfaceProtocol", "02"),
+    ] {
+        f.write(&format!("{intf2}/{n}"), format!("{v}\n")).unwrap();
+    }
+
+    // SCSI: host, target, LUN and its sg node.
+    let hba = pci(f, "0000:00:10.0", 0x010000, "virtio-pci");
+    let host = format!("{hba}/host2");
+    f.device(&host, "scsi", true, &[("DEVTYPE", "scsi_host")])
+        .unwrap();
+    let shost = format!("{host}/scsi_host/host2");
+    f.device(&shost, "scsi_host", false, &[]).unwrap();
+    f.write(&format!("{shost}/unique_id"), "3\n").unwrap();
+    let target = format!("{host}/target2:0:0");
+    f.device(&target, "scsi", true, &[("DEVTYPE", "scsi_target")])
+        .unwrap();
+    let lun = format!("{target}/2:0:0:0");
+    f.device(&lun, "scsi", true, &[("DEVTYPE", "scsi_device")])
+        .unwrap();
+    f.write(&format!("{lun}/type"), "5\n").unwrap();
+    let sg = format!("{lun}/scsi_generic/sg0");
+    f.device(
+        &sg,
+        "scsi_generic",
+        false,
+        &[("MAJOR", "21"), ("MINOR", "0"), ("DEVNAME", "sg0")],
+    )
+    .unwrap();
+
+    // DRM: primary and render nodes of a VGA device.
+    let vga = pci(f, "0000:00:02.0", 0x030000, "i915");
+    for (n, minor) in [("card0", "0"), ("renderD128", "128")] {
+        let d = format!("{vga}/drm/{n}");
+        let devname = format!("dri/{n}");
+        f.device(
+            &d,
+            "drm",
+            false,
+            &[
+                ("MAJOR", "226"),
+                ("MINOR", minor),
+                ("DEVNAME", &devname),
+                ("DEVTYPE", "drm_minor"),
+            ],
+        )
+        .unwrap();
+    }
 }
