@@ -112,7 +112,8 @@ impl Client {
             serial,
             status: Status::OK,
         };
-        self.stream.write_all(&frame(&h, |e| e.put_fixed_opaque(args)))?;
+        self.stream
+            .write_all(&frame(&h, |e| e.put_fixed_opaque(args)))?;
         loop {
             let m = self.read_wire()?;
             if m.header.mtype != MessageType::REPLY || m.header.serial != serial {

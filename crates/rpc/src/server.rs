@@ -5,7 +5,7 @@
 //! only ever stalls its own task.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -123,6 +123,7 @@ impl Default for Limits {
 pub struct Server {
     next_id: AtomicU64,
     slots: Arc<Semaphore>,
+    active: Arc<AtomicUsize>,
     limits: Limits,
 }
 
@@ -131,13 +132,14 @@ impl Server {
         Arc::new(Self {
             next_id: AtomicU64::new(1),
             slots: Arc::new(Semaphore::new(limits.max_clients)),
+            active: Arc::new(AtomicUsize::new(0)),
             limits,
         })
     }
 
     /// Clients connected now.
     pub fn active_clients(&self) -> usize {
-        self.limits.max_clients - self.slots.available_permits()
+        self.active.load(Ordering::Relaxed)
     }
 
     pub fn limits(&self) -> &Limits {
@@ -173,8 +175,11 @@ pub async fn serve<S: Service>(
         let service = service.clone();
         let limits = server.limits.clone();
         let shutdown = shutdown.clone();
+        let active = server.active.clone();
+        active.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
             run_connection(stream, info, service, limits, shutdown).await;
+            active.fetch_sub(1, Ordering::Relaxed);
             drop(permit);
         });
     }

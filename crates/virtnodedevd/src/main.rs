@@ -116,49 +116,107 @@ fn run(opts: Options, config: DaemonConfig, privileged: bool) -> Result<(), Stri
     let n = driver.enumerate();
     info!("enumerated {n} node devices");
 
-    let modes = config.socket_modes().map_err(|e| e.message())?;
-    let gid = match config.unix_sock_group.as_deref() {
-        None => None,
-        Some(g) => Some(
-            nix::unistd::Group::from_name(g)
-                .ok()
-                .flatten()
-                .ok_or_else(|| format!("Failed to lookup group '{g}'"))?
-                .gid
-                .as_raw(),
-        ),
-    };
-    let paths = SocketPaths::new(privileged, config.unix_sock_dir.as_deref());
-    let bind =
-        |p: &PathBuf, mode: i32| listen::bind(p, mode as u32, gid).map_err(|e| e.to_string());
-    let rw = bind(&paths.rw, modes.rw)?;
-    let ro = paths.ro.as_ref().map(|p| bind(p, modes.ro)).transpose();
-    let admin = paths
-        .admin
-        .as_ref()
-        .map(|p| bind(p, modes.admin))
-        .transpose();
-    let cleanup = |paths: &SocketPaths| {
-        for p in paths.all() {
-            let _ = std::fs::remove_file(p);
-        }
-    };
-    let (ro, admin) = match (ro, admin) {
-        (Ok(ro), Ok(admin)) => (ro, admin),
-        (Err(e), _) | (_, Err(e)) => {
-            cleanup(&paths);
-            return Err(e);
-        }
-    };
-
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    let result = runtime.block_on(serve(opts, config, privileged, driver, rw, ro, admin));
-    cleanup(&paths);
-    result
+    runtime.block_on(async {
+        // Signal handlers go in before the sockets appear, so a client that sees the
+        // sockets can also stop the daemon cleanly.
+        let signals = Signals::new().map_err(|e| format!("cannot handle signals: {e}"))?;
+        let mut listeners = Listeners::bind(&config, privileged)?;
+        let result = serve(opts, config, privileged, driver, &mut listeners, signals).await;
+        listeners.remove();
+        result
+    })
+}
+
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Self> {
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+}
+
+/// The daemon's three sockets, bound and ready to hand to the servers.
+struct Listeners {
+    paths: SocketPaths,
+    rw: Option<std::os::unix::net::UnixListener>,
+    ro: Option<std::os::unix::net::UnixListener>,
+    admin: Option<std::os::unix::net::UnixListener>,
+}
+
+impl Listeners {
+    fn bind(config: &DaemonConfig, privileged: bool) -> Result<Self, String> {
+        let modes = config.socket_modes().map_err(|e| e.message())?;
+        let gid = match config.unix_sock_group.as_deref() {
+            None => None,
+            Some(g) => Some(
+                nix::unistd::Group::from_name(g)
+                    .ok()
+                    .flatten()
+                    .ok_or_else(|| format!("Failed to lookup group '{g}'"))?
+                    .gid
+                    .as_raw(),
+            ),
+        };
+        let mut l = Listeners {
+            paths: SocketPaths::new(privileged, config.unix_sock_dir.as_deref()),
+            rw: None,
+            ro: None,
+            admin: None,
+        };
+        let bind = |p: &PathBuf, mode: i32| -> Result<_, String> {
+            listen::bind(p, mode as u32, gid).map_err(|e| e.to_string())
+        };
+        // Bound one at a time so that a failure removes only what this daemon created.
+        let mut made = Vec::new();
+        let result = (|| {
+            let rw = bind(&l.paths.rw, modes.rw)?;
+            made.push(l.paths.rw.clone());
+            l.rw = Some(rw);
+            if let Some(p) = l.paths.ro.clone() {
+                l.ro = Some(bind(&p, modes.ro)?);
+                made.push(p);
+            }
+            if let Some(p) = l.paths.admin.clone() {
+                l.admin = Some(bind(&p, modes.admin)?);
+                made.push(p);
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            for p in made {
+                let _ = std::fs::remove_file(p);
+            }
+            return Err(e);
+        }
+        Ok(l)
+    }
+
+    fn take(
+        slot: &mut Option<std::os::unix::net::UnixListener>,
+    ) -> Result<Option<tokio::net::UnixListener>, String> {
+        slot.take()
+            .map(|l| tokio::net::UnixListener::from_std(l).map_err(|e| e.to_string()))
+            .transpose()
+    }
+
+    fn remove(&self) {
+        for p in self.paths.all() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
 }
 
 async fn serve(
@@ -166,9 +224,8 @@ async fn serve(
     config: DaemonConfig,
     privileged: bool,
     driver: Arc<Driver>,
-    rw: std::os::unix::net::UnixListener,
-    ro: Option<std::os::unix::net::UnixListener>,
-    admin: Option<std::os::unix::net::UnixListener>,
+    listeners: &mut Listeners,
+    mut signals: Signals,
 ) -> Result<(), String> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let limits = rpc::Limits {
@@ -189,21 +246,19 @@ async fn serve(
             privileged,
         })
     };
-    let tokio_listener = |l: std::os::unix::net::UnixListener| {
-        tokio::net::UnixListener::from_std(l).map_err(|e| e.to_string())
-    };
     let mut tasks = Vec::new();
+    let rw = Listeners::take(&mut listeners.rw)?.expect("rw socket is always bound");
     tasks.push(tokio::spawn(rpc::serve(
         server.clone(),
-        tokio_listener(rw)?,
+        rw,
         false,
         program(to_auth(config.auth_unix_rw)),
         stop_rx.clone(),
     )));
-    if let Some(ro) = ro {
+    if let Some(ro) = Listeners::take(&mut listeners.ro)? {
         tasks.push(tokio::spawn(rpc::serve(
             server.clone(),
-            tokio_listener(ro)?,
+            ro,
             true,
             program(to_auth(config.auth_unix_ro)),
             stop_rx.clone(),
@@ -215,10 +270,10 @@ async fn serve(
         keepalive_count: config.admin_keepalive_count,
         ..rpc::Limits::default()
     });
-    if let Some(admin) = admin {
+    if let Some(admin) = Listeners::take(&mut listeners.admin)? {
         tasks.push(tokio::spawn(rpc::serve(
             admin_server.clone(),
-            tokio_listener(admin)?,
+            admin,
             false,
             Arc::new(admin::AdminProgram::new(server.clone())),
             stop_rx.clone(),
@@ -226,16 +281,13 @@ async fn serve(
     }
     info!("{DAEMON_NAME} ready");
 
-    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
-    let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
-    let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
     let mut idle_since = tokio::time::Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
-            _ = term.recv() => break,
-            _ = int.recv() => break,
-            _ = hup.recv() => {
+            _ = signals.term.recv() => break,
+            _ = signals.int.recv() => break,
+            _ = signals.hup.recv() => {
                 let n = driver.enumerate();
                 info!("SIGHUP: re-read {n} node devices");
             }
