@@ -82,6 +82,14 @@ impl Driver {
         }
     }
 
+    /// A copy of the device with the data libvirt re-reads on every XML or capability
+    /// query (driver binding, link state, SR-IOV, ...) brought up to date.
+    pub fn refreshed(&self, dev: &Device) -> Device {
+        let mut d = dev.clone();
+        d.refresh(&self.root);
+        d
+    }
+
     /// Reads the whole host and replaces the device set.
     pub fn enumerate(&self) -> usize {
         let list = DeviceList::new(nodedev::enumerate(&self.root));

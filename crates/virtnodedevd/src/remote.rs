@@ -419,7 +419,7 @@ impl RemoteProgram {
             return Err(bad_flags(a.flags, "nodeDeviceGetXMLDesc"));
         }
         let list = self.driver.devices();
-        let dev = lookup(&list, &a.name)?;
+        let dev = self.driver.refreshed(lookup(&list, &a.name)?);
         encode(&r::StringRet {
             value: dev.to_xml(),
         })
@@ -437,7 +437,7 @@ impl RemoteProgram {
     fn num_of_caps(&self, args: &[u8]) -> CallResult {
         let a: r::NameArgs = decode(args)?;
         let list = self.driver.devices();
-        let dev = lookup(&list, &a.name)?;
+        let dev = self.driver.refreshed(lookup(&list, &a.name)?);
         encode(&r::IntRet {
             value: dev.caps().len() as i32,
         })
@@ -451,7 +451,7 @@ impl RemoteProgram {
             "REMOTE_NODE_DEVICE_CAPS_LIST_MAX",
         )?;
         let list = self.driver.devices();
-        let dev = lookup(&list, &a.name)?;
+        let dev = self.driver.refreshed(lookup(&list, &a.name)?);
         let names = dev
             .caps()
             .into_iter()
