@@ -379,3 +379,306 @@ impl Drop for Reference {
         let _ = Command::new(tool).arg("stop").arg(self.dir.path()).output();
     }
 }
+
+/// A richer host (copied from the nodedev crate's differential tree): PCIe with an IOMMU
+/// group, a NIC with udev data, disks with and without udev data, a partition, a PCI device
+/// without config space whose child is re-parented, virtual interfaces (veth-like, bridge,
+/// wlan), a loop device, USB, SCSI and DRM devices.
+pub fn rich_tree(dir: &Path) -> FakeSys {
+    let f = FakeSys::new(dir).unwrap();
+    f.dmi(&DmiSpec {
+        product_name: Some("Fake Machine <X1>".into()),
+        sys_vendor: Some("Fake & Co".into()),
+        product_version: Some("1.0".into()),
+        product_serial: Some("SER-123".into()),
+        product_uuid: Some("4c4c4544-0042-3510-8056-b3c04f4d3132".into()),
+        bios_vendor: Some("FakeBIOS".into()),
+        bios_version: Some("2.3.4".into()),
+        bios_date: Some("01/02/2023".into()),
+    })
+    .unwrap();
+    // Host bridge: 4 KiB config space without an Express capability.
+    f.pci_device(
+        "0000:00:00.0",
+        None,
+        &PciSpec {
+            vendor: 0x8086,
+            device: 0x29c0,
+            class: 0x060000,
+            config_size: 4096,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    // PCIe root port (a bridge) with a NIC behind it.
+    let port = f
+        .pci_device(
+            "0000:00:1c.0",
+            None,
+            &PciSpec {
+                vendor: 0x8086,
+                device: 0x2948,
+                class: 0x060400,
+                header_type: 1,
+                driver: Some("pcieport".into()),
+                pcie: Some(PcieSpec {
+                    port_type: 4,
+                    link_port: 1,
+                    cap_speed: 3,
+                    cap_width: 8,
+                    sta_speed: 2,
+                    sta_width: 4,
+                }),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let nic = f
+        .pci_device(
+            "0000:01:00.0",
+            Some(&port),
+            &PciSpec {
+                vendor: 0x8086,
+                device: 0x10d3,
+                class: 0x020000,
+                driver: Some("e1000e".into()),
+                numa_node: Some(0),
+                pcie: Some(PcieSpec {
+                    port_type: 0,
+                    link_port: 0,
+                    cap_speed: 1,
+                    cap_width: 1,
+                    sta_speed: 1,
+                    sta_width: 1,
+                }),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    f.iommu_group(&nic, 7).unwrap();
+    let mut eth = NetSpec::new("fketh0", 1001, "52:54:00:aa:bb:cc");
+    eth.speed = Some("1000".into());
+    f.net(Some(&nic), &eth).unwrap();
+    f.udev_db(
+        "n1001",
+        &[("ID_NET_DRIVER", "e1000e"), ("ID_BUS", "pci")],
+        &[],
+    )
+    .unwrap();
+    // SATA controller, conventional PCI, with a disk described by udev.
+    let sata = f
+        .pci_device(
+            "0000:00:1f.2",
+            None,
+            &PciSpec {
+                vendor: 0x8086,
+                device: 0x2922,
+                class: 0x010601,
+                driver: Some("ahci".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let sda = BlockSpec::disk("sda", 8, 0, 2097152);
+    f.block(Some(&sata), &sda).unwrap();
+    f.write(&format!("{sata}/model"), "QEMU HARDDISK   \n")
+        .unwrap();
+    f.udev_db(
+        "b8:0",
+        &[
+            ("ID_TYPE", "disk"),
+            ("ID_BUS", "ata"),
+            ("ID_SERIAL", "QEMU_HARDDISK_QM00001"),
+        ],
+        &[
+            "disk/by-id/ata-QEMU_HARDDISK_QM00001",
+            "disk/by-path/pci-0000:00:1f.2-ata-1",
+        ],
+    )
+    .unwrap();
+    // A partition is not a node device.
+    let mut part = BlockSpec::disk("sda1", 8, 1, 1024);
+    part.devtype = "partition".into();
+    f.block(Some(&format!("{sata}/block/sda")), &part).unwrap();
+    // A device without config space is dropped; its children go to computer.
+    let odd = f
+        .pci_device(
+            "0000:00:1e.0",
+            None,
+            &PciSpec {
+                vendor: 0x1af4,
+                device: 0x1000,
+                class: 0x020000,
+                driver: Some("virtio-pci".into()),
+                no_config: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let mut orphan = NetSpec::new("fkorph0", 1002, "52:54:00:00:00:02");
+    orphan.operstate = "down".into();
+    orphan.speed = None;
+    f.net(Some(&odd), &orphan).unwrap();
+    // A virtio disk without udev data: libvirt guesses "disk" from /dev/vd.
+    let vblk = f
+        .pci_device(
+            "0000:00:05.0",
+            None,
+            &PciSpec {
+                vendor: 0x1af4,
+                device: 0x1042,
+                class: 0x018000,
+                driver: Some("virtio-pci".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    f.block(Some(&vblk), &BlockSpec::disk("vdz", 254, 0, 8192))
+        .unwrap();
+    // Virtual devices: a veth-like interface, a bridge (skipped), a loop
+    // device (skipped: no drive type).
+    let mut veth = NetSpec::new("fkveth0", 1003, "aa:bb:cc:dd:ee:ff");
+    veth.operstate = "lowerlayerdown".into();
+    veth.speed = None;
+    f.net(None, &veth).unwrap();
+    let mut br = NetSpec::new("fkbr0", 1004, "aa:bb:cc:dd:ee:00");
+    br.devtype = Some("bridge".into());
+    f.net(None, &br).unwrap();
+    let mut wl = NetSpec::new("fkwlan0", 1005, "aa:bb:cc:dd:ee:01");
+    wl.devtype = Some("wlan".into());
+    wl.operstate = "dormant".into();
+    f.net(None, &wl).unwrap();
+    f.block(None, &BlockSpec::disk("loop0", 7, 0, 0)).unwrap();
+    rich_usb_scsi_drm(&f);
+    f
+}
+
+fn rich_pci(f: &FakeSys, addr: &str, class: u32, driver: &str) -> String {
+    f.pci_device(
+        addr,
+        None,
+        &PciSpec {
+            vendor: 0x8086,
+            device: 0x1000 + (class >> 16) as u16,
+            class,
+            driver: Some(driver.into()),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+fn rich_usb_scsi_drm(f: &FakeSys) {
+    // USB: root hub described by udev, a device udev does not know (dropped
+    // for lack of ID_VENDOR_ID) and interfaces of both.
+    let xhci = rich_pci(f, "0000:00:14.0", 0x0c0330, "xhci_hcd");
+    let hub = format!("{xhci}/usb1");
+    f.device(
+        &hub,
+        "usb",
+        true,
+        &[
+            ("MAJOR", "189"),
+            ("MINOR", "0"),
+            ("DEVNAME", "bus/usb/001/001"),
+            ("DEVTYPE", "usb_device"),
+            ("BUSNUM", "001"),
+            ("DEVNUM", "001"),
+        ],
+    )
+    .unwrap();
+    f.write(&format!("{hub}/manufacturer"), "Linux 6.1.0 xhci-hcd\n")
+        .unwrap();
+    f.write(&format!("{hub}/product"), "xHCI Host Controller\n")
+        .unwrap();
+    f.udev_db(
+        "c189:0",
+        &[
+            ("ID_VENDOR_ID", "1d6b"),
+            ("ID_MODEL_ID", "0003"),
+            ("ID_VENDOR_FROM_DATABASE", "Linux Foundation"),
+        ],
+        &[],
+    )
+    .unwrap();
+    let intf = format!("{hub}/1-0:1.0");
+    f.device(&intf, "usb", true, &[("DEVTYPE", "usb_interface")])
+        .unwrap();
+    for (n, v) in [
+        ("bInterfaceNumber", "00"),
+        ("bInterfaceClass", "09"),
+        ("bInterfaceSubClass", "00"),
+        ("bInterfaceProtocol", "03"),
+    ] {
+        f.write(&format!("{intf}/{n}"), format!("{v}\n")).unwrap();
+    }
+    let dev = format!("{hub}/1-1");
+    f.device(
+        &dev,
+        "usb",
+        true,
+        &[
+            ("MAJOR", "189"),
+            ("MINOR", "1"),
+            ("DEVNAME", "bus/usb/001/002"),
+            ("DEVTYPE", "usb_device"),
+            ("BUSNUM", "001"),
+            ("DEVNUM", "002"),
+        ],
+    )
+    .unwrap();
+    let intf2 = format!("{dev}/1-1:1.0");
+    f.device(&intf2, "usb", true, &[("DEVTYPE", "usb_interface")])
+        .unwrap();
+    for (n, v) in [
+        ("bInterfaceNumber", "00"),
+        ("bInterfaceClass", "ff"),
+        ("bInterfaceSubClass", "01"),
+        ("bInterfaceProtocol", "02"),
+    ] {
+        f.write(&format!("{intf2}/{n}"), format!("{v}\n")).unwrap();
+    }
+
+    // SCSI: host, target, LUN and its sg node.
+    let hba = rich_pci(f, "0000:00:10.0", 0x010000, "virtio-pci");
+    let host = format!("{hba}/host2");
+    f.device(&host, "scsi", true, &[("DEVTYPE", "scsi_host")])
+        .unwrap();
+    let shost = format!("{host}/scsi_host/host2");
+    f.device(&shost, "scsi_host", false, &[]).unwrap();
+    f.write(&format!("{shost}/unique_id"), "3\n").unwrap();
+    let target = format!("{host}/target2:0:0");
+    f.device(&target, "scsi", true, &[("DEVTYPE", "scsi_target")])
+        .unwrap();
+    let lun = format!("{target}/2:0:0:0");
+    f.device(&lun, "scsi", true, &[("DEVTYPE", "scsi_device")])
+        .unwrap();
+    f.write(&format!("{lun}/type"), "5\n").unwrap();
+    let sg = format!("{lun}/scsi_generic/sg0");
+    f.device(
+        &sg,
+        "scsi_generic",
+        false,
+        &[("MAJOR", "21"), ("MINOR", "0"), ("DEVNAME", "sg0")],
+    )
+    .unwrap();
+
+    // DRM: primary and render nodes of a VGA device.
+    let vga = rich_pci(f, "0000:00:02.0", 0x030000, "i915");
+    for (n, minor) in [("card0", "0"), ("renderD128", "128")] {
+        let d = format!("{vga}/drm/{n}");
+        let devname = format!("dri/{n}");
+        f.device(
+            &d,
+            "drm",
+            false,
+            &[
+                ("MAJOR", "226"),
+                ("MINOR", minor),
+                ("DEVNAME", &devname),
+                ("DEVTYPE", "drm_minor"),
+            ],
+        )
+        .unwrap();
+    }
+}
