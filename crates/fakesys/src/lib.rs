@@ -9,6 +9,12 @@
 //! `bus/X/drivers/NAME`; PCI devices have a binary `config` file.
 //! All symlinks are relative, like sysfs's own.
 
+mod devices;
+mod vpd;
+
+pub use devices::MdevTypeSpec;
+pub use vpd::{vpd_image, VpdSpec};
+
 use std::fmt::Write as _;
 use std::io;
 use std::path::{Component, Path, PathBuf};

@@ -58,6 +58,66 @@ pub(crate) fn format_mdev_types(b: &mut XmlBuf, types: &[MdevType]) {
     b.close("</capability>");
 }
 
+/// `virNodeDeviceCapVPDFormat`. Only the name is escaped: libvirt prints
+/// field values verbatim (they are printable ASCII, `<` and `&` included).
+fn format_vpd(b: &mut XmlBuf, v: &Vpd) {
+    b.open("<capability type='vpd'>");
+    b.opt_elem("name", v.name.as_deref());
+    let regular = |b: &mut XmlBuf, k: &str, v: &Option<String>| {
+        if let Some(v) = v {
+            b.line(&format!("<{k}>{v}</{k}>"));
+        }
+    };
+    let custom = |b: &mut XmlBuf, kind: &str, list: &[VpdCustom]| {
+        for c in list {
+            b.line(&format!(
+                "<{kind}_field index='{}'>{}</{kind}_field>",
+                c.index as char, c.value
+            ));
+        }
+    };
+    if let Some(ro) = &v.read_only {
+        b.open("<fields access='readonly'>");
+        regular(b, "change_level", &ro.change_level);
+        regular(b, "manufacture_id", &ro.manufacture_id);
+        regular(b, "part_number", &ro.part_number);
+        regular(b, "serial_number", &ro.serial_number);
+        custom(b, "vendor", &ro.vendor);
+        b.close("</fields>");
+    }
+    if let Some(rw) = &v.read_write {
+        b.open("<fields access='readwrite'>");
+        regular(b, "asset_tag", &rw.asset_tag);
+        custom(b, "vendor", &rw.vendor);
+        custom(b, "system", &rw.system);
+        b.close("</fields>");
+    }
+    b.close("</capability>");
+}
+
+fn ccw_lines(b: &mut XmlBuf, a: &CcwAddr) {
+    b.line(&format!("<cssid>0x{:x}</cssid>", a.cssid));
+    b.line(&format!("<ssid>0x{:x}</ssid>", a.ssid));
+    b.line(&format!("<devno>0x{:04x}</devno>", a.devno));
+}
+
+fn format_css(b: &mut XmlBuf, c: &CssCap) {
+    ccw_lines(b, &c.addr);
+    if let Some(a) = &c.channel_dev_addr {
+        b.open("<channel_dev_addr>");
+        ccw_lines(b, a);
+        b.close("</channel_dev_addr>");
+    }
+    format_mdev_types(b, &c.mdev_types);
+}
+
+fn format_mdev(b: &mut XmlBuf, m: &MdevCap) {
+    b.line(&format!("<type id='{}'/>", escape(&m.type_id)));
+    b.elem("uuid", &m.uuid);
+    b.elem("parent_addr", &m.parent_addr);
+    b.line(&format!("<iommuGroup number='{}'/>", m.iommu_group));
+}
+
 fn pcie_link_line(l: &PcieLink, validity: &str) -> String {
     let mut s = format!("<link validity='{validity}'");
     if l.port >= 0 {
@@ -129,6 +189,9 @@ fn format_pci(b: &mut XmlBuf, p: &PciCap) {
         b.line(&format!("<capability type='{h}'/>"));
     }
     format_mdev_types(b, &p.mdev_types);
+    if let Some(v) = &p.vpd {
+        format_vpd(b, v);
+    }
     if !p.iommu_group_devices.is_empty() {
         b.open(&format!("<iommuGroup number='{}'>", p.iommu_group as i32));
         for a in &p.iommu_group_devices {
@@ -320,6 +383,17 @@ pub fn device_to_xml(d: &Device) -> String {
             }
             Cap::ScsiGeneric(p) => b.elem("char", p),
             Cap::Drm(t) => b.elem("type", t),
+            Cap::Mdev(m) => format_mdev(&mut b, m),
+            Cap::Ccw(a) => ccw_lines(&mut b, a),
+            Cap::Css(c) => format_css(&mut b, c),
+            Cap::Vdpa(c) => b.opt_elem("chardev", c.as_deref()),
+            Cap::ApCard(a) => b.line(&format!("<ap-adapter>0x{a:02x}</ap-adapter>")),
+            Cap::ApQueue(a, d) => {
+                b.line(&format!("<ap-adapter>0x{a:02x}</ap-adapter>"));
+                b.line(&format!("<ap-domain>0x{d:04x}</ap-domain>"));
+            }
+            Cap::ApMatrix(t) => format_mdev_types(&mut b, t),
+            Cap::MdevTypes(m) => format_mdev_types(&mut b, &m.mdev_types),
         }
         b.close("</capability>");
     }

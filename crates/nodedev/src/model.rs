@@ -186,6 +186,42 @@ pub struct PciCap {
     pub mdev_types: Vec<MdevType>,
     /// `Some` when the device is PCI Express.
     pub pci_express: Option<PciExpress>,
+    /// Vital Product Data, when the `vpd` file parses.
+    pub vpd: Option<Box<Vpd>>,
+}
+
+/// One vendor- or system-specific VPD field (`virPCIVPDResourceCustom`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VpdCustom {
+    /// The second keyword character (`V1` -> `'1'`).
+    pub index: u8,
+    pub value: String,
+}
+
+/// The VPD-R section (`virPCIVPDResourceRO`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VpdReadOnly {
+    pub change_level: Option<String>,
+    pub manufacture_id: Option<String>,
+    pub part_number: Option<String>,
+    pub serial_number: Option<String>,
+    pub vendor: Vec<VpdCustom>,
+}
+
+/// The VPD-W section (`virPCIVPDResourceRW`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VpdReadWrite {
+    pub asset_tag: Option<String>,
+    pub vendor: Vec<VpdCustom>,
+    pub system: Vec<VpdCustom>,
+}
+
+/// A parsed PCI VPD image (`virPCIVPDResource`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Vpd {
+    pub name: Option<String>,
+    pub read_only: Option<VpdReadOnly>,
+    pub read_write: Option<VpdReadWrite>,
 }
 
 impl PciCap {
@@ -316,9 +352,58 @@ pub struct ScsiTargetCap {
     pub fc_remote_port: Option<(String, String)>,
 }
 
+/// An active mediated device (`virNodeDevCapMdev`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MdevCap {
+    /// The type id (basename of the `mdev_type` link).
+    pub type_id: String,
+    pub uuid: String,
+    /// Basename of the parent device's sysfs path.
+    pub parent_addr: String,
+    pub iommu_group: u32,
+}
+
+/// A channel subsystem address `cssid.ssid.devno` (`virCCWDeviceAddress`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CcwAddr {
+    pub cssid: u32,
+    pub ssid: u32,
+    pub devno: u32,
+}
+
+impl CcwAddr {
+    /// `virCCWDeviceAddressParseFromString`: three hex fields separated by
+    /// dots, within the architectural limits.
+    pub fn parse(s: &str) -> Option<CcwAddr> {
+        let mut it = s.splitn(3, '.');
+        let h = |x: Option<&str>| x.and_then(|x| crate::udev::parse_ui(x, 16));
+        let a = CcwAddr {
+            cssid: h(it.next())?,
+            ssid: h(it.next())?,
+            devno: h(it.next())?,
+        };
+        (a.cssid <= 0xfe && a.ssid <= 3 && a.devno <= 0xffff).then_some(a)
+    }
+}
+
+/// A subchannel (`virNodeDevCapCCW` as used for `css`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CssCap {
+    pub addr: CcwAddr,
+    /// The device behind the subchannel (`dev_busid`), unless "none".
+    pub channel_dev_addr: Option<CcwAddr>,
+    pub mdev_types: Vec<MdevType>,
+}
+
+/// A mediated device parent that is not PCI/css/matrix (e.g. `mtty`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MdevParentCap {
+    /// Name of its `/sys/class/mdev_bus` link.
+    pub address: String,
+    pub mdev_types: Vec<MdevType>,
+}
+
 /// One capability with its data (libvirt's `virNodeDevCapData`).
-/// Other capability kinds (usb, scsi, drm, mdev, ccw, ap, vdpa ...) get
-/// their own variants here.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Cap {
     System(Box<SystemCap>),
@@ -334,6 +419,18 @@ pub enum Cap {
     ScsiGeneric(String),
     /// DRM minor type: "primary", "control" or "render".
     Drm(&'static str),
+    Mdev(Box<MdevCap>),
+    Ccw(CcwAddr),
+    Css(Box<CssCap>),
+    /// The `/dev/vhost-vdpa-N` character device, when there is one.
+    Vdpa(Option<String>),
+    /// AP adapter id.
+    ApCard(u32),
+    /// AP adapter and domain ids.
+    ApQueue(u32, u32),
+    /// The matrix device's mdev types (its address is always "matrix").
+    ApMatrix(Vec<MdevType>),
+    MdevTypes(Box<MdevParentCap>),
 }
 
 impl Cap {
@@ -350,6 +447,14 @@ impl Cap {
             Cap::ScsiTarget(_) => CapType::ScsiTarget,
             Cap::ScsiGeneric(_) => CapType::ScsiGeneric,
             Cap::Drm(_) => CapType::Drm,
+            Cap::Mdev(_) => CapType::Mdev,
+            Cap::Ccw(_) => CapType::CcwDev,
+            Cap::Css(_) => CapType::CssDev,
+            Cap::Vdpa(_) => CapType::Vdpa,
+            Cap::ApCard(_) => CapType::ApCard,
+            Cap::ApQueue(..) => CapType::ApQueue,
+            Cap::ApMatrix(_) => CapType::ApMatrix,
+            Cap::MdevTypes(_) => CapType::MdevTypes,
         }
     }
 }
@@ -420,7 +525,16 @@ impl Device {
         for c in &self.caps {
             out.push(c.cap_type());
             match c {
-                Cap::Pci(p) if !p.mdev_types.is_empty() => out.push(CapType::MdevTypes),
+                Cap::Pci(p) => {
+                    if !p.mdev_types.is_empty() {
+                        out.push(CapType::MdevTypes);
+                    }
+                    if p.vpd.is_some() {
+                        out.push(CapType::Vpd);
+                    }
+                }
+                Cap::Css(c) if !c.mdev_types.is_empty() => out.push(CapType::MdevTypes),
+                Cap::ApMatrix(t) if !t.is_empty() => out.push(CapType::MdevTypes),
                 Cap::ScsiHost(h) => {
                     if h.fc_host.is_some() {
                         out.push(CapType::FcHost);

@@ -165,6 +165,33 @@ pub fn parse_ui(s: &str, base: u32) -> Option<u32> {
     }
 }
 
+/// `virStrToLong_ui` with an end pointer: parse the longest numeric prefix
+/// of `s` (strtoul rules) and return the value and the rest of the string.
+/// `None` when no digit is consumed or the value does not fit.
+pub fn parse_ui_prefix(s: &str, base: u32) -> Option<(u32, &str)> {
+    let t = s.trim_start_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']);
+    let (neg, rest) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let (digits_start, radix) = radix_of(rest, base);
+    let n = digits_start
+        .bytes()
+        .take_while(|b| (*b as char).is_digit(radix))
+        .count();
+    if n == 0 {
+        return None;
+    }
+    let v = u64::from_str_radix(&digits_start[..n], radix).ok()?;
+    let v = if neg { v.wrapping_neg() } else { v };
+    let v = match v >> 32 {
+        0 | 0xffff_ffff => v as u32,
+        _ => return None,
+    };
+    Some((v, &digits_start[n..]))
+}
+
 /// `virStrToLong_i`: strtol, whole string, within i32.
 pub fn parse_i(s: &str, base: u32) -> Option<i32> {
     let t = s.trim_start();
@@ -228,5 +255,8 @@ mod tests {
         assert_eq!(parse_i("-1", 10), Some(-1));
         assert_eq!(parse_ull("010", 0), Some(8));
         assert_eq!(parse_ull("536870912", 0), Some(536870912));
+        assert_eq!(parse_ui_prefix("0.1.fe03", 16), Some((0, ".1.fe03")));
+        assert_eq!(parse_ui_prefix("fe03\n", 16), Some((0xfe03, "\n")));
+        assert_eq!(parse_ui_prefix(".1", 16), None);
     }
 }

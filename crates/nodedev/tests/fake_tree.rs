@@ -12,6 +12,8 @@ fn devices() -> (tempfile::TempDir, Vec<nodedev::Device>) {
     (tmp, devs)
 }
 
+use nodedev::CapType;
+
 fn find<'a>(devs: &'a [nodedev::Device], name: &str) -> &'a nodedev::Device {
     devs.iter()
         .find(|d| d.name() == name)
@@ -22,14 +24,26 @@ fn find<'a>(devs: &'a [nodedev::Device], name: &str) -> &'a nodedev::Device {
 fn unsupported_devices_are_skipped_like_libvirt() {
     let (_t, devs) = devices();
     let names: Vec<&str> = devs.iter().map(|d| d.name()).collect();
+    // Confirmed against libvirt 9.0 by the differential test.
     assert_eq!(
         names,
         [
+            "ap_0a_0004",
+            "ap_card0a",
+            "ap_matrix",
             "block_sda_QEMU_HARDDISK_QM00001",
             "block_vdz",
+            "ccw_0_0_0000",
+            "ccw_0_1_fe03",
             "computer",
+            "css_0_0_0000",
+            "css_0_0_0001",
+            "css_0_0_0002",
             "drm_card0",
             "drm_renderD128",
+            "mdev_4b20d080_1b54_4048_85b3_a6a62d165c01_0000_00_02_0",
+            "mdev_b1ae8bf6_38b0_4c81_9d44_78ce3f520496_mtty",
+            "mtty_mtty",
             "net_fketh0_52_54_00_aa_bb_cc",
             "net_fkorph0_52_54_00_00_00_02",
             "net_fkveth0_aa_bb_cc_dd_ee_ff",
@@ -37,6 +51,10 @@ fn unsupported_devices_are_skipped_like_libvirt() {
             "pci_0000_00_00_0",
             "pci_0000_00_02_0",
             "pci_0000_00_05_0",
+            "pci_0000_00_08_0",
+            "pci_0000_00_08_1",
+            "pci_0000_00_09_0",
+            "pci_0000_00_09_1",
             "pci_0000_00_10_0",
             "pci_0000_00_14_0",
             "pci_0000_00_1c_0",
@@ -49,6 +67,8 @@ fn unsupported_devices_are_skipped_like_libvirt() {
             "usb_1_0_1_0",
             "usb_1_1_1_0",
             "usb_usb1",
+            "vdpa_vdpa0",
+            "vdpa_vdpa1",
         ]
     );
 }
@@ -138,7 +158,7 @@ fn pcie_bridge_and_endpoint_show_links_iommu_and_numa() {
     <numa node='0'/>
 "
     ));
-    assert_eq!(nic.caps(), vec![nodedev::CapType::Pci]);
+    assert_eq!(nic.caps(), vec![CapType::Pci]);
 }
 
 #[test]
@@ -209,5 +229,143 @@ fn scsi_chain_and_drm_types() {
     assert!(find(&devs, "drm_renderD128")
         .to_xml()
         .contains("<type>render</type>"));
-    assert!(!find(&devs, "scsi_host2").has_cap(nodedev::CapType::FcHost));
+    assert!(!find(&devs, "scsi_host2").has_cap(CapType::FcHost));
+}
+
+#[test]
+fn mdev_is_named_after_uuid_and_parent_address() {
+    let (_t, devs) = devices();
+    let d = find(
+        &devs,
+        "mdev_4b20d080_1b54_4048_85b3_a6a62d165c01_0000_00_02_0",
+    );
+    assert_eq!(d.parent(), Some("pci_0000_00_02_0"));
+    assert_eq!(
+        d.to_xml(),
+        "<device>
+  <name>mdev_4b20d080_1b54_4048_85b3_a6a62d165c01_0000_00_02_0</name>
+  <path>/sys/devices/pci0000:00/0000:00:02.0/4b20d080-1b54-4048-85b3-a6a62d165c01</path>
+  <parent>pci_0000_00_02_0</parent>
+  <driver>
+    <name>vfio_mdev</name>
+  </driver>
+  <capability type='mdev'>
+    <type id='i915-GVTg_V5_8'/>
+    <uuid>4b20d080-1b54-4048-85b3-a6a62d165c01</uuid>
+    <parent_addr>0000:00:02.0</parent_addr>
+    <iommuGroup number='12'/>
+  </capability>
+</device>
+"
+    );
+    assert!(find(&devs, "pci_0000_00_02_0").has_cap(CapType::MdevTypes));
+}
+
+#[test]
+fn an_unreadable_mdev_type_drops_the_parent() {
+    let (_t, devs) = devices();
+    assert!(!devs.iter().any(|d| d.name() == "pci_0000_00_0a_0"));
+}
+
+#[test]
+fn mtty_parent_nests_mdev_types_twice() {
+    let (_t, devs) = devices();
+    let x = find(&devs, "mtty_mtty").to_xml();
+    assert!(x.contains(
+        "  <capability type='mdev_types'>
+    <capability type='mdev_types'>
+      <type id='mtty-2'>
+        <name>Dual-port-serial</name>
+"
+    ));
+}
+
+#[test]
+fn sriov_functions_and_vpd() {
+    let (_t, devs) = devices();
+    let pf = find(&devs, "pci_0000_00_08_0");
+    assert_eq!(pf.caps(), vec![CapType::Pci, CapType::Vpd]);
+    assert!(pf.to_xml().contains(
+        "    <capability type='virt_functions' maxCount='8'>
+      <address domain='0x0000' bus='0x00' slot='0x09' function='0x0'/>
+      <address domain='0x0000' bus='0x00' slot='0x09' function='0x1'/>
+    </capability>
+    <capability type='vpd'>
+      <name>Fake 10GbE &lt;SFP+&gt; &amp; Co</name>
+      <fields access='readonly'>
+        <change_level>A1</change_level>
+        <manufacture_id>1234</manufacture_id>
+        <part_number>FK-10G-2</part_number>
+        <serial_number>SN<&>123</serial_number>
+        <vendor_field index='1'>vendor one again</vendor_field>
+      </fields>
+      <fields access='readwrite'>
+        <asset_tag>asset-42</asset_tag>
+        <vendor_field index='9'>rw vendor</vendor_field>
+        <system_field index='1'>system one</system_field>
+      </fields>
+    </capability>
+"
+    ));
+    assert!(find(&devs, "pci_0000_00_08_1")
+        .to_xml()
+        .contains("<capability type='virt_functions' maxCount='4'/>"));
+    // Bad checksum: no vpd capability.
+    assert!(!find(&devs, "pci_0000_00_08_1").has_cap(CapType::Vpd));
+    let vf = find(&devs, "pci_0000_00_09_1").to_xml();
+    assert!(vf.contains(
+        "    <capability type='phys_function'>
+      <address domain='0x0000' bus='0x00' slot='0x08' function='0x0'/>
+    </capability>
+    <capability type='vpd'>
+    </capability>
+"
+    ));
+}
+
+#[test]
+fn s390_channel_subsystem_devices() {
+    let (_t, devs) = devices();
+    assert_eq!(find(&devs, "ccw_0_0_0000").parent(), Some("css_0_0_0000"));
+    // Subchannel without a driver is skipped; its CCW device goes to computer.
+    assert_eq!(find(&devs, "ccw_0_1_fe03").parent(), Some("computer"));
+    assert!(!devs.iter().any(|d| d.name() == "ccw_0_0_0002"));
+    assert!(find(&devs, "css_0_0_0000").to_xml().contains(
+        "    <devno>0x0000</devno>
+    <channel_dev_addr>
+      <cssid>0x0</cssid>
+      <ssid>0x0</ssid>
+      <devno>0x0000</devno>
+    </channel_dev_addr>
+"
+    ));
+    let sch = find(&devs, "css_0_0_0001");
+    assert_eq!(sch.caps(), vec![CapType::CssDev, CapType::MdevTypes]);
+    assert!(!sch.to_xml().contains("channel_dev_addr"));
+}
+
+#[test]
+fn ap_devices_and_matrix() {
+    let (_t, devs) = devices();
+    assert_eq!(find(&devs, "ap_0a_0004").parent(), Some("ap_card0a"));
+    assert!(find(&devs, "ap_0a_0004").to_xml().contains(
+        "    <ap-adapter>0x0a</ap-adapter>
+    <ap-domain>0x0004</ap-domain>
+"
+    ));
+    let m = find(&devs, "ap_matrix");
+    assert_eq!(m.caps(), vec![CapType::ApMatrix, CapType::MdevTypes]);
+    assert!(m
+        .to_xml()
+        .contains("<availableInstances>65536</availableInstances>"));
+}
+
+#[test]
+fn vdpa_chardev_must_exist_in_dev() {
+    let (_t, devs) = devices();
+    assert!(find(&devs, "vdpa_vdpa1")
+        .to_xml()
+        .contains("<chardev>/dev/vhost-vdpa-fk0</chardev>"));
+    assert!(!find(&devs, "vdpa_vdpa0").to_xml().contains("chardev"));
+    assert!(!devs.iter().any(|d| d.name() == "vdpa_vdpa2"));
 }

@@ -3,11 +3,14 @@
 //! like `udevGetDeviceType`, fill capabilities like `udevGetDeviceDetails`,
 //! and find parents like `udevSetParent`.
 
+mod mdev;
 mod misc;
 mod net;
 mod pci;
+mod s390;
 mod storage;
 mod system;
+pub(crate) mod vpd;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -17,6 +20,7 @@ use crate::model::{Cap, CapType, Device};
 use crate::udev::UdevDevice;
 
 pub use pci::PciIds;
+pub use vpd::parse_bytes as parse_vpd;
 
 /// Subsystems libvirt tells libudev not to enumerate (`subsystem_ignored`).
 const SUBSYSTEM_IGNORED: [&str; 4] = ["acpi", "tty", "vc", "i2c"];
@@ -178,10 +182,16 @@ fn build_device(ctx: &Ctx, dev: &UdevDevice) -> Option<Device> {
         CapType::ScsiTarget => misc::scsi_target(ctx.root, dev)?,
         CapType::ScsiGeneric => misc::scsi_generic(dev)?,
         CapType::Drm => misc::drm(dev)?,
-        other => {
-            tracing::debug!("capability type {} not supported yet", other.name());
-            return None;
-        }
+        CapType::Mdev => mdev::mdev_device(ctx.root, dev)?,
+        CapType::MdevTypes => mdev::mdev_parent(ctx.root, dev)?,
+        CapType::CcwDev => s390::ccw(dev)?,
+        CapType::CssDev => s390::css(dev)?,
+        CapType::ApCard => s390::ap_card(dev)?,
+        CapType::ApQueue => s390::ap_queue(dev)?,
+        CapType::ApMatrix => s390::ap_matrix(dev)?,
+        CapType::Vdpa => s390::vdpa(ctx.root, dev)?,
+        // udevGetDeviceType never yields these.
+        CapType::System | CapType::FcHost | CapType::Vports | CapType::Vpd => return None,
     };
     let mut d = Device::new(name, cap);
     d.sysfs_path = Some(dev.host_syspath.clone());
@@ -260,6 +270,10 @@ pub(crate) fn refresh(dev: &mut Device, root: &HostRoot) {
             }
             Cap::ScsiHost(h) => misc::scsi_host_caps(root, h),
             Cap::ScsiTarget(t) => misc::scsi_target_caps(root, &path, t),
+            // On failure libvirt fails the query; the list is left empty.
+            Cap::Css(c) => c.mdev_types = mdev::mdev_types(&syspath).unwrap_or_default(),
+            Cap::ApMatrix(t) => *t = mdev::mdev_types(&syspath).unwrap_or_default(),
+            Cap::MdevTypes(m) => m.mdev_types = mdev::mdev_types(&syspath).unwrap_or_default(),
             _ => {}
         }
     }

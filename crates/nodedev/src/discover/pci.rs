@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::{generate_name, Ctx};
 use crate::hostroot::HostRoot;
-use crate::model::{Cap, MdevType, PciAddr, PciCap, PciExpress, PcieLink};
+use crate::model::{Cap, PciAddr, PciCap, PciExpress, PcieLink};
 use crate::udev::{parse_i, parse_ui, UdevDevice};
 
 const PCI_STATUS: usize = 0x06;
@@ -274,13 +274,12 @@ fn addr_from_link(root: &HostRoot, link: &Path) -> Option<PciAddr> {
 /// Returns false where libvirt would fail (and drop the device).
 pub(crate) fn dynamic_caps(root: &HostRoot, syspath: &Path, cap: &mut PciCap) -> bool {
     // SR-IOV
+    // virPCIGetPhysicalFunction never fails: a physfn link that does not
+    // resolve to a PCI address just means "no PF".
     cap.physical_function = None;
     let physfn = syspath.join("physfn");
     if std::fs::metadata(&physfn).is_ok() {
-        match addr_from_link(root, &physfn) {
-            Some(a) => cap.physical_function = Some(a),
-            None => return false,
-        }
+        cap.physical_function = addr_from_link(root, &physfn);
     }
     cap.max_virtual_functions = 0;
     cap.virtual_functions.clear();
@@ -339,35 +338,16 @@ pub(crate) fn dynamic_caps(root: &HostRoot, syspath: &Path, cap: &mut PciCap) ->
         cap.iommu_group = num;
     }
 
-    // mdev types
-    cap.mdev_types = mdev_types(syspath);
-    true
-}
-
-/// `virMediatedDeviceGetMdevTypes`: `mdev_supported_types/*` in directory order.
-pub(crate) fn mdev_types(syspath: &Path) -> Vec<MdevType> {
-    let dir = syspath.join("mdev_supported_types");
-    let Ok(rd) = std::fs::read_dir(&dir) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for e in rd.flatten() {
-        let p = e.path();
-        let id = e.file_name().to_string_lossy().into_owned();
-        let read = |n: &str| {
-            std::fs::read_to_string(p.join(n))
-                .ok()
-                .map(|s| s.trim_end_matches('\n').to_string())
-        };
-        let Some(avail) = read("available_instances").and_then(|s| parse_ui(&s, 10)) else {
-            continue;
-        };
-        out.push(MdevType {
-            id,
-            name: read("name"),
-            device_api: read("device_api"),
-            available_instances: avail,
-        });
+    // mdev types: one unreadable type fails the device.
+    match super::mdev::mdev_types(syspath) {
+        Ok(t) => cap.mdev_types = t,
+        Err(()) => {
+            cap.mdev_types.clear();
+            return false;
+        }
     }
-    out
+
+    // VPD (optional; an image that does not parse is simply not shown).
+    cap.vpd = super::vpd::read(&bus_dir.join("vpd")).map(Box::new);
+    true
 }

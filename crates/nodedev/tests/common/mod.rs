@@ -171,6 +171,8 @@ pub fn build_host(dir: &std::path::Path) -> FakeSys {
     f.net(None, &wl).unwrap();
     f.block(None, &BlockSpec::disk("loop0", 7, 0, 0)).unwrap();
     add_usb_scsi_drm(&f);
+    add_sriov_mdev_vpd(&f);
+    add_s390_vdpa(&f);
     f
 }
 
@@ -302,4 +304,145 @@ fn add_usb_scsi_drm(f: &FakeSys) {
         )
         .unwrap();
     }
+}
+
+/// vhost-vdpa character device whose `/dev` node the differential test also
+/// creates on the real host (libvirt checks the real `/dev`).
+pub const VDPA_CHARDEV: &str = "vhost-vdpa-fk0";
+
+fn add_sriov_mdev_vpd(f: &FakeSys) {
+    // SR-IOV: a PF with two VFs, a PF with no VFs enabled yet.
+    let pf = pci(f, "0000:00:08.0", 0x020000, "ixgbe");
+    let vfs: Vec<String> = (0..2)
+        .map(|i| pci(f, &format!("0000:00:09.{i}"), 0x020000, "ixgbevf"))
+        .collect();
+    f.sriov(&pf, Some(8), &vfs).unwrap();
+    let pf2 = pci(f, "0000:00:08.1", 0x020000, "ixgbe");
+    f.sriov(&pf2, Some(4), &[]).unwrap();
+
+    // VPD on the first PF: every field kind libvirt knows, in odd order.
+    let img = vpd_image(&VpdSpec {
+        name: Some(b"  Fake 10GbE <SFP+> & Co  ".to_vec()),
+        read_only: vec![
+            (*b"PN", b"FK-10G-2".to_vec()),
+            (*b"EC", b"A1 ".to_vec()),
+            (*b"V1", b"vendor one".to_vec()),
+            (*b"CP", vec![1, 0, 0x10, 0]),
+            (*b"SN", b"SN<&>123".to_vec()),
+            (*b"MN", b"1234".to_vec()),
+            (*b"FG", b"legacy".to_vec()),
+            (*b"VA", b"badvalue".to_vec()),
+            (*b"V1", b"vendor one again".to_vec()),
+            (*b"Z9", b"unknown".to_vec()),
+        ],
+        read_write: Some(vec![
+            (*b"V9", b"rw vendor".to_vec()),
+            (*b"YA", b"asset-42".to_vec()),
+            (*b"Y1", b"system one".to_vec()),
+            (*b"EC", b"ignored".to_vec()),
+        ]),
+        rw_space: 8,
+        ..Default::default()
+    });
+    f.vpd(&pf, &img).unwrap();
+    // A corrupt image (bad checksum) gives no vpd capability.
+    let img = vpd_image(&VpdSpec {
+        name: Some(b"Broken".to_vec()),
+        read_only: vec![(*b"PN", b"X".to_vec())],
+        bad_checksum: true,
+        ..Default::default()
+    });
+    f.vpd(&pf2, &img).unwrap();
+    // Only a checksum in VPD-R and no name: an empty capability.
+    let img = vpd_image(&VpdSpec::default());
+    f.vpd(&vfs[1], &img).unwrap();
+
+    // mdev types on the VGA device and an active mdev of one of them.
+    let vga = "/sys/devices/pci0000:00/0000:00:02.0";
+    f.mdev_types(
+        vga,
+        &[
+            MdevTypeSpec::new("i915-GVTg_V5_4", Some("GVTg_V5_4"), "vfio-pci", 1),
+            MdevTypeSpec::new("i915-GVTg_V5_8", None, "vfio-pci", 2),
+        ],
+    )
+    .unwrap();
+    f.mdev(
+        vga,
+        "4b20d080-1b54-4048-85b3-a6a62d165c01",
+        "i915-GVTg_V5_8",
+        Some(12),
+    )
+    .unwrap();
+    // A type without device_api makes libvirt drop the whole parent; its
+    // mdev then hangs off computer.
+    let bad = pci(f, "0000:00:0a.0", 0x030000, "nvidia");
+    let mut t = MdevTypeSpec::new("nvidia-35", Some("GRID M60-2Q"), "vfio-pci", 4);
+    t.device_api = None;
+    f.mdev_types(&bad, &[t]).unwrap();
+    // A sample mtty parent (subsystem mtty): a top-level mdev_types device.
+    let mtty = "/sys/devices/virtual/mtty/mtty";
+    f.device(mtty, "mtty", false, &[]).unwrap();
+    f.mdev_types(
+        mtty,
+        &[
+            MdevTypeSpec::new("mtty-2", Some("Dual-port-serial"), "vfio-pci", 12),
+            MdevTypeSpec::new("mtty-1", Some("Single-port-serial"), "vfio-pci", 24),
+        ],
+    )
+    .unwrap();
+    f.mdev(
+        mtty,
+        "b1ae8bf6-38b0-4c81-9d44-78ce3f520496",
+        "mtty-1",
+        Some(13),
+    )
+    .unwrap();
+}
+
+fn add_s390_vdpa(f: &FakeSys) {
+    // Channel subsystem: an I/O subchannel with its online DASD, a vfio-ccw
+    // subchannel offering an mdev type, a subchannel without a driver
+    // (skipped) and an offline CCW device (skipped).
+    let sch = f
+        .css("0.0.0000", Some("io_subchannel"), Some("0.0.0000"))
+        .unwrap();
+    f.ccw(&sch, "0.0.0000", "1", "dasd-eckd").unwrap();
+    let sch2 = f.css("0.0.0001", Some("vfio_ccw"), Some("none")).unwrap();
+    f.mdev_types(
+        &sch2,
+        &[MdevTypeSpec::new(
+            "vfio_ccw-io",
+            Some("I/O subchannel (Non-QDIO)"),
+            "vfio-ccw",
+            1,
+        )],
+    )
+    .unwrap();
+    let sch3 = f.css("0.1.fe03", None, Some("0.1.fe03")).unwrap();
+    f.ccw(&sch3, "0.1.fe03", "1", "dasd-eckd").unwrap();
+    let sch4 = f
+        .css("0.0.0002", Some("io_subchannel"), Some("0.0.0002"))
+        .unwrap();
+    f.ccw(&sch4, "0.0.0002", "0", "dasd-eckd").unwrap();
+    // AP crypto: a card, one of its queues and the vfio_ap matrix.
+    let card = f.ap_card(0x0a).unwrap();
+    f.ap_queue(&card, 0x0a, 0x0004).unwrap();
+    let matrix = f.ap_matrix().unwrap();
+    f.mdev_types(
+        &matrix,
+        &[MdevTypeSpec::new(
+            "vfio_ap-passthrough",
+            Some("VFIO AP Passthrough Device"),
+            "vfio-ap",
+            65536,
+        )],
+    )
+    .unwrap();
+    // vDPA: without a vhost char device, with one whose /dev node exists,
+    // and with one whose node is missing (libvirt drops that device).
+    f.vdpa(None, "vdpa0", None, false).unwrap();
+    f.vdpa(None, "vdpa1", Some(VDPA_CHARDEV), true).unwrap();
+    f.vdpa(None, "vdpa2", Some("vhost-vdpa-fkmissing"), false)
+        .unwrap();
 }
