@@ -56,6 +56,8 @@ fn unsupported_devices_are_skipped_like_libvirt() {
             "pci_0000_00_09_0",
             "pci_0000_00_09_1",
             "pci_0000_00_10_0",
+            "pci_0000_00_11_0",
+            "pci_0000_00_12_0",
             "pci_0000_00_14_0",
             "pci_0000_00_1c_0",
             "pci_0000_00_1f_2",
@@ -63,7 +65,11 @@ fn unsupported_devices_are_skipped_like_libvirt() {
             "scsi_2_0_0_0",
             "scsi_generic_sg0",
             "scsi_host2",
+            "scsi_host5",
+            "scsi_host6",
+            "scsi_host7",
             "scsi_target2_0_0",
+            "scsi_target5_0_0",
             "usb_1_0_1_0",
             "usb_1_1_1_0",
             "usb_usb1",
@@ -368,4 +374,45 @@ fn vdpa_chardev_must_exist_in_dev() {
         .contains("<chardev>/dev/vhost-vdpa-fk0</chardev>"));
     assert!(!find(&devs, "vdpa_vdpa0").to_xml().contains("chardev"));
     assert!(!devs.iter().any(|d| d.name() == "vdpa_vdpa2"));
+}
+
+#[test]
+fn fc_host_vport_ops_and_remote_port() {
+    let (_t, devs) = devices();
+    let h = find(&devs, "scsi_host5");
+    assert_eq!(
+        h.caps(),
+        vec![CapType::ScsiHost, CapType::FcHost, CapType::Vports]
+    );
+    assert_eq!(
+        h.scsi_host_wwns(),
+        Some(("20000024ff370105", "21000024ff370105"))
+    );
+    assert!(h.to_xml().contains(
+        "    <capability type='fc_host'>
+      <wwnn>20000024ff370105</wwnn>
+      <wwpn>21000024ff370105</wwpn>
+      <fabric_wwn>100000051e0c3a5b</fabric_wwn>
+    </capability>
+    <capability type='vport_ops'>
+      <max_vports>254</max_vports>
+      <vports>1</vports>
+    </capability>
+"
+    ));
+    // A vHBA: fc_host without fabric name or vport operations.
+    let v = find(&devs, "scsi_host6");
+    assert_eq!(v.parent(), Some("scsi_host5"));
+    assert_eq!(v.caps(), vec![CapType::ScsiHost, CapType::FcHost]);
+    assert!(!v.to_xml().contains("fabric_wwn"));
+    // vport_create only in scsi_host: the vport data is read from fc_host,
+    // fails, and libvirt clears both capabilities.
+    assert_eq!(find(&devs, "scsi_host7").caps(), vec![CapType::ScsiHost]);
+    assert!(find(&devs, "scsi_target5_0_0").to_xml().contains(
+        "    <capability type='fc_remote_port'>
+      <rport>rport-5:0-0</rport>
+      <wwpn>0x50060e801049cfd1</wwpn>
+    </capability>
+"
+    ));
 }

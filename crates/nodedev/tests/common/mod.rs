@@ -173,6 +173,7 @@ pub fn build_host(dir: &std::path::Path) -> FakeSys {
     add_usb_scsi_drm(&f);
     add_sriov_mdev_vpd(&f);
     add_s390_vdpa(&f);
+    add_fc(&f);
     f
 }
 
@@ -445,4 +446,64 @@ fn add_s390_vdpa(f: &FakeSys) {
     f.vdpa(None, "vdpa1", Some(VDPA_CHARDEV), true).unwrap();
     f.vdpa(None, "vdpa2", Some("vhost-vdpa-fkmissing"), false)
         .unwrap();
+}
+
+/// Fibre Channel: an NPIV-capable HBA port with a remote port and target,
+/// a vHBA (fc_host without vport_create, no fabric name) and a host whose
+/// vport_create sits only in scsi_host (libvirt then fails the vport data
+/// read from fc_host and shows neither capability).
+fn add_fc(f: &FakeSys) {
+    let hba = pci(f, "0000:00:11.0", 0x0c0400, "qla2xxx");
+    let fc_host = |parent: &str, n: u32, vport: bool, fabric: bool, in_fc: bool| -> String {
+        let host = format!("{parent}/host{n}");
+        f.device(&host, "scsi", true, &[("DEVTYPE", "scsi_host")])
+            .unwrap();
+        let sh = format!("{host}/scsi_host/host{n}");
+        f.device(&sh, "scsi_host", false, &[]).unwrap();
+        f.write(&format!("{sh}/unique_id"), format!("{}\n", n + 10))
+            .unwrap();
+        if in_fc {
+            let fc = format!("{host}/fc_host/host{n}");
+            f.device(&fc, "fc_host", false, &[]).unwrap();
+            f.write(
+                &format!("{fc}/port_name"),
+                format!("0x21000024ff3701{n:02x}\n"),
+            )
+            .unwrap();
+            f.write(
+                &format!("{fc}/node_name"),
+                format!("0x20000024ff3701{n:02x}\n"),
+            )
+            .unwrap();
+            if fabric {
+                f.write(&format!("{fc}/fabric_name"), "0x100000051e0c3a5b\n")
+                    .unwrap();
+            }
+            if vport {
+                f.write(&format!("{fc}/vport_create"), "").unwrap();
+                f.write(&format!("{fc}/max_npiv_vports"), "254\n").unwrap();
+                f.write(&format!("{fc}/npiv_vports_inuse"), "1\n").unwrap();
+            }
+        } else if vport {
+            f.write(&format!("{sh}/vport_create"), "").unwrap();
+        }
+        host
+    };
+    let h = fc_host(&hba, 5, true, true, true);
+    let rport = format!("{h}/rport-5:0-0");
+    f.write(&format!("{rport}/uevent"), "").unwrap();
+    let rp = format!("{rport}/fc_remote_ports/rport-5:0-0");
+    f.device(&rp, "fc_remote_ports", false, &[]).unwrap();
+    f.write(&format!("{rp}/port_name"), "0x50060e801049cfd1\n")
+        .unwrap();
+    let target = format!("{rport}/target5:0:0");
+    f.device(&target, "scsi", true, &[("DEVTYPE", "scsi_target")])
+        .unwrap();
+    // A vHBA created on that port.
+    let vport = format!("{h}/vport-5:0-0");
+    f.write(&format!("{vport}/uevent"), "").unwrap();
+    fc_host(&vport, 6, false, false, true);
+    // vport_create only below scsi_host.
+    let hba2 = pci(f, "0000:00:12.0", 0x0c0400, "lpfc");
+    fc_host(&hba2, 7, true, true, false);
 }
