@@ -68,6 +68,39 @@ impl HostRoot {
         }
     }
 
+    /// Resolve a sysfs `bus/X/devices/NAME` or `class/X/NAME` entry. Such
+    /// links point straight at a device's canonical directory under
+    /// `sys/devices`, which contains no symlinked directories in sysfs, so
+    /// one `readlink` plus one `stat` does what [`Self::canonicalize`] does
+    /// with a `stat` per path component. Anything else takes the slow path.
+    pub fn resolve_device_link(&self, link: &Path) -> Option<PathBuf> {
+        let target = match std::fs::read_link(link) {
+            Ok(t) => t,
+            Err(_) => return self.canonicalize(link),
+        };
+        let mut out = if target.is_absolute() {
+            self.root.clone()
+        } else {
+            link.parent()?.to_path_buf()
+        };
+        for c in target.components() {
+            match c {
+                Component::Normal(s) => out.push(s),
+                // `..` pops in the guard; climbing out of the root bails out.
+                Component::ParentDir if out == self.root || !out.pop() => {
+                    return self.canonicalize(link);
+                }
+                _ => {}
+            }
+        }
+        let devices = self.root.join("sys/devices");
+        if out.starts_with(&devices) && std::fs::symlink_metadata(&out).is_ok_and(|m| m.is_dir()) {
+            Some(out)
+        } else {
+            self.canonicalize(link)
+        }
+    }
+
     /// Resolve symlinks in `p` (which must be inside the root), without ever
     /// leaving the root: absolute link targets are taken relative to the root.
     /// Returns `None` when some component does not exist.
@@ -139,5 +172,10 @@ mod tests {
         let b = r.canonicalize(&r.sys().join("bus/rel")).unwrap();
         assert_eq!(a, b);
         assert_eq!(r.host_path(&a), "/sys/devices/a");
+        assert_eq!(
+            r.resolve_device_link(&r.sys().join("bus/abs")),
+            Some(a.clone())
+        );
+        assert_eq!(r.resolve_device_link(&r.sys().join("bus/rel")), Some(a));
     }
 }

@@ -59,7 +59,7 @@ pub(crate) fn scan_syspaths(root: &HostRoot) -> Vec<PathBuf> {
             if name.as_encoded_bytes().first() == Some(&b'.') {
                 continue;
             }
-            if let Some(p) = root.canonicalize(&e.path()) {
+            if let Some(p) = root.resolve_device_link(&e.path()) {
                 found.push(p);
             }
         }

@@ -265,8 +265,10 @@ pub(super) fn process(ctx: &Ctx, dev: &UdevDevice) -> Option<(String, Cap)> {
 }
 
 /// PCI address a sysfs link points at (`virPCIGetDeviceAddressFromSysfsLink`).
+/// `physfn`/`virtfnN` point at canonical device directories, so the fast
+/// resolution applies (a PF with thousands of VFs is the scale case).
 fn addr_from_link(root: &HostRoot, link: &Path) -> Option<PciAddr> {
-    let target = root.canonicalize(link)?;
+    let target = root.resolve_device_link(link)?;
     PciAddr::parse(&target.file_name()?.to_string_lossy())
 }
 
