@@ -362,14 +362,15 @@ async fn run_connection<S: Service>(
         }
         if consumed > 0 {
             inbuf.drain(..consumed);
+            if inbuf.is_empty() && inbuf.capacity() > 1 << 20 {
+                inbuf.shrink_to(8192);
+            }
         }
-        if let Step::Frame(_) | Step::NeedMore = next_frame(&inbuf) {
-            // Make room for the rest of a large frame in one go.
+        // Make room for the rest of a large frame in one go.
+        if let Step::NeedMore = next_frame(&inbuf) {
             if inbuf.len() >= LEN_LEN {
                 let len = u32::from_be_bytes([inbuf[0], inbuf[1], inbuf[2], inbuf[3]]) as usize;
-                if len > inbuf.capacity() && len <= MESSAGE_MAX + LEN_LEN {
-                    inbuf.reserve(len - inbuf.len());
-                }
+                inbuf.reserve(len.saturating_sub(inbuf.len()));
             }
         }
         if !out.is_empty() {

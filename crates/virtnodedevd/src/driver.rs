@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use nodedev::{Device, HostRoot};
 use protocol::remote::{LifecycleEventMsg, NodeDevice, UpdateEventMsg};
@@ -70,6 +71,17 @@ pub struct Driver {
     callbacks: Mutex<Vec<Callback>>,
     /// One counter for the whole daemon, from 0, as libvirt hands out callback ids.
     next_callback: AtomicI32,
+    refreshed: Mutex<HashMap<String, Arc<Refreshed>>>,
+}
+
+/// How long re-read device data is reused; see [`Driver::refreshed`].
+pub const REFRESH_AFTER: Duration = Duration::from_secs(1);
+
+/// A device as last re-read, with its XML.
+pub struct Refreshed {
+    pub device: Device,
+    pub xml: String,
+    at: Instant,
 }
 
 impl Driver {
@@ -79,15 +91,33 @@ impl Driver {
             devices: RwLock::new(Arc::new(DeviceList::default())),
             callbacks: Mutex::new(Vec::new()),
             next_callback: AtomicI32::new(0),
+            refreshed: Mutex::new(HashMap::new()),
         }
     }
 
-    /// A copy of the device with the data libvirt re-reads on every XML or capability
-    /// query (driver binding, link state, SR-IOV, ...) brought up to date.
-    pub fn refreshed(&self, dev: &Device) -> Device {
-        let mut d = dev.clone();
-        d.refresh(&self.root);
-        d
+    /// The device with the data libvirt re-reads on every XML or capability query
+    /// (driver binding, link state, SR-IOV, mdev types, ...) brought up to date, and its XML.
+    ///
+    /// libvirt re-reads on every call; that costs more than the rest of the call, so the
+    /// result is kept for up to [`REFRESH_AFTER`] and dropped whenever the device set is
+    /// re-read. Data that changes without any event is therefore at most that old.
+    pub fn refreshed(&self, dev: &Device) -> Arc<Refreshed> {
+        let now = Instant::now();
+        let mut cache = self.refreshed.lock().expect("refresh cache lock");
+        if let Some(r) = cache.get(dev.name()) {
+            if now.duration_since(r.at) < REFRESH_AFTER {
+                return r.clone();
+            }
+        }
+        let mut device = dev.clone();
+        device.refresh(&self.root);
+        let r = Arc::new(Refreshed {
+            xml: device.to_xml(),
+            device,
+            at: now,
+        });
+        cache.insert(dev.name().to_owned(), r.clone());
+        r
     }
 
     /// Reads the whole host and replaces the device set.
@@ -95,6 +125,7 @@ impl Driver {
         let list = DeviceList::new(nodedev::enumerate(&self.root));
         let n = list.len();
         *self.devices.write().expect("device lock") = Arc::new(list);
+        self.refreshed.lock().expect("refresh cache lock").clear();
         n
     }
 

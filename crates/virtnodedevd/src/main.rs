@@ -116,8 +116,10 @@ fn run(opts: Options, config: DaemonConfig, privileged: bool) -> Result<(), Stri
     let n = driver.enumerate();
     info!("enumerated {n} node devices");
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread serves every client: calls are short and in memory, and a single
+    // thread avoids the cross-thread wake-ups that dominate the cost of a small call.
+    // Slow work (re-reading the host) goes to the blocking pool.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
@@ -288,8 +290,11 @@ async fn serve(
             _ = signals.term.recv() => break,
             _ = signals.int.recv() => break,
             _ = signals.hup.recv() => {
-                let n = driver.enumerate();
-                info!("SIGHUP: re-read {n} node devices");
+                let d = driver.clone();
+                match tokio::task::spawn_blocking(move || d.enumerate()).await {
+                    Ok(n) => info!("SIGHUP: re-read {n} node devices"),
+                    Err(e) => error!("SIGHUP: re-reading devices failed: {e}"),
+                }
             }
             _ = tick.tick(), if opts.timeout > 0 => {
                 if server.active_clients() > 0 {

@@ -420,9 +420,10 @@ impl RemoteProgram {
         }
         let list = self.driver.devices();
         let dev = self.driver.refreshed(lookup(&list, &a.name)?);
-        encode(&r::StringRet {
-            value: dev.to_xml(),
-        })
+        // remote_node_device_get_xml_desc_ret is one string; encoded in place.
+        let mut e = xdr::Encoder::new();
+        e.put_str(&dev.xml);
+        Ok(e.into_inner())
     }
 
     fn get_parent(&self, args: &[u8]) -> CallResult {
@@ -439,7 +440,7 @@ impl RemoteProgram {
         let list = self.driver.devices();
         let dev = self.driver.refreshed(lookup(&list, &a.name)?);
         encode(&r::IntRet {
-            value: dev.caps().len() as i32,
+            value: dev.device.caps().len() as i32,
         })
     }
 
@@ -453,6 +454,7 @@ impl RemoteProgram {
         let list = self.driver.devices();
         let dev = self.driver.refreshed(lookup(&list, &a.name)?);
         let names = dev
+            .device
             .caps()
             .into_iter()
             .take(a.maxnames as usize)
