@@ -77,6 +77,7 @@ pub enum ErrorDomain {
     NwFilter = 33,
     DomainSnapshot = 35,
     Streams = 38,
+    Polkit = 60,
     Admin = 62,
     DomainCheckpoint = 69,
 }

@@ -179,7 +179,7 @@ impl RemoteProgram {
         // unprivileged client in.
         Err(VirError::new(
             ErrorCode::AuthFailed,
-            ErrorDomain::Rpc,
+            ErrorDomain::Polkit,
             "access denied by policy",
         ))
     }
