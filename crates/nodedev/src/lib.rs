@@ -15,7 +15,7 @@ mod model;
 pub mod udev;
 pub mod xml;
 
-pub use discover::{enumerate, parse_vpd, PciIds};
+pub use discover::{discover_device, enumerate, parse_vpd, PciIds};
 pub use hostroot::HostRoot;
 pub use model::*;
 

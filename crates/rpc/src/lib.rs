@@ -9,4 +9,7 @@ pub mod server;
 
 pub use error::{ErrorCode, ErrorDomain, VirError};
 pub use header::{Header, MessageType, Status};
-pub use server::{serve, ClientInfo, EventSender, Limits, Reply, Server, Service};
+pub use server::{
+    serve, ClientInfo, ClientSnapshot, EventSender, LimitError, Limits, Reply, Server, Service,
+    ThreadPoolInfo, TRANSPORT_UNIX,
+};

@@ -4,14 +4,15 @@
 //! queued events between them, so a message is always written whole and a slow client
 //! only ever stalls its own task.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::{sleep_until, Instant};
 use tracing::{debug, warn};
 use xdr::Decoder;
@@ -35,8 +36,98 @@ pub struct ClientInfo {
     pub connected_at: SystemTime,
 }
 
+/// `virClientTransport`: how a client reached the server (admin `transport`).
+pub const TRANSPORT_UNIX: u32 = 0;
+
+/// One connected client as the admin program lists it.
+#[derive(Debug, Clone)]
+pub struct ClientSnapshot {
+    pub info: ClientInfo,
+    /// Seconds since the epoch at accept (admin `timestamp`).
+    pub timestamp: i64,
+    pub transport: u32,
+    /// Still has to authenticate (counts against `max_anonymous_clients`).
+    pub auth_pending: bool,
+}
+
+/// The worker-pool settings of a server as the admin program shows and changes them.
+///
+/// libvirt dispatches calls on a thread pool; this server runs every connection as a task
+/// on the daemon's runtime and answers one call of a connection at a time. The numbers
+/// map as follows: `minWorkers`, `maxWorkers` and `prioWorkers` are the configured values
+/// (kept and validated as libvirt does, otherwise advisory); `nWorkers` is what libvirt's
+/// idle pool holds, `max(minWorkers, calls in progress)` capped by `maxWorkers` when that
+/// is non-zero; `freeWorkers` is `nWorkers` less the calls in progress (so an admin query
+/// sees itself, 4 of 5, like libvirt); `jobQueueDepth` is 0, because no call waits for a
+/// worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThreadPoolInfo {
+    pub min_workers: u32,
+    pub max_workers: u32,
+    pub n_workers: u32,
+    pub free_workers: u32,
+    pub prio_workers: u32,
+    pub job_queue_depth: u32,
+}
+
+/// Why a new limit was refused; the texts are libvirt's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LimitError {
+    /// virthreadpool.c, VIR_ERR_INVALID_ARG in no domain.
+    MinAboveMax,
+    /// virthreadpool.c, VIR_ERR_INVALID_ARG in no domain.
+    MaxZeroSwitch,
+    /// virnetserver.c, VIR_ERR_INVALID_ARG in the RPC domain.
+    UnauthAboveMax,
+}
+
+impl LimitError {
+    pub fn to_vir_error(&self) -> VirError {
+        use crate::error::{ErrorCode, ErrorDomain};
+        match self {
+            LimitError::MinAboveMax => VirError::new(
+                ErrorCode::InvalidArg,
+                ErrorDomain::None,
+                "minWorkers cannot be larger than maxWorkers",
+            ),
+            LimitError::MaxZeroSwitch => VirError::new(
+                ErrorCode::InvalidArg,
+                ErrorDomain::None,
+                "maxWorkers must not be switched from zero to non-zero and vice versa",
+            ),
+            LimitError::UnauthAboveMax => VirError::new(
+                ErrorCode::InvalidArg,
+                ErrorDomain::Rpc,
+                "The overall maximum number of clients waiting for authentication must not be less than the overall maximum number of clients",
+            ),
+        }
+    }
+}
+
 /// Where a session pushes ready-framed server messages (events) for its client.
-pub type EventSender = mpsc::Sender<Vec<u8>>;
+///
+/// The queue is bounded: a client that stops reading while events keep coming is
+/// disconnected when its queue is full, rather than letting the daemon's memory grow or
+/// silently dropping events it would never know it missed.
+#[derive(Clone, Debug)]
+pub struct EventSender {
+    tx: mpsc::Sender<Vec<u8>>,
+    overflow: Arc<Notify>,
+}
+
+impl EventSender {
+    /// Queues one message; false when it could not be (the client is then dropped).
+    pub fn send(&self, msg: Vec<u8>) -> bool {
+        match self.tx.try_send(msg) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.overflow.notify_one();
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+}
 
 /// The outcome of one call.
 #[derive(Debug)]
@@ -94,6 +185,18 @@ pub trait Service: Send + Sync + 'static {
     ) -> impl Future<Output = Reply> + Send;
 
     fn disconnect(&self, session: Self::Session);
+
+    /// Whether the client still has to authenticate; such clients count against
+    /// `max_anonymous_clients`. Asked after connecting and after every call.
+    fn auth_pending(&self, _session: &Self::Session) -> bool {
+        false
+    }
+
+    /// Whether to keep a client at all; a refused one is closed without a word (libvirt's
+    /// admin server drops peers whose uid is not the daemon's).
+    fn admit(&self, _info: &ClientInfo) -> bool {
+        true
+    }
 }
 
 /// Limits of one server (libvirt's per-server settings).
@@ -101,6 +204,18 @@ pub trait Service: Send + Sync + 'static {
 pub struct Limits {
     /// max_clients: beyond it we stop accepting, as libvirt does, rather than refuse.
     pub max_clients: usize,
+    /// max_anonymous_clients: clients still authenticating; 0 = no limit. Reaching it also
+    /// stops accepting.
+    pub max_anonymous_clients: usize,
+    /// min_workers / max_workers / prio_workers, see [`ThreadPoolInfo`].
+    pub min_workers: u32,
+    pub max_workers: u32,
+    pub prio_workers: u32,
+    /// max_client_requests: calls of one client in progress before we stop reading it.
+    /// A connection answers its calls one after the other, so at most one is in
+    /// progress and the rest wait unread in the socket buffer: the limit always holds
+    /// (libvirt's back-pressure, never an error).
+    pub max_client_requests: u32,
     /// keepalive_interval in seconds; <= 0 disables server pings.
     pub keepalive_interval: i32,
     pub keepalive_count: u32,
@@ -112,6 +227,11 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_clients: 5000,
+            max_anonymous_clients: 20,
+            min_workers: 5,
+            max_workers: 20,
+            prio_workers: 5,
+            max_client_requests: 5,
             keepalive_interval: 5,
             keepalive_count: 5,
             event_queue: 10_000,
@@ -119,22 +239,57 @@ impl Default for Limits {
     }
 }
 
-/// One RPC server (libvirt's virNetServer): its sockets share client ids and limits.
+/// One RPC server (libvirt's virNetServer): its sockets share client ids, limits and the
+/// registry of connected clients that the admin program reads.
 pub struct Server {
     next_id: AtomicU64,
-    slots: Arc<Semaphore>,
+    /// Calls being answered now (for `freeWorkers`).
+    busy: AtomicUsize,
     active: Arc<AtomicUsize>,
+    state: Mutex<State>,
+    /// Woken when a client leaves or a limit changes, so accept loops look again.
+    changed: Notify,
     limits: Limits,
+}
+
+struct State {
+    clients: BTreeMap<u64, Entry>,
+    max_clients: usize,
+    max_unauth: usize,
+    unauth: usize,
+    min_workers: u32,
+    max_workers: u32,
+    prio_workers: u32,
+}
+
+struct Entry {
+    info: ClientInfo,
+    auth_pending: bool,
+    close: Arc<Notify>,
 }
 
 impl Server {
     pub fn new(limits: Limits) -> Arc<Self> {
         Arc::new(Self {
             next_id: AtomicU64::new(1),
-            slots: Arc::new(Semaphore::new(limits.max_clients)),
+            busy: AtomicUsize::new(0),
             active: Arc::new(AtomicUsize::new(0)),
+            state: Mutex::new(State {
+                clients: BTreeMap::new(),
+                max_clients: limits.max_clients,
+                max_unauth: limits.max_anonymous_clients,
+                unauth: 0,
+                min_workers: limits.min_workers,
+                max_workers: limits.max_workers,
+                prio_workers: limits.prio_workers,
+            }),
+            changed: Notify::new(),
             limits,
         })
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Clients connected now.
@@ -144,6 +299,188 @@ impl Server {
 
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// Every connected client, by id.
+    pub fn clients(&self) -> Vec<ClientSnapshot> {
+        self.state().clients.values().map(snapshot).collect()
+    }
+
+    pub fn client(&self, id: u64) -> Option<ClientSnapshot> {
+        self.state().clients.get(&id).map(snapshot)
+    }
+
+    /// Closes a client's connection (admin CLIENT_CLOSE); false if there is no such client.
+    pub fn close_client(&self, id: u64) -> bool {
+        match self.state().clients.get(&id) {
+            Some(e) => {
+                e.close.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// (nclients_max, nclients, nclients_unauth_max, nclients_unauth)
+    pub fn client_limits(&self) -> (usize, usize, usize, usize) {
+        let st = self.state();
+        (st.max_clients, st.clients.len(), st.max_unauth, st.unauth)
+    }
+
+    /// `virNetServerSetClientLimits`: `None` keeps a value.
+    pub fn set_client_limits(
+        &self,
+        max: Option<usize>,
+        max_unauth: Option<usize>,
+    ) -> Result<(), LimitError> {
+        let mut st = self.state();
+        let m = max.unwrap_or(st.max_clients);
+        let u = max_unauth.unwrap_or(st.max_unauth);
+        if m < u {
+            return Err(LimitError::UnauthAboveMax);
+        }
+        st.max_clients = m;
+        st.max_unauth = u;
+        drop(st);
+        self.changed.notify_waiters();
+        Ok(())
+    }
+
+    pub fn threadpool(&self) -> ThreadPoolInfo {
+        let st = self.state();
+        let busy = self.busy.load(Ordering::Relaxed) as u32;
+        let mut n = st.min_workers.max(busy);
+        if st.max_workers > 0 {
+            n = n.min(st.max_workers.max(st.min_workers));
+        }
+        ThreadPoolInfo {
+            min_workers: st.min_workers,
+            max_workers: st.max_workers,
+            n_workers: n,
+            free_workers: n.saturating_sub(busy),
+            prio_workers: st.prio_workers,
+            job_queue_depth: 0,
+        }
+    }
+
+    /// `virThreadPoolSetParameters`: `None` keeps a value.
+    pub fn set_threadpool(
+        &self,
+        min: Option<u32>,
+        max: Option<u32>,
+        prio: Option<u32>,
+    ) -> Result<(), LimitError> {
+        let mut st = self.state();
+        if min.unwrap_or(st.min_workers) > max.unwrap_or(st.max_workers) {
+            return Err(LimitError::MinAboveMax);
+        }
+        if let Some(m) = max {
+            if (m == 0) != (st.max_workers == 0) {
+                return Err(LimitError::MaxZeroSwitch);
+            }
+            st.max_workers = m;
+        }
+        if let Some(m) = min {
+            st.min_workers = m;
+        }
+        if let Some(p) = prio {
+            st.prio_workers = p;
+        }
+        Ok(())
+    }
+
+    /// `virNetServerCheckLimits`: a new client may be accepted only if neither limit
+    /// would be overcommitted.
+    fn may_accept(&self) -> bool {
+        let st = self.state();
+        st.clients.len() < st.max_clients && (st.max_unauth == 0 || st.unauth < st.max_unauth)
+    }
+
+    fn register(self: &Arc<Self>, info: ClientInfo) -> Registration {
+        let close = Arc::new(Notify::new());
+        self.state().clients.insert(
+            info.id,
+            Entry {
+                info: info.clone(),
+                auth_pending: false,
+                close: close.clone(),
+            },
+        );
+        self.active.fetch_add(1, Ordering::Relaxed);
+        Registration {
+            server: self.clone(),
+            id: info.id,
+            close,
+        }
+    }
+}
+
+fn snapshot(e: &Entry) -> ClientSnapshot {
+    let timestamp = e
+        .info
+        .connected_at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    ClientSnapshot {
+        info: e.info.clone(),
+        timestamp,
+        transport: TRANSPORT_UNIX,
+        auth_pending: e.auth_pending,
+    }
+}
+
+/// A client's place in its server's registry; leaving drops it.
+struct Registration {
+    server: Arc<Server>,
+    id: u64,
+    close: Arc<Notify>,
+}
+
+impl Registration {
+    fn set_auth_pending(&self, pending: bool) {
+        let mut st = self.server.state();
+        let st = &mut *st;
+        if let Some(e) = st.clients.get_mut(&self.id) {
+            if e.auth_pending != pending {
+                e.auth_pending = pending;
+                if pending {
+                    st.unauth += 1;
+                } else {
+                    st.unauth -= 1;
+                    self.server.changed.notify_waiters();
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let mut st = self.server.state();
+        if let Some(e) = st.clients.remove(&self.id) {
+            if e.auth_pending {
+                st.unauth -= 1;
+            }
+        }
+        drop(st);
+        self.server.active.fetch_sub(1, Ordering::Relaxed);
+        self.server.changed.notify_waiters();
+    }
+}
+
+/// Counts a call as in progress while alive.
+struct Busy<'a>(&'a Server);
+
+impl<'a> Busy<'a> {
+    fn new(s: &'a Server) -> Self {
+        s.busy.fetch_add(1, Ordering::Relaxed);
+        Self(s)
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.busy.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -156,10 +493,20 @@ pub async fn serve<S: Service>(
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
-        let permit = tokio::select! {
-            p = server.slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
-            _ = shutdown.changed() => return,
-        };
+        // Like libvirt, stop accept()ing while a limit is reached: new clients wait in
+        // the listen backlog rather than being refused.
+        loop {
+            let changed = server.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if server.may_accept() {
+                break;
+            }
+            tokio::select! {
+                _ = changed => {}
+                _ = shutdown.changed() => return,
+            }
+        }
         let stream = tokio::select! {
             r = listener.accept() => match r {
                 Ok((s, _)) => s,
@@ -172,15 +519,20 @@ pub async fn serve<S: Service>(
             _ = shutdown.changed() => return,
         };
         let info = client_info(&server, &stream, readonly);
+        if !service.admit(&info) {
+            warn!(
+                "operation forbidden: Disallowing client {} with uid {}",
+                info.pid, info.uid
+            );
+            drop(stream);
+            continue;
+        }
         let service = service.clone();
-        let limits = server.limits.clone();
         let shutdown = shutdown.clone();
-        let active = server.active.clone();
-        active.fetch_add(1, Ordering::Relaxed);
+        let reg = server.register(info.clone());
+        let server = server.clone();
         tokio::spawn(async move {
-            run_connection(stream, info, service, limits, shutdown).await;
-            active.fetch_sub(1, Ordering::Relaxed);
-            drop(permit);
+            run_connection(stream, info, service, &server, reg, shutdown).await;
         });
     }
 }
@@ -239,9 +591,11 @@ async fn run_connection<S: Service>(
     stream: UnixStream,
     info: ClientInfo,
     service: Arc<S>,
-    limits: Limits,
+    server: &Server,
+    reg: Registration,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let limits = &server.limits;
     let client_id = info.id;
     debug!(
         client = client_id,
@@ -250,7 +604,15 @@ async fn run_connection<S: Service>(
         "client connected"
     );
     let (tx, mut events) = mpsc::channel(limits.event_queue.max(1));
-    let mut session = service.connect(info, tx);
+    let overflow = Arc::new(Notify::new());
+    let mut session = service.connect(
+        info,
+        EventSender {
+            tx,
+            overflow: overflow.clone(),
+        },
+    );
+    reg.set_auth_pending(service.auth_pending(&session));
     let (mut rd, mut wr) = stream.into_split();
     let mut inbuf: Vec<u8> = Vec::with_capacity(8192);
     let mut out: Vec<u8> = Vec::with_capacity(8192);
@@ -282,7 +644,15 @@ async fn run_connection<S: Service>(
                 let h = Header::message(KEEPALIVE_PROGRAM, KEEPALIVE_VERSION, KEEPALIVE_PING, 0);
                 frame_into(&mut out, &h, |_| {});
             },
+            _ = overflow.notified() => {
+                warn!(client = client_id, "client is not reading its events, disconnecting it");
+                break 'conn;
+            }
             _ = shutdown.changed() => break 'conn,
+            _ = reg.close.notified() => {
+                debug!(client = client_id, "closed by the admin");
+                break 'conn;
+            }
         }
 
         let mut consumed = 0;
@@ -338,7 +708,10 @@ async fn run_connection<S: Service>(
                     header.status.0 as u32
                 )))
             } else {
-                service.call(&mut session, &header, payload).await
+                let _busy = Busy::new(server);
+                let r = service.call(&mut session, &header, payload).await;
+                reg.set_auth_pending(service.auth_pending(&session));
+                r
             };
 
             if reply.start_keepalive && limits.keepalive_interval > 0 && keepalive.is_none() {

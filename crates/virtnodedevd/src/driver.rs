@@ -1,9 +1,11 @@
 //! The node-device driver's state: the current device set and the event callbacks.
 //!
-//! Readers take a snapshot (an `Arc`) so a call never sees half an update; writers
-//! replace the whole snapshot.
+//! One owner applies changes to [`DeviceState`] (start-up, the uevent monitor, a resync)
+//! and publishes an immutable [`DeviceList`] snapshot; readers take the snapshot (an
+//! `Arc`), so a call never sees half an update, and events go out only after the snapshot
+//! that contains their change is published.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -13,48 +15,114 @@ use protocol::remote::{LifecycleEventMsg, NodeDevice, UpdateEventMsg};
 use protocol::{event_id, remote::proc, REMOTE_PROGRAM, REMOTE_VERSION};
 use rpc::header::{frame, Header};
 use rpc::EventSender;
-use tracing::warn;
+use tracing::{debug, warn};
 use xdr::Xdr;
 
-/// All devices known at one moment, with a name index.
-#[derive(Default)]
+/// All devices known at one moment.
+#[derive(Default, Clone)]
 pub struct DeviceList {
-    devices: Vec<Device>,
-    by_name: HashMap<String, usize>,
+    by_name: BTreeMap<Arc<str>, Arc<Device>>,
 }
 
 impl DeviceList {
-    pub fn new(devices: Vec<Device>) -> Self {
-        let by_name = devices
-            .iter()
-            .enumerate()
-            .map(|(i, d)| (d.name().to_owned(), i))
-            .collect();
-        Self { devices, by_name }
-    }
-
     pub fn get(&self, name: &str) -> Option<&Device> {
-        self.by_name.get(name).map(|&i| &self.devices[i])
+        self.by_name.get(name).map(|d| &**d)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Device> {
-        self.devices.iter()
+        self.by_name.values().map(|d| &**d)
     }
 
     pub fn len(&self) -> usize {
-        self.devices.len()
+        self.by_name.len()
+    }
+}
+
+/// What happened to a device, as a lifecycle or update event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Created,
+    Deleted,
+    Updated,
+}
+
+/// The authoritative device set, with a sysfs-path index for uevents.
+#[derive(Default)]
+pub struct DeviceState {
+    list: DeviceList,
+    by_path: HashMap<String, Arc<str>>,
+}
+
+impl DeviceState {
+    fn from_devices(devices: Vec<Device>) -> Self {
+        let mut s = Self::default();
+        for d in devices {
+            s.insert(d);
+        }
+        s
+    }
+
+    fn insert(&mut self, dev: Device) -> Option<Arc<Device>> {
+        let name: Arc<str> = Arc::from(dev.name());
+        if let Some(p) = dev.sysfs_path() {
+            self.by_path.insert(p.to_owned(), name.clone());
+        }
+        self.list.by_name.insert(name, Arc::new(dev))
+    }
+
+    /// The name of the device at a host sysfs path.
+    pub fn name_at(&self, host_syspath: &str) -> Option<String> {
+        self.by_path.get(host_syspath).map(|n| n.to_string())
+    }
+
+    /// Adds or replaces a device (libvirt's udevAddOneDevice): Created for a new name,
+    /// Updated for a known one.
+    pub fn add(&mut self, dev: Device) -> (String, Change) {
+        let name = dev.name().to_owned();
+        match self.insert(dev) {
+            None => (name, Change::Created),
+            Some(_) => (name, Change::Updated),
+        }
+    }
+
+    /// Removes the device at a host sysfs path (udevRemoveOneDeviceSysPath).
+    pub fn remove_path(&mut self, host_syspath: &str) -> Option<(String, Change)> {
+        let name = self.by_path.remove(host_syspath)?;
+        // The name may since have been taken over by a device elsewhere.
+        if self.list.by_name.get(&name)?.sysfs_path() != Some(host_syspath) {
+            return None;
+        }
+        self.list.by_name.remove(&name);
+        Some((name.to_string(), Change::Deleted))
+    }
+
+    /// Replaces the whole set with a fresh enumeration; returns what differs.
+    fn replace(&mut self, devices: Vec<Device>) -> Vec<(String, Change)> {
+        let new = Self::from_devices(devices);
+        let mut changes = Vec::new();
+        for (name, dev) in &self.list.by_name {
+            match new.list.by_name.get(name) {
+                None => changes.push((name.to_string(), Change::Deleted)),
+                Some(d) if d != dev => changes.push((name.to_string(), Change::Updated)),
+                Some(_) => {}
+            }
+        }
+        for name in new.list.by_name.keys() {
+            if !self.list.by_name.contains_key(name) {
+                changes.push((name.to_string(), Change::Created));
+            }
+        }
+        *self = new;
+        changes
     }
 }
 
 /// virNodeDeviceEventLifecycleType.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(i32)]
-#[allow(dead_code)]
 pub enum Lifecycle {
     Created = 0,
     Deleted = 1,
-    Defined = 2,
-    Undefined = 3,
 }
 
 struct Callback {
@@ -67,6 +135,7 @@ struct Callback {
 
 pub struct Driver {
     root: HostRoot,
+    state: Mutex<DeviceState>,
     devices: RwLock<Arc<DeviceList>>,
     callbacks: Mutex<Vec<Callback>>,
     /// One counter for the whole daemon, from 0, as libvirt hands out callback ids.
@@ -88,6 +157,7 @@ impl Driver {
     pub fn new(root: HostRoot) -> Self {
         Self {
             root,
+            state: Mutex::new(DeviceState::default()),
             devices: RwLock::new(Arc::new(DeviceList::default())),
             callbacks: Mutex::new(Vec::new()),
             next_callback: AtomicI32::new(0),
@@ -95,12 +165,16 @@ impl Driver {
         }
     }
 
+    pub fn devices(&self) -> Arc<DeviceList> {
+        self.devices.read().expect("device lock").clone()
+    }
+
     /// The device with the data libvirt re-reads on every XML or capability query
     /// (driver binding, link state, SR-IOV, mdev types, ...) brought up to date, and its XML.
     ///
     /// libvirt re-reads on every call; that costs more than the rest of the call, so the
-    /// result is kept for up to [`REFRESH_AFTER`] and dropped whenever the device set is
-    /// re-read. Data that changes without any event is therefore at most that old.
+    /// result is kept for up to [`REFRESH_AFTER`], and dropped as soon as an event for the
+    /// device arrives. Data that changes without any event is therefore at most that old.
     pub fn refreshed(&self, dev: &Device) -> Arc<Refreshed> {
         let now = Instant::now();
         let mut cache = self.refreshed.lock().expect("refresh cache lock");
@@ -120,17 +194,47 @@ impl Driver {
         r
     }
 
-    /// Reads the whole host and replaces the device set.
-    pub fn enumerate(&self) -> usize {
-        let list = DeviceList::new(nodedev::enumerate(&self.root));
-        let n = list.len();
-        *self.devices.write().expect("device lock") = Arc::new(list);
-        self.refreshed.lock().expect("refresh cache lock").clear();
-        n
+    /// Reads the whole host and replaces the device set. The first time (start-up) sends
+    /// no events; later (SIGHUP, a monitor that lost events) every difference is sent.
+    pub fn enumerate(&self, notify: bool) -> usize {
+        let devices = nodedev::enumerate(&self.root);
+        self.apply(|state| {
+            let changes = state.replace(devices);
+            if notify {
+                changes
+            } else {
+                Vec::new()
+            }
+        })
     }
 
-    pub fn devices(&self) -> Arc<DeviceList> {
-        self.devices.read().expect("device lock").clone()
+    /// Applies a batch of changes to the device set, publishes the new snapshot, then
+    /// sends the events. Returns the number of devices.
+    pub fn apply(&self, f: impl FnOnce(&mut DeviceState) -> Vec<(String, Change)>) -> usize {
+        let mut state = self.state.lock().expect("state lock");
+        let changes = f(&mut state);
+        let n = state.list.len();
+        *self.devices.write().expect("device lock") = Arc::new(state.list.clone());
+        drop(state);
+        {
+            let mut cache = self.refreshed.lock().expect("refresh cache lock");
+            if changes.len() > cache.len() / 2 {
+                cache.clear();
+            } else {
+                for (name, _) in &changes {
+                    cache.remove(name);
+                }
+            }
+        }
+        for (name, change) in changes {
+            debug!(device = %name, ?change, "device event");
+            match change {
+                Change::Created => self.emit_lifecycle(&name, Lifecycle::Created),
+                Change::Deleted => self.emit_lifecycle(&name, Lifecycle::Deleted),
+                Change::Updated => self.emit_update(&name),
+            }
+        }
+        n
     }
 
     pub fn register_callback(
@@ -169,9 +273,7 @@ impl Driver {
             .retain(|c| c.client != client);
     }
 
-    /// Sends a lifecycle event to every matching callback.
-    #[allow(dead_code)]
-    pub fn emit_lifecycle(&self, name: &str, event: Lifecycle) {
+    fn emit_lifecycle(&self, name: &str, event: Lifecycle) {
         self.emit(event_id::LIFECYCLE, name, |id| {
             let msg = LifecycleEventMsg {
                 callback_id: id,
@@ -185,9 +287,7 @@ impl Driver {
         });
     }
 
-    /// Sends an update event to every matching callback.
-    #[allow(dead_code)]
-    pub fn emit_update(&self, name: &str) {
+    fn emit_update(&self, name: &str) {
         self.emit(event_id::UPDATE, name, |id| {
             let msg = UpdateEventMsg {
                 callback_id: id,
@@ -205,12 +305,8 @@ impl Driver {
             if cb.device.as_deref().is_some_and(|d| d != name) {
                 continue;
             }
-            if cb.sink.try_send(build(cb.id)).is_err() {
-                warn!(
-                    client = cb.client,
-                    callback = cb.id,
-                    "event queue full, event dropped"
-                );
+            if !cb.sink.send(build(cb.id)) {
+                warn!(client = cb.client, callback = cb.id, "event not queued");
             }
         }
     }

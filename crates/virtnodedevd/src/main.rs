@@ -4,7 +4,9 @@ mod admin;
 mod cli;
 mod driver;
 mod listen;
+mod monitor;
 mod remote;
+mod uevent;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,6 +27,8 @@ use crate::remote::{Auth, RemoteProgram};
 /// Where the host is read from. Only tests set this: the daemon always reads the real
 /// host by default.
 const HOST_ROOT_ENV: &str = "VIRTNODEDEVD_HOST_ROOT";
+/// Tests only: take kernel-format uevents from this datagram socket instead of netlink.
+const UEVENT_SOCKET_ENV: &str = "VIRTNODEDEVD_UEVENT_SOCKET";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
@@ -112,9 +116,15 @@ fn run(opts: Options, config: DaemonConfig, privileged: bool) -> Result<(), Stri
     let root = std::env::var_os(HOST_ROOT_ENV)
         .map(|r| HostRoot::new(PathBuf::from(r)))
         .unwrap_or_default();
+    let inject = std::env::var_os(UEVENT_SOCKET_ENV).map(PathBuf::from);
+    let monitor = monitor::Monitor::open(&root, inject.as_deref())
+        .map_err(|e| format!("cannot listen for uevents: {e}"))?;
     let driver = Arc::new(Driver::new(root));
-    let n = driver.enumerate();
+    let n = driver.enumerate(false);
     info!("enumerated {n} node devices");
+    monitor
+        .spawn(driver.clone())
+        .map_err(|e| format!("cannot start the uevent monitor: {e}"))?;
 
     // One thread serves every client: calls are short and in memory, and a single
     // thread avoids the cross-thread wake-ups that dominate the cost of a small call.
@@ -291,7 +301,7 @@ async fn serve(
             _ = signals.int.recv() => break,
             _ = signals.hup.recv() => {
                 let d = driver.clone();
-                match tokio::task::spawn_blocking(move || d.enumerate()).await {
+                match tokio::task::spawn_blocking(move || d.enumerate(true)).await {
                     Ok(n) => info!("SIGHUP: re-read {n} node devices"),
                     Err(e) => error!("SIGHUP: re-reading devices failed: {e}"),
                 }

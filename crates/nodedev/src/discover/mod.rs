@@ -254,6 +254,43 @@ pub fn enumerate(root: &HostRoot) -> Vec<Device> {
     devices
 }
 
+/// Discover the one device at `host_syspath` (`/sys/devices/...` as the host names it),
+/// as libvirt's `udevAddOneDevice` does for a uevent. `parent_of` maps a host syspath to
+/// the name of the known device there; the parent is the nearest ancestor directory it
+/// knows, else `computer`. `None` when there is nothing libvirt would list there (an
+/// unsupported device, or one that vanished while being read).
+pub fn discover_device(
+    root: &HostRoot,
+    host_syspath: &str,
+    parent_of: impl Fn(&str) -> Option<String>,
+) -> Option<Device> {
+    let ctx = Ctx::new(root);
+    let syspath = root.join(host_syspath);
+    let udev = UdevDevice::load(root, &syspath)?;
+    if udev
+        .subsystem
+        .as_deref()
+        .is_none_or(|s| SUBSYSTEM_IGNORED.contains(&s))
+    {
+        return None;
+    }
+    let mut dev = build_device(&ctx, &udev)?;
+    let mut parent = None;
+    let mut p = Path::new(host_syspath).parent();
+    while let Some(pp) = p {
+        if pp == Path::new("/") {
+            break;
+        }
+        if let Some(n) = pp.to_str().and_then(&parent_of) {
+            parent = Some(n);
+            break;
+        }
+        p = pp.parent();
+    }
+    dev.parent = Some(parent.unwrap_or_else(|| "computer".into()));
+    Some(dev)
+}
+
 /// Re-read what libvirt re-reads on `GetXMLDesc`
 /// (`nodeDeviceUpdateDriverName` + `virNodeDeviceUpdateCaps`).
 pub(crate) fn refresh(dev: &mut Device, root: &HostRoot) {
