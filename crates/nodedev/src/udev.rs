@@ -22,11 +22,6 @@ pub struct UdevDevice {
     pub devlinks: Vec<String>,
 }
 
-/// Strip trailing newlines as sd-device does for attribute values.
-fn strip_nl(s: &str) -> &str {
-    s.trim_end_matches(['\n', '\r'])
-}
-
 impl UdevDevice {
     /// Load the device at canonical path `syspath` (inside `root`).
     /// Returns `None` when it is not a device libudev would accept
@@ -133,24 +128,81 @@ impl UdevDevice {
         self.prop("DEVNAME")
     }
 
-    /// `udev_device_get_sysattr_value`: file content without trailing
-    /// newlines; `None` when missing or unreadable.
+    /// `udev_device_get_sysattr_value`, as a C string: see [`read_sysattr`].
     pub fn sysattr(&self, name: &str) -> Option<String> {
-        let p = self.syspath.join(name);
-        let bytes = std::fs::read(&p).ok()?;
-        let s = String::from_utf8_lossy(&bytes);
-        Some(strip_nl(&s).to_string())
+        read_sysattr(&self.syspath.join(name))
     }
 
-    /// `udevGetStringSysfsAttr`: control characters removed, empty is absent.
+    /// `udevGetStringSysfsAttr`: see [`string_attr_value`].
     pub fn string_attr(&self, name: &str) -> Option<String> {
-        let mut v = self.sysattr(name)?;
-        v.retain(|c| !(c as u32 >= 1 && (c as u32) < 0x20));
-        if v.is_empty() {
-            None
-        } else {
-            Some(v)
+        string_attr_value(&self.syspath.join(name))
+    }
+}
+
+/// `sd_device_get_sysattr_value` as libvirt uses it (a C string): the
+/// attribute must be a regular file (a symlink, directory or a file without
+/// the owner's read bit gives nothing, even to root); its content up to the
+/// first NUL, trailing newlines and carriage returns removed. Bytes that are
+/// not UTF-8 become U+FFFD (libvirt passes them through). Unreadable
+/// attributes are logged at debug level.
+pub fn read_sysattr(p: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let md = match std::fs::symlink_metadata(p) {
+        Ok(md) => md,
+        Err(e) => {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::debug!("cannot stat sysfs attribute '{}': {e}", p.display());
+            }
+            return None;
         }
+    };
+    if md.file_type().is_symlink() || md.is_dir() || md.permissions().mode() & 0o400 == 0 {
+        tracing::debug!(
+            "sysfs attribute '{}' is not a readable file; ignored",
+            p.display()
+        );
+        return None;
+    }
+    if !md.is_file() {
+        // Never open FIFOs or device nodes: they could block.
+        tracing::debug!("sysfs attribute '{}' is not a regular file", p.display());
+        return None;
+    }
+    let mut bytes = match std::fs::read(p) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::debug!("cannot read sysfs attribute '{}': {e}", p.display());
+            return None;
+        }
+    };
+    while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+        bytes.pop();
+    }
+    if let Some(i) = bytes.iter().position(|b| *b == 0) {
+        bytes.truncate(i);
+    }
+    Some(match String::from_utf8(bytes) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::debug!(
+                "sysfs attribute '{}' is not UTF-8; invalid bytes replaced",
+                p.display()
+            );
+            String::from_utf8_lossy(e.as_bytes()).into_owned()
+        }
+    })
+}
+
+/// `udevGetStringSysfsAttr`: [`read_sysattr`] with the control characters
+/// of `virStringStripControlChars` removed (all below 0x20 except tab,
+/// newline and carriage return); an empty value is absent.
+pub fn string_attr_value(p: &Path) -> Option<String> {
+    let mut v = read_sysattr(p)?;
+    v.retain(|c| !matches!(c, '\u{1}'..='\u{1f}') || matches!(c, '\t' | '\n' | '\r'));
+    if v.is_empty() {
+        None
+    } else {
+        Some(v)
     }
 }
 

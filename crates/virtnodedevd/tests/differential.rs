@@ -28,8 +28,20 @@ use protocol::remote::proc;
 use protocol::{REMOTE_PROGRAM, REMOTE_VERSION};
 use rpc::client::{CallError, Client};
 
+use common::{fc_mdev_s390_tree, sriov_tree, usb_sas_tree};
 use common::{python_libvirt_available, rich_tree, sample_tree, virsh, virsh_available};
 use common::{Daemon, Reference};
+
+/// `(wwnn, wwpn)` of the `fc_host` capability in a dumpxml answer.
+fn fc_wwns(answer: &str) -> Option<(String, String)> {
+    let fc = answer.split("<capability type='fc_host'>").nth(1)?;
+    let fc = fc.split("</capability>").next()?;
+    let field = |tag: &str| {
+        let v = fc.split(&format!("<{tag}>")).nth(1)?;
+        Some(v.split('<').next()?.to_owned())
+    };
+    Some((field("wwnn")?, field("wwpn")?))
+}
 
 /// Every capability name virsh 9.0 accepts for `nodedev-list --cap`, in flag-bit order.
 const CAPS: &[&str] = &[
@@ -262,6 +274,25 @@ fn virsh_answers(side: &Side, names: &[String], scratch: &Path) -> Answers {
             ),
         );
     }
+    // SCSI hosts by WWN (`nodedev-dumpxml WWNN,WWPN`): every fc_host this side shows, and
+    // ones that exist nowhere.
+    let mut wwns: BTreeSet<(String, String)> = a
+        .iter()
+        .filter(|(k, _)| k.starts_with("virsh nodedev-dumpxml "))
+        .filter_map(|(_, v)| fc_wwns(v))
+        .collect();
+    if let Some((n, _)) = wwns.iter().next().cloned() {
+        // The node name of one port with a port name that does not exist.
+        wwns.insert((n, "2100000000000001".into()));
+    }
+    wwns.insert(("20000024ff000000".into(), "21000024ff000000".into()));
+    for (wwnn, wwpn) in wwns {
+        let arg = format!("{wwnn},{wwpn}");
+        a.insert(
+            format!("virsh nodedev-dumpxml {arg}"),
+            virsh_text(uri, &["nodedev-dumpxml", &arg]),
+        );
+    }
     a
 }
 
@@ -300,6 +331,20 @@ for n in names:
     for m in ["parent", "listCaps", "numOfCaps", "isActive", "isPersistent", "autostart"]:
         call("%s.%s()" % (n, m), getattr(d, m))
     call("%s.XMLDesc(0)" % n, lambda: d.XMLDesc(0))
+    xml = d.XMLDesc(0)
+    if "<capability type='fc_host'>" in xml:
+        fc = xml.split("<capability type='fc_host'>")[1]
+        wwnn = fc.split("<wwnn>")[1].split("<")[0]
+        wwpn = fc.split("<wwpn>")[1].split("<")[0]
+        for fl in [0, 1]:
+            call("nodeDeviceLookupSCSIHostByWWN(wwns of %s,%d)" % (n, fl),
+                 lambda: conn.nodeDeviceLookupSCSIHostByWWN(wwnn, wwpn, fl).name())
+        call("nodeDeviceLookupSCSIHostByWWN(swapped wwns of %s,0)" % n,
+             lambda: conn.nodeDeviceLookupSCSIHostByWWN(wwpn, wwnn, 0).name())
+        call("nodeDeviceLookupSCSIHostByWWN(upper-case wwns of %s,0)" % n,
+             lambda: conn.nodeDeviceLookupSCSIHostByWWN(wwnn.upper(), wwpn.upper(), 0).name())
+call("nodeDeviceLookupSCSIHostByWWN(missing,0)",
+     lambda: conn.nodeDeviceLookupSCSIHostByWWN("20000024ff000000", "21000024ff000000", 0).name())
 
 call("getLibVersion()", conn.getLibVersion)
 call("getType()", conn.getType)
@@ -948,6 +993,27 @@ fn sample_tree_matches_reference() {
 fn rich_tree_matches_reference() {
     fake_tree("rich tree", |p| {
         rich_tree(p);
+    });
+}
+
+#[test]
+fn sriov_tree_matches_reference() {
+    fake_tree("sriov tree", |p| {
+        sriov_tree(p);
+    });
+}
+
+#[test]
+fn usb_sas_tree_matches_reference() {
+    fake_tree("usb sas tree", |p| {
+        usb_sas_tree(p);
+    });
+}
+
+#[test]
+fn fc_mdev_s390_tree_matches_reference() {
+    fake_tree("fc mdev s390 tree", |p| {
+        fc_mdev_s390_tree(p);
     });
 }
 

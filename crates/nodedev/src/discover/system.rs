@@ -5,17 +5,9 @@ use crate::model::{Cap, Device, SystemCap};
 
 const DMI_DEVPATH: &str = "/sys/devices/virtual/dmi/id";
 
+/// `udevGetStringSysfsAttr` on the DMI device.
 fn dmi_attr(dir: &std::path::Path, name: &str) -> Option<String> {
-    let b = std::fs::read(dir.join(name)).ok()?;
-    let mut s = String::from_utf8_lossy(&b)
-        .trim_end_matches(['\n', '\r'])
-        .to_string();
-    s.retain(|c| !(c as u32 >= 1 && (c as u32) < 0x20));
-    if s.is_empty() {
-        None
-    } else {
-        Some(s)
-    }
+    crate::udev::string_attr_value(&dir.join(name))
 }
 
 /// `virUUIDParse`: 32 hex digits, '-' allowed between byte pairs,
