@@ -13,12 +13,13 @@ use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{
-    bind, recvmsg, setsockopt, socket, sockopt, AddressFamily, ControlMessageOwned, MsgFlags,
-    NetlinkAddr, SockFlag, SockProtocol, SockType,
+    bind, connect, recvmsg, setsockopt, socket, sockopt, AddressFamily, ControlMessageOwned,
+    MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType, UnixAddr,
 };
 use nodedev::HostRoot;
 use tracing::{debug, info, warn};
@@ -32,6 +33,8 @@ const RCVBUF: usize = 128 << 20;
 /// Largest uevent datagram we read (the kernel caps them at UEVENT_BUFFER_SIZE = 2 KiB,
 /// udevd's re-broadcast adds its header and database properties).
 const MSG_MAX: usize = 16 << 10;
+/// How often udevd's presence is re-checked while events arrive.
+const UDEVD_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 pub struct Monitor {
     root: HostRoot,
@@ -43,12 +46,16 @@ impl Monitor {
     /// Opens the event sources. Call before the first enumeration so that nothing that
     /// happens during it is missed. `inject` (tests only) is a datagram socket that takes
     /// kernel-format uevents instead of the host's.
+    ///
+    /// A daemon reading a fake root (tests) does not follow the host's uevents: they are
+    /// about other devices.
     pub fn open(root: &HostRoot, inject: Option<&Path>) -> io::Result<Monitor> {
         let (netlink, inject) = match inject {
             Some(path) => {
                 let _ = std::fs::remove_file(path);
                 (None, Some(UnixDatagram::bind(path)?))
             }
+            None if root.path() != Path::new("/") => (None, None),
             None => (Some(open_netlink()?), None),
         };
         Ok(Monitor {
@@ -58,18 +65,42 @@ impl Monitor {
         })
     }
 
-    pub fn spawn(self, driver: Arc<Driver>) -> io::Result<JoinHandle<()>> {
+    pub fn spawn(self, driver: Arc<Driver>) -> io::Result<Option<JoinHandle<()>>> {
+        if self.netlink.is_none() && self.inject.is_none() {
+            info!("reading a fake root: not following the host's uevents");
+            return Ok(None);
+        }
         std::thread::Builder::new()
             .name("uevent-monitor".into())
             .spawn(move || self.run(&driver))
+            .map(Some)
     }
 
+    /// Whether udevd answers on its control socket. The socket file outlives a udevd
+    /// that was killed, so its existence alone proves nothing.
     fn udevd_active(&self) -> bool {
-        self.root.run_udev().join("control").exists()
+        let path = self.root.run_udev().join("control");
+        let Ok(addr) = UnixAddr::new(&path) else {
+            return false;
+        };
+        let Ok(fd) = socket(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        ) else {
+            return path.exists();
+        };
+        match connect(fd.as_raw_fd(), &addr) {
+            Ok(()) => true,
+            Err(Errno::ECONNREFUSED | Errno::ENOENT | Errno::ENOTDIR) => false,
+            Err(_) => path.exists(),
+        }
     }
 
     fn run(self, driver: &Driver) {
         let mut udevd = self.udevd_active();
+        let mut checked = Instant::now();
         if self.inject.is_some() {
             info!("following injected uevents (test mode)");
         } else {
@@ -100,10 +131,13 @@ impl Monitor {
                 drain_inject(s, &mut buf, &mut batch);
             }
             if self.inject.is_none() {
-                let now = self.udevd_active();
-                if now != udevd {
-                    udevd = now;
-                    log_source(udevd);
+                if checked.elapsed() >= UDEVD_CHECK_EVERY {
+                    checked = Instant::now();
+                    let now = self.udevd_active();
+                    if now != udevd {
+                        udevd = now;
+                        log_source(udevd);
+                    }
                 }
                 // With udevd running, its re-broadcast (with the database written) is
                 // the one to act on; the kernel's copy would be read too early.
