@@ -563,3 +563,48 @@ fn storm_of_2000_veth_pairs_loses_and_duplicates_nothing() {
     veth_round_trip("s", 2000);
     eprintln!("storm of 8000 events handled in {:?}", started.elapsed());
 }
+
+#[test]
+fn a_client_that_stops_reading_is_dropped_and_others_get_every_event() {
+    let tree = tempfile::tempdir().unwrap();
+    let fs = sample_tree(tree.path());
+    let d = Daemon::start_with(Some(tree.path()), "", true);
+    // Subscribed, then never reads again.
+    let stuck = Watcher::new(&d);
+    let mut w = Watcher::new(&d);
+    let net = fs
+        .net(
+            None,
+            &NetSpec::new(&format!("{NET_PREFIX}4"), 4, "02:00:00:00:00:04"),
+        )
+        .unwrap();
+    d.inject("add", &net, "net");
+    assert!(matches!(w.next(), Ev::Created(_)));
+    // Far more events than the stuck client's socket buffer and queue can hold, while
+    // the other client keeps reading.
+    let rounds = 15_000;
+    let reader = std::thread::spawn(move || {
+        for _ in 0..2 * rounds {
+            assert!(matches!(w.next(), Ev::Updated(_)));
+        }
+    });
+    for _ in 0..2 * rounds {
+        d.inject("change", &net, "net");
+    }
+    reader.join().unwrap();
+    // The stuck client was disconnected: its socket ends after what was written to it.
+    let mut stuck = stuck.c;
+    stuck
+        .stream()
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut got = 0;
+    while stuck.read_message().is_ok() {
+        got += 1;
+    }
+    assert!(
+        got < 2 * rounds + 1,
+        "the stuck client cannot have got everything"
+    );
+    assert!(d.log().contains("not reading its events"), "{}", d.log());
+}
