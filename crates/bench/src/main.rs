@@ -15,6 +15,7 @@ mod measure;
 mod procfs;
 mod report;
 mod tree;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -182,6 +183,7 @@ fn main() -> ExitCode {
         Some("gen-tree") => cmd_gen_tree(args.split_off(1)),
         Some("report") => cmd_report(args.split_off(1)),
         Some("measure") => cmd_measure(args.split_off(1)),
+        Some("watch") => watch::run(args.split_off(1)),
         _ => cmd_measure(args),
     };
     match r {
