@@ -482,6 +482,29 @@ fn veth_round_trip(tag: &str, pairs: usize) {
     }
     assert_eq!(deleted, expected, "every interface deleted exactly once");
     assert_eq!(w.names(0x10), before);
+    if pairs > 4 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", d.pid())).unwrap();
+        let f: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+            .ok()
+            .flatten()
+            .unwrap_or(100) as f64;
+        let cpu = (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / ticks;
+        let status = std::fs::read_to_string(format!("/proc/{}/status", d.pid())).unwrap();
+        let hwm = status
+            .lines()
+            .find(|l| l.starts_with("VmHWM"))
+            .unwrap_or("");
+        eprintln!(
+            "storm: {} events each way; daemon CPU {cpu:.2} s since start; {hwm}",
+            names.len()
+        );
+    }
 
     if let Some(py) = py.take() {
         let out = py.wait_with_output().unwrap();
