@@ -732,3 +732,44 @@ fn remove_add_change_of_every_capability_type() {
         );
     }
 }
+
+/// udevd starting and stopping while the daemon runs: events keep coming, once each.
+#[test]
+fn udevd_starting_and_stopping_later_is_followed() {
+    let _host = HOST.lock().unwrap_or_else(|e| e.into_inner());
+    if !can_change_host() || udevd_answers() {
+        return;
+    }
+    let d = Daemon::start(None, "");
+    let mut w = Watcher::new(&d);
+    let mut round = |tag: &str, w: &mut Watcher| {
+        let prefix = Veths::prefix(tag);
+        let mut v = Veths::create(&prefix, 1);
+        let mut got: Vec<Ev> = w.take(2);
+        v.delete();
+        loop {
+            match w.next() {
+                Ev::Updated(_) => continue,
+                e => got.push(e),
+            }
+            if got.len() == 4 {
+                break;
+            }
+        }
+        let created: Vec<&Ev> = got.iter().filter(|e| matches!(e, Ev::Created(_))).collect();
+        let deleted: Vec<&Ev> = got.iter().filter(|e| matches!(e, Ev::Deleted(_))).collect();
+        assert_eq!((created.len(), deleted.len()), (2, 2), "{tag}: {got:?}");
+    };
+    round("p", &mut w);
+    {
+        let Some(_udevd) = Udevd::start() else {
+            return;
+        };
+        // The daemon re-checks udevd's presence at most once a second.
+        std::thread::sleep(Duration::from_millis(1500));
+        round("q", &mut w);
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    round("r", &mut w);
+    assert!(d.log().contains("udevd is running"), "{}", d.log());
+}
