@@ -143,18 +143,35 @@ impl VirError {
         }
     }
 
-    /// What `virDispatchError()` reports when a driver failed without saying why.
-    pub fn unknown_cause() -> Self {
+    /// An internal error with no template or detail fields, as libvirt reports a failure
+    /// whose cause it does not know.
+    fn bare(domain: ErrorDomain, message: &str) -> Self {
         Self {
             code: ErrorCode::InternalError as i32,
-            domain: ErrorDomain::None as i32,
-            message: "An error occurred, but the cause is unknown".to_owned(),
+            domain: domain as i32,
+            message: message.to_owned(),
             str1: None,
             str2: None,
             str3: None,
             int1: 0,
             int2: 0,
         }
+    }
+
+    /// What `virDispatchError()` reports when a driver failed without saying why.
+    pub fn unknown_cause() -> Self {
+        Self::bare(
+            ErrorDomain::None,
+            "An error occurred, but the cause is unknown",
+        )
+    }
+
+    /// What the RPC dispatcher reports when a handler failed without setting an error.
+    pub fn no_error_set() -> Self {
+        Self::bare(
+            ErrorDomain::Rpc,
+            "Library function returned error but did not set virError",
+        )
     }
 
     /// The payload of an error reply (`remote_error`).
