@@ -10,9 +10,11 @@
 //! All symlinks are relative, like sysfs's own.
 
 mod devices;
+mod hostile;
 mod vpd;
 
 pub use devices::MdevTypeSpec;
+pub use hostile::{add_pciaccess_breakers, hostile_tree, HOSTILE_NET_PREFIX};
 pub use vpd::{vpd_image, VpdSpec};
 
 use std::fmt::Write as _;

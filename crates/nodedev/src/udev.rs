@@ -27,7 +27,13 @@ impl UdevDevice {
     /// Returns `None` when it is not a device libudev would accept
     /// (under `sys/devices` a device needs a `uevent` file).
     pub fn load(root: &HostRoot, syspath: &Path) -> Option<UdevDevice> {
-        let uevent = std::fs::read_to_string(syspath.join("uevent")).ok()?;
+        let uevent = match std::fs::read(syspath.join("uevent")) {
+            Ok(b) => lossy(b),
+            Err(e) => {
+                tracing::debug!("cannot read '{}/uevent': {e}", syspath.display());
+                return None;
+            }
+        };
         let host_syspath = root.host_path(syspath);
         let sysname = syspath.file_name()?.to_string_lossy().replace('!', "/");
         let subsystem = std::fs::read_link(syspath.join("subsystem"))
@@ -52,7 +58,7 @@ impl UdevDevice {
         }
         if let Some(id) = dev.db_id() {
             let path = root.run_udev().join("data").join(id);
-            if let Ok(db) = std::fs::read_to_string(path) {
+            if let Ok(db) = std::fs::read(path).map(lossy) {
                 for line in db.lines() {
                     if let Some(kv) = line.strip_prefix("E:") {
                         if let Some((k, v)) = kv.split_once('=') {
@@ -136,6 +142,15 @@ impl UdevDevice {
     /// `udevGetStringSysfsAttr`: see [`string_attr_value`].
     pub fn string_attr(&self, name: &str) -> Option<String> {
         string_attr_value(&self.syspath.join(name))
+    }
+}
+
+/// Text of a sysfs or udev database file; bytes that are not UTF-8 become
+/// U+FFFD (libudev passes them through).
+fn lossy(b: Vec<u8>) -> String {
+    match String::from_utf8(b) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
     }
 }
 

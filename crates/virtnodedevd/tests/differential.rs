@@ -934,14 +934,20 @@ fn run(label: &str, root: Option<&Path>) {
                     continue;
                 };
                 if let Err(e) = validate(xml, scratch.path()) {
-                    if who == "ours" {
+                    // Identical to the reference's answer: libvirt's own XML breaks its
+                    // schema there (e.g. a MAC address with a tab, a disk of unknown block
+                    // size), and the answer comparison covers it.
+                    if who == "ours" && ref_answers.get(&key) != Some(text) {
                         failures.push(format!(
                             "=== schema: our XML of {n} fails nodedev.rng:\n{e}"
                         ));
                     } else {
-                        eprintln!(
-                            "[{label}] note: the reference's XML of {n} fails nodedev.rng: {e}"
-                        );
+                        let whose = if who == "ours" {
+                            "our"
+                        } else {
+                            "the reference's"
+                        };
+                        eprintln!("[{label}] note: {whose} XML of {n} fails nodedev.rng: {e}");
                     }
                 }
             }
@@ -1014,6 +1020,15 @@ fn usb_sas_tree_matches_reference() {
 fn fc_mdev_s390_tree_matches_reference() {
     fake_tree("fc mdev s390 tree", |p| {
         fc_mdev_s390_tree(p);
+    });
+}
+
+/// Missing, empty, unreadable and symlinked attributes, dangling links and directories where
+/// files belong (the UTF-8 variant: python cannot decode what libvirt passes through).
+#[test]
+fn hostile_tree_matches_reference() {
+    fake_tree("hostile tree", |p| {
+        fakesys::hostile_tree(p, false).unwrap();
     });
 }
 

@@ -147,9 +147,17 @@ pub(crate) fn generate_name(
         s.push('_');
         s.push_str(x);
     }
-    s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect()
+    // libvirt replaces byte by byte: a multi-byte character gives one `_`
+    // per byte. U+FFFD stands for one byte that was not UTF-8.
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            c if c.is_ascii_alphanumeric() => out.push(c),
+            char::REPLACEMENT_CHARACTER => out.push('_'),
+            c => out.extend(std::iter::repeat_n('_', c.len_utf8())),
+        }
+    }
+    out
 }
 
 /// Read the name of the bound driver (`nodeDeviceUpdateDriverName`).
