@@ -56,8 +56,8 @@ pub struct ClientSnapshot {
 /// on the daemon's runtime and answers one call of a connection at a time. The numbers
 /// map as follows: `minWorkers`, `maxWorkers` and `prioWorkers` are the configured values
 /// (kept and validated as libvirt does, otherwise advisory); `nWorkers` is what libvirt's
-/// idle pool holds, `max(minWorkers, calls in progress)` capped by `maxWorkers` when that
-/// is non-zero; `freeWorkers` is `nWorkers` less the calls in progress (so an admin query
+/// pool would hold: minWorkers at start, raised by a higher minWorkers or by more calls in
+/// progress at once, lowered only by a lower maxWorkers; `freeWorkers` is `nWorkers` less the calls in progress (so an admin query
 /// sees itself, 4 of 5, like libvirt); `jobQueueDepth` is 0, because no call waits for a
 /// worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -260,6 +260,9 @@ struct State {
     min_workers: u32,
     max_workers: u32,
     prio_workers: u32,
+    /// Workers libvirt's pool would hold now: it starts with minWorkers, grows when calls
+    /// find no free worker, and shrinks only when maxWorkers is lowered.
+    n_workers: u32,
 }
 
 struct Entry {
@@ -282,6 +285,7 @@ impl Server {
                 min_workers: limits.min_workers,
                 max_workers: limits.max_workers,
                 prio_workers: limits.prio_workers,
+                n_workers: limits.min_workers,
             }),
             changed: Notify::new(),
             limits,
@@ -347,12 +351,13 @@ impl Server {
     }
 
     pub fn threadpool(&self) -> ThreadPoolInfo {
-        let st = self.state();
+        let mut st = self.state();
         let busy = self.busy.load(Ordering::Relaxed) as u32;
-        let mut n = st.min_workers.max(busy);
+        let mut n = st.n_workers.max(busy);
         if st.max_workers > 0 {
-            n = n.min(st.max_workers.max(st.min_workers));
+            n = n.min(st.max_workers);
         }
+        st.n_workers = n;
         ThreadPoolInfo {
             min_workers: st.min_workers,
             max_workers: st.max_workers,
@@ -379,9 +384,13 @@ impl Server {
                 return Err(LimitError::MaxZeroSwitch);
             }
             st.max_workers = m;
+            if m > 0 {
+                st.n_workers = st.n_workers.min(m);
+            }
         }
         if let Some(m) = min {
             st.min_workers = m;
+            st.n_workers = st.n_workers.max(m);
         }
         if let Some(p) = prio {
             st.prio_workers = p;

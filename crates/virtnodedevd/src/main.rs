@@ -4,7 +4,9 @@ mod admin;
 mod cli;
 mod driver;
 mod listen;
+mod logging;
 mod monitor;
+mod reload;
 mod remote;
 mod uevent;
 
@@ -68,7 +70,22 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    init_logging(&config, opts.verbose);
+    logging::install();
+    let log_mode = logging::StartMode {
+        daemon: opts.daemon,
+        privileged,
+        verbose: opts.verbose,
+    };
+    if let Err(e) = logging::configure(
+        config.log_level,
+        config.log_filters.as_deref(),
+        config.log_outputs.as_deref(),
+        log_mode,
+    ) {
+        // virDispatchError() with no domain name.
+        eprintln!("libvirt:  error : {}", e.message());
+        return ExitCode::FAILURE;
+    }
 
     if opts.daemon {
         // Forking is only sound while the process has one thread: the runtime is
@@ -87,23 +104,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn init_logging(config: &DaemonConfig, verbose: bool) {
-    // libvirt levels: 1 debug, 2 info, 3 warning, 4 error.
-    let level = match (config.log_level, verbose) {
-        (1, _) => "debug",
-        (2, _) | (_, true) => "info",
-        (3, _) => "warn",
-        _ => "error",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("VIRTNODEDEVD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .init();
 }
 
 fn run(opts: Options, config: DaemonConfig, privileged: bool) -> Result<(), String> {
@@ -241,7 +241,12 @@ async fn serve(
 ) -> Result<(), String> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let limits = rpc::Limits {
-        max_clients: config.max_clients.max(1) as usize,
+        max_clients: config.max_clients as usize,
+        max_anonymous_clients: config.max_anonymous_clients as usize,
+        min_workers: config.min_workers,
+        max_workers: config.max_workers,
+        prio_workers: config.prio_workers,
+        max_client_requests: config.max_client_requests,
         keepalive_interval: config.keepalive_interval,
         keepalive_count: config.keepalive_count,
         ..rpc::Limits::default()
@@ -276,18 +281,32 @@ async fn serve(
             stop_rx.clone(),
         )));
     }
+    // libvirt's admin server has no priority workers and no anonymous-client limit.
     let admin_server = rpc::server::Server::new(rpc::Limits {
-        max_clients: config.admin_max_clients.max(1) as usize,
+        max_clients: config.admin_max_clients as usize,
+        max_anonymous_clients: 0,
+        min_workers: config.admin_min_workers,
+        max_workers: config.admin_max_workers,
+        prio_workers: 0,
+        max_client_requests: config.admin_max_client_requests,
         keepalive_interval: config.admin_keepalive_interval,
         keepalive_count: config.admin_keepalive_count,
         ..rpc::Limits::default()
+    });
+    let (timeout_tx, mut timeout_rx) = watch::channel(opts.timeout);
+    let control = Arc::new(admin::DaemonControl {
+        timeout: timeout_tx,
     });
     if let Some(admin) = Listeners::take(&mut listeners.admin)? {
         tasks.push(tokio::spawn(rpc::serve(
             admin_server.clone(),
             admin,
             false,
-            Arc::new(admin::AdminProgram::new(server.clone())),
+            Arc::new(admin::AdminProgram::new(
+                server.clone(),
+                admin_server.clone(),
+                control.clone(),
+            )),
             stop_rx.clone(),
         )));
     }
@@ -300,17 +319,22 @@ async fn serve(
             _ = signals.term.recv() => break,
             _ = signals.int.recv() => break,
             _ = signals.hup.recv() => {
+                info!("Reloading configuration on SIGHUP");
+                reload::reload(opts.config.as_deref(), privileged, &server, &admin_server);
                 let d = driver.clone();
                 match tokio::task::spawn_blocking(move || d.enumerate(true)).await {
                     Ok(n) => info!("SIGHUP: re-read {n} node devices"),
                     Err(e) => error!("SIGHUP: re-reading devices failed: {e}"),
                 }
             }
-            _ = tick.tick(), if opts.timeout > 0 => {
-                if server.active_clients() > 0 {
+            // admin CONNECT_SET_DAEMON_TIMEOUT restarts the count with the new value.
+            Ok(()) = timeout_rx.changed() => idle_since = tokio::time::Instant::now(),
+            _ = tick.tick() => {
+                let timeout = *timeout_rx.borrow();
+                if timeout == 0 || server.active_clients() > 0 {
                     idle_since = tokio::time::Instant::now();
-                } else if idle_since.elapsed() >= Duration::from_secs(opts.timeout.into()) {
-                    info!("no clients for {} seconds, exiting", opts.timeout);
+                } else if idle_since.elapsed() >= Duration::from_secs(timeout.into()) {
+                    info!("no clients for {timeout} seconds, exiting");
                     break;
                 }
             }

@@ -144,6 +144,11 @@ impl Service for RemoteProgram {
     fn disconnect(&self, s: Session) {
         self.driver.client_gone(s.info.id);
     }
+
+    /// Clients of a polkit socket count against max_anonymous_clients until they pass.
+    fn auth_pending(&self, s: &Session) -> bool {
+        !s.authenticated
+    }
 }
 
 /// Hypervisor-driver node-device calls that libvirt's public API refuses on read-only
@@ -164,16 +169,7 @@ impl RemoteProgram {
 
     fn auth_polkit(&self, s: &mut Session) -> CallResult {
         if self.auth != Auth::Polkit || s.authenticated {
-            return Err(VirError {
-                code: ErrorCode::InternalError as i32,
-                domain: ErrorDomain::Rpc as i32,
-                message: "Library function returned error but did not set virError".into(),
-                str1: None,
-                str2: None,
-                str3: None,
-                int1: 0,
-                int2: 0,
-            });
+            return Err(VirError::no_error_set());
         }
         // Asking polkitd over D-Bus is not implemented yet: refuse rather than let an
         // unprivileged client in.
@@ -593,7 +589,7 @@ fn has_cap_str(d: &Device, cap: Option<&str>) -> bool {
 fn matches_list_flags(d: &Device, flags: u32) -> bool {
     let caps = flags & list_flags::CAP_MASK;
     if caps != 0
-        && !ALL_CAPS
+        && !CapType::ALL
             .iter()
             .any(|&c| caps & c.list_flag() != 0 && d.has_cap(c))
     {
@@ -612,31 +608,6 @@ fn matches_list_flags(d: &Device, flags: u32) -> bool {
     }
     true
 }
-
-const ALL_CAPS: [CapType; 22] = [
-    CapType::System,
-    CapType::Pci,
-    CapType::UsbDev,
-    CapType::UsbInterface,
-    CapType::Net,
-    CapType::ScsiHost,
-    CapType::ScsiTarget,
-    CapType::Scsi,
-    CapType::Storage,
-    CapType::FcHost,
-    CapType::Vports,
-    CapType::ScsiGeneric,
-    CapType::Drm,
-    CapType::MdevTypes,
-    CapType::Mdev,
-    CapType::CcwDev,
-    CapType::CssDev,
-    CapType::Vdpa,
-    CapType::ApCard,
-    CapType::ApQueue,
-    CapType::ApMatrix,
-    CapType::Vpd,
-];
 
 #[cfg(test)]
 mod tests {

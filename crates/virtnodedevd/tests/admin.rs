@@ -1,0 +1,301 @@
+//! The admin program, driven by Debian's virt-admin 9.0, against our daemon and against
+//! libvirtd 9.0's admin socket (server `libvirtd` there, `virtnodedevd` here).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{have, required, Daemon, Reference};
+use protocol::remote::{proc, ConnectOpenArgs};
+use protocol::{REMOTE_PROGRAM, REMOTE_VERSION};
+use rpc::client::Client;
+use xdr::xdr_struct;
+
+xdr_struct! { pub struct TwoU32 { pub a: u32, pub b: u32 } }
+
+fn virt_admin_available() -> bool {
+    have("virt-admin") || required("virt-admin")
+}
+
+/// Where a daemon's admin program is, and what its main server is called.
+struct Target<'a> {
+    admin_sock: std::path::PathBuf,
+    rw_sock: std::path::PathBuf,
+    server: &'a str,
+    dir: &'a Path,
+}
+
+impl Target<'_> {
+    /// Runs virt-admin; returns "exit code / stdout / stderr" with the server name and
+    /// the daemon's directory normalised.
+    fn run(&self, args: &[&str]) -> String {
+        let uri = format!(
+            "virtnodedevd+unix:///system?socket={}",
+            self.admin_sock.display()
+        );
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| a.replace("virtnodedevd", self.server))
+            .collect();
+        let o = Command::new("virt-admin")
+            .arg("-c")
+            .arg(&uri)
+            .args(&args)
+            .output()
+            .expect("run virt-admin");
+        let text = format!(
+            "{:?}\n{}{}",
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        text.replace(&self.dir.display().to_string(), "DIR")
+            .replace(self.server, "SERVER")
+    }
+
+    fn open_client(&self) -> Client {
+        let mut c = Client::connect(&self.rw_sock, REMOTE_PROGRAM, REMOTE_VERSION).unwrap();
+        let _: () = c
+            .call(
+                proc::CONNECT_OPEN,
+                &ConnectOpenArgs {
+                    name: Some("nodedev:///system".into()),
+                    flags: 0,
+                },
+            )
+            .unwrap();
+        c
+    }
+}
+
+/// virt-admin commands whose output does not depend on clients, in an order where
+/// settings made by one are read back by the next.
+const BATTERY: &[&[&str]] = &[
+    &["version"],
+    &["srv-threadpool-info", "virtnodedevd"],
+    &["srv-threadpool-info", "admin"],
+    &["srv-threadpool-info", "nosuch"],
+    &["srv-clients-info", "virtnodedevd"],
+    &["srv-clients-info", "admin"],
+    &["srv-clients-info", "nosuch"],
+    &["srv-clients-list", "nosuch"],
+    &["daemon-log-filters"],
+    &["daemon-log-outputs"],
+    &["daemon-log-filters", "1:rpc 2:util.foo"],
+    &["daemon-log-filters"],
+    &["daemon-log-filters", "bogus"],
+    &["daemon-log-filters", "7:x"],
+    &["daemon-log-filters", "1:+"],
+    &["daemon-log-filters", ""],
+    &["daemon-log-filters"],
+    &["daemon-log-outputs", "bogus"],
+    &["daemon-log-outputs", "1:file:/a:b"],
+    &["daemon-log-outputs", "1:nowhere"],
+    &["daemon-log-outputs"],
+    &["server-update-tls", "virtnodedevd"],
+    &["server-update-tls", "nosuch"],
+    &["srv-threadpool-set", "virtnodedevd", "--min-workers", "30"],
+    &["srv-threadpool-set", "virtnodedevd", "--max-workers", "0"],
+    &[
+        "srv-threadpool-set",
+        "virtnodedevd",
+        "--min-workers",
+        "0",
+        "--max-workers",
+        "0",
+    ],
+    &[
+        "srv-threadpool-set",
+        "virtnodedevd",
+        "--max-workers",
+        "25",
+        "--min-workers",
+        "4",
+    ],
+    &[
+        "srv-threadpool-set",
+        "virtnodedevd",
+        "--priority-workers",
+        "7",
+    ],
+    &["srv-threadpool-info", "virtnodedevd"],
+    &["srv-threadpool-set", "nosuch", "--min-workers", "1"],
+    &[
+        "srv-clients-set",
+        "virtnodedevd",
+        "--max-clients",
+        "300",
+        "--max-unauth-clients",
+        "30",
+    ],
+    &["srv-clients-set", "virtnodedevd", "--max-clients", "10"],
+    &["srv-clients-info", "virtnodedevd"],
+    &["srv-clients-set", "nosuch", "--max-clients", "10"],
+    &["client-info", "virtnodedevd", "99999"],
+    &["client-info", "nosuch", "1"],
+    &["client-disconnect", "virtnodedevd", "99999"],
+    &["daemon-timeout", "--timeout", "0"],
+];
+
+fn battery(t: &Target) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut list = t.run(&["srv-list"]);
+    // Hash order in libvirt: compare the names only.
+    let mut names: Vec<&str> = list
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter(|n| *n != "Name")
+        .collect();
+    names.sort();
+    list = names.join(",");
+    out.push(format!("srv-list => {list}"));
+    for args in BATTERY {
+        out.push(format!("{} => {}", args.join(" "), t.run(args)));
+    }
+    out
+}
+
+/// A connected client as admin sees it: listed, described, then disconnected.
+fn client_session(t: &Target) -> Vec<String> {
+    let mut c = t.open_client();
+    let mut out = Vec::new();
+    let list = t.run(&["srv-clients-list", "virtnodedevd"]);
+    let rows: Vec<&str> = list.lines().skip(3).filter(|l| !l.is_empty()).collect();
+    out.push(format!("clients: {}", rows.len()));
+    let row = rows.last().expect("a client row");
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    out.push(format!("transport: {}", cols[1]));
+    let id = cols[0].to_owned();
+    let info = t.run(&["client-info", "virtnodedevd", &id]);
+    let pid = std::process::id().to_string();
+    for l in info.lines() {
+        let l = l.replace(&pid, "PID");
+        let l = match l.split_once(':') {
+            Some((k, v)) if v.trim() == id => format!("{k}: ID"),
+            _ => l,
+        };
+        if l.starts_with("connection_time") {
+            out.push("connection_time: T".into());
+        } else {
+            out.push(l);
+        }
+    }
+    let before = t.run(&["srv-clients-info", "virtnodedevd"]);
+    out.push(before);
+    out.push(
+        t.run(&["client-disconnect", "virtnodedevd", &id])
+            .replace(&id, "ID"),
+    );
+    // The victim finds its connection closed.
+    let r: Result<String, _> = c.call(proc::CONNECT_GET_TYPE, &());
+    out.push(format!("victim call fails: {}", r.is_err()));
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    out.push(t.run(&["srv-clients-info", "virtnodedevd"]));
+    out
+}
+
+#[test]
+fn virt_admin_answers_like_libvirtd() {
+    if !virt_admin_available() {
+        return;
+    }
+    // Same logging output shape as the reference tool gives libvirtd.
+    let logdir = tempfile::tempdir().unwrap();
+    let log_conf = format!("log_outputs = \"3:file:{}/log\"", logdir.path().display());
+    let d = Daemon::start(None, &log_conf);
+    let ours = Target {
+        admin_sock: d.admin_sock(),
+        rw_sock: d.sock(),
+        server: "virtnodedevd",
+        dir: logdir.path(),
+    };
+    let got = battery(&ours);
+    let got_clients = client_session(&ours);
+
+    // Checked on our daemon alone (the reference may be unavailable).
+    assert_eq!(got[0], "srv-list => SERVER,admin", "{got:#?}");
+    let joined = got.join("\n");
+    for want in [
+        "srv-threadpool-info virtnodedevd => Some(0)\nminWorkers     : 5\nmaxWorkers     : 20\nnWorkers       : 5\nfreeWorkers    : 5\nprioWorkers    : 5\njobQueueDepth  : 0",
+        "freeWorkers    : 4\nprioWorkers    : 0",
+        "error: Server not found: No server named 'nosuch'",
+        "daemon-log-outputs => Some(0)\n Logging outputs: 3:file:DIR/log",
+        "Logging filters: 1:*rpc* 2:*util.foo* ",
+        "error: invalid argument: Malformed format for filter 'bogus'",
+        "error: internal error: no tls service found, unable to update tls files",
+        "error: invalid argument: minWorkers cannot be larger than maxWorkers",
+        "error: invalid argument: maxWorkers must not be switched from zero to non-zero and vice versa",
+        "minWorkers     : 4\nmaxWorkers     : 25\nnWorkers       : 5",
+        "prioWorkers    : 7",
+        "nclients_max        : 300",
+        "error: invalid argument: The overall maximum number of clients waiting for authentication must not be less than the overall maximum number of clients",
+        "error: Client not found: No client with matching ID '99999'",
+    ] {
+        assert!(joined.contains(want), "missing {want:?} in:\n{joined}");
+    }
+    let clients = got_clients.join("\n");
+    for want in [
+        "clients: 1",
+        "transport: unix",
+        "readonly",
+        "unix_user_id",
+        "unix_process_id: PID",
+        "Client 'ID' disconnected",
+        "victim call fails: true",
+    ] {
+        assert!(clients.contains(want), "missing {want:?} in:\n{clients}");
+    }
+
+    let Some(reference) = Reference::start(None) else {
+        return;
+    };
+    let theirs = Target {
+        admin_sock: reference.dir.path().join("libvirt-admin-sock"),
+        rw_sock: reference.dir.path().join("libvirt-sock"),
+        server: "libvirtd",
+        dir: reference.dir.path(),
+    };
+    let want = battery(&theirs);
+    let want_clients = client_session(&theirs);
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!(g, w, "virt-admin differs from libvirtd");
+    }
+    assert_eq!(got.len(), want.len());
+    assert_eq!(got_clients, want_clients);
+}
+
+#[test]
+fn raw_admin_errors_match_the_reference_text() {
+    use rpc::client::CallError;
+    let d = Daemon::start(None, "");
+    let mut c = Client::connect(&d.admin_sock(), 0x0690_0690, 1).unwrap();
+    // No OPEN needed; bad flags on OPEN.
+    let e = match c.call::<u32, ()>(1, &1u32) {
+        Err(CallError::Remote(e)) => e,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        (e.code, e.domain, e.message.as_str()),
+        (
+            8,
+            62,
+            "unsupported flags (0x1) in function adminDispatchConnectOpen"
+        )
+    );
+    // SET_DAEMON_TIMEOUT with flags.
+    let e = match c.call::<TwoU32, ()>(19, &TwoU32 { a: 5, b: 1 }) {
+        Err(CallError::Remote(e)) => e,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        e.message,
+        "unsupported flags (0x1) in function adminConnectSetDaemonTimeout"
+    );
+    // Unknown procedure and the remote program on the admin socket.
+    let e = match c.call::<(), ()>(20, &()) {
+        Err(CallError::Remote(e)) => e,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!((e.code, e.message.as_str()), (39, "unknown procedure: 20"));
+}
