@@ -149,6 +149,27 @@ impl HostRoot {
     }
 }
 
+/// `std::fs::read` that never blocks: the file is opened with
+/// `O_NONBLOCK`, so a FIFO planted where a sysfs attribute belongs reads as
+/// empty instead of hanging discovery (regular files are unaffected).
+pub fn read(p: impl AsRef<Path>) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(p)?;
+    let mut out = Vec::new();
+    f.read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// [`read`] as UTF-8 text (an error when it is not UTF-8, like
+/// `std::fs::read_to_string`).
+pub fn read_to_string(p: impl AsRef<Path>) -> std::io::Result<String> {
+    String::from_utf8(read(p)?).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,7 +27,7 @@ impl UdevDevice {
     /// Returns `None` when it is not a device libudev would accept
     /// (under `sys/devices` a device needs a `uevent` file).
     pub fn load(root: &HostRoot, syspath: &Path) -> Option<UdevDevice> {
-        let uevent = match std::fs::read(syspath.join("uevent")) {
+        let uevent = match crate::hostroot::read(syspath.join("uevent")) {
             Ok(b) => lossy(b),
             Err(e) => {
                 tracing::debug!("cannot read '{}/uevent': {e}", syspath.display());
@@ -58,7 +58,7 @@ impl UdevDevice {
         }
         if let Some(id) = dev.db_id() {
             let path = root.run_udev().join("data").join(id);
-            if let Ok(db) = std::fs::read(path).map(lossy) {
+            if let Ok(db) = crate::hostroot::read(path).map(lossy) {
                 for line in db.lines() {
                     if let Some(kv) = line.strip_prefix("E:") {
                         if let Some((k, v)) = kv.split_once('=') {
@@ -183,7 +183,7 @@ pub fn read_sysattr(p: &Path) -> Option<String> {
         tracing::debug!("sysfs attribute '{}' is not a regular file", p.display());
         return None;
     }
-    let mut bytes = match std::fs::read(p) {
+    let mut bytes = match crate::hostroot::read(p) {
         Ok(b) => b,
         Err(e) => {
             tracing::debug!("cannot read sysfs attribute '{}': {e}", p.display());

@@ -147,3 +147,47 @@ fn devices_vanishing_during_enumeration_never_panic() {
     let n = names(tmp.path());
     assert!(n.contains(&"computer".to_string()));
 }
+
+/// FIFOs where sysfs files belong (libvirt would block on some of them):
+/// discovery finishes, skipping or describing the devices.
+#[test]
+fn fifos_in_place_of_attributes_never_block() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = FakeSys::new(tmp.path()).unwrap();
+    for i in 0..4 {
+        nic(&f, i);
+    }
+    for (i, file) in ["uevent", "numa_node", "config", "sriov_totalvfs"]
+        .iter()
+        .enumerate()
+    {
+        let p = f.path(&format!("/sys/devices/pci0000:00/0000:00:00.{i}/{file}"));
+        let _ = std::fs::remove_file(&p);
+        let ok = std::process::Command::new("mkfifo")
+            .arg(&p)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if !ok {
+            eprintln!("skipping: mkfifo not available");
+            return;
+        }
+    }
+    // An interface whose `operstate` is a FIFO.
+    let p = f.path("/sys/devices/pci0000:00/0000:00:00.3/net/vndtr3/operstate");
+    std::fs::remove_file(&p).unwrap();
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&p)
+        .status()
+        .unwrap()
+        .success());
+    let dir = tmp.path().to_path_buf();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(names(&dir));
+    });
+    let got = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("discovery blocked on a FIFO");
+    assert!(got.contains(&"computer".to_string()), "{got:?}");
+}

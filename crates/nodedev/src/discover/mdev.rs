@@ -17,7 +17,7 @@ fn read_value(p: &Path) -> Result<Option<String>, ()> {
     if std::fs::metadata(p).is_err() {
         return Ok(None);
     }
-    let b = std::fs::read(p).map_err(|_| ())?;
+    let b = crate::hostroot::read(p).map_err(|_| ())?;
     if b.len() as u64 > READ_VALUE_STRING_MAX {
         return Err(());
     }

@@ -74,7 +74,7 @@ pub(super) fn scsi_host(root: &HostRoot, dev: &UdevDevice) -> Option<(String, Ca
 }
 
 fn read_line(path: &std::path::Path) -> Option<String> {
-    let s = std::fs::read_to_string(path).ok()?;
+    let s = crate::hostroot::read_to_string(path).ok()?;
     Some(match s.find('\n') {
         Some(i) => s[..i].to_string(),
         None => s,
@@ -216,7 +216,7 @@ pub(crate) fn scsi_target_caps(root: &HostRoot, host_syspath: &str, cap: &mut Sc
     if std::fs::metadata(&dir).is_err() {
         return;
     }
-    if let Ok(v) = std::fs::read_to_string(dir.join("port_name")) {
+    if let Ok(v) = crate::hostroot::read_to_string(dir.join("port_name")) {
         let v = v.split('\n').next().unwrap_or("").to_string();
         cap.fc_remote_port = Some((rport.to_string(), v));
     }

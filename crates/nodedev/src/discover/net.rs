@@ -40,7 +40,7 @@ pub(crate) fn link_info(root: &HostRoot, net: &mut NetCap) -> bool {
         return false;
     };
     let dir = root.join("/sys/class/net").join(ifname);
-    let Ok(buf) = std::fs::read_to_string(dir.join("operstate")) else {
+    let Ok(buf) = crate::hostroot::read_to_string(dir.join("operstate")) else {
         tracing::debug!("The interface '{ifname}' was removed before we could query it.");
         return false;
     };
@@ -60,7 +60,7 @@ pub(crate) fn link_info(root: &HostRoot, net: &mut NetCap) -> bool {
         net.link_speed = 0;
         return true;
     }
-    match std::fs::read(dir.join("speed")) {
+    match crate::hostroot::read(dir.join("speed")) {
         Ok(b) => {
             let s = String::from_utf8_lossy(&b);
             let Some(num) = s.strip_suffix('\n') else {
@@ -95,7 +95,7 @@ fn rdma(root: &HostRoot, ifname: &str) -> bool {
     let Ok(rd) = std::fs::read_dir(&ib) else {
         return false;
     };
-    let Ok(mine) = std::fs::read(
+    let Ok(mine) = crate::hostroot::read(
         root.join("/sys/class/net")
             .join(ifname)
             .join("device/resource"),
@@ -103,7 +103,8 @@ fn rdma(root: &HostRoot, ifname: &str) -> bool {
         return false;
     };
     rd.flatten().any(|e| {
-        std::fs::read(e.path().join("device/resource")).is_ok_and(|r| !r.is_empty() && r == mine)
+        crate::hostroot::read(e.path().join("device/resource"))
+            .is_ok_and(|r| !r.is_empty() && r == mine)
     })
 }
 

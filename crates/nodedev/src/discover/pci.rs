@@ -32,7 +32,7 @@ pub struct PciIds {
 
 impl PciIds {
     pub fn load(path: &Path) -> Option<PciIds> {
-        let data = std::fs::read(path).ok()?;
+        let data = crate::hostroot::read(path).ok()?;
         let text = String::from_utf8_lossy(&data);
         let mut vendors: HashMap<u16, (String, HashMap<u16, String>)> = HashMap::new();
         let mut cur: Option<u16> = None;
@@ -144,7 +144,7 @@ fn parse_addr_from_path(path: &str) -> Option<PciAddr> {
 }
 
 fn read_id(path: &Path) -> Option<()> {
-    let s = std::fs::read(path).ok()?;
+    let s = crate::hostroot::read(path).ok()?;
     // virPCIDeviceReadID: at most 7 bytes ("0xNNNN\n"), must start with 0x.
     if s.len() > 7 || !s.starts_with(b"0x") {
         return None;
@@ -218,7 +218,7 @@ pub(super) fn process(ctx: &Ctx, dev: &UdevDevice) -> Option<(String, Cap)> {
     read_id(&bus_dir.join("device"))?;
     // Reading the configuration space needs privileges; we are the
     // privileged daemon like libvirt's system instance.
-    let Ok(bytes) = std::fs::read(&cfg_path) else {
+    let Ok(bytes) = crate::hostroot::read(&cfg_path) else {
         tracing::debug!("Failed to open config space file '{}'", cfg_path.display());
         return None;
     };
@@ -287,7 +287,7 @@ pub(crate) fn dynamic_caps(root: &HostRoot, syspath: &Path, cap: &mut PciCap) ->
     cap.virtual_functions.clear();
     let total = syspath.join("sriov_totalvfs");
     if std::fs::metadata(&total).is_ok() {
-        let Ok(s) = std::fs::read_to_string(&total) else {
+        let Ok(s) = crate::hostroot::read_to_string(&total) else {
             return false;
         };
         let digits: String = s

@@ -41,7 +41,7 @@ fn host_uuid(root: &HostRoot) -> [u8; 16] {
         "/sys/devices/virtual/dmi/id/product_uuid",
         "/sys/class/dmi/id/product_uuid",
     ] {
-        if let Ok(b) = std::fs::read(root.join(p)) {
+        if let Ok(b) = crate::hostroot::read(root.join(p)) {
             // virFileReadBufQuiet must return exactly 36 bytes.
             if b.len() >= 36 {
                 if let Some(u) = std::str::from_utf8(&b[..36]).ok().and_then(parse_uuid) {
