@@ -756,7 +756,17 @@ async fn run_connection<S: Service>(
             }
         }
         if !out.is_empty() {
-            if wr.write_all(&out).await.is_err() {
+            // A client that stops reading must not pin this task forever: its event
+            // queue filling up, or shutdown, ends the write.
+            let written = tokio::select! {
+                r = wr.write_all(&out) => r.is_ok(),
+                _ = overflow.notified() => {
+                    warn!(client = client_id, "client is not reading its events, disconnecting it");
+                    false
+                }
+                _ = shutdown.changed() => false,
+            };
+            if !written {
                 break 'conn;
             }
             out.clear();
