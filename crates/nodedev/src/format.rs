@@ -116,6 +116,9 @@ fn format_mdev(b: &mut XmlBuf, m: &MdevCap) {
     b.elem("uuid", &m.uuid);
     b.elem("parent_addr", &m.parent_addr);
     b.line(&format!("<iommuGroup number='{}'/>", m.iommu_group));
+    for (n, v) in &m.attrs {
+        b.line(&format!("<attr name='{n}' value='{v}'/>"));
+    }
 }
 
 fn pcie_link_line(l: &PcieLink, validity: &str) -> String {

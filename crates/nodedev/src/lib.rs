@@ -12,6 +12,8 @@ mod ethtool;
 mod format;
 mod hostroot;
 mod model;
+pub mod parse;
+mod schema;
 pub mod udev;
 pub mod xml;
 

@@ -361,6 +361,8 @@ pub struct MdevCap {
     /// Basename of the parent device's sysfs path.
     pub parent_addr: String,
     pub iommu_group: u32,
+    /// `<attr name= value=/>` from a persistent definition (mdevctl), in order.
+    pub attrs: Vec<(String, String)>,
 }
 
 /// A channel subsystem address `cssid.ssid.devno` (`virCCWDeviceAddress`).
@@ -565,6 +567,51 @@ impl Device {
 
     pub fn autostart(&self) -> bool {
         self.autostart
+    }
+
+    /// Active / persistent / autostart flags (`virNodeDeviceObjSet*`).
+    pub fn set_state(&mut self, active: bool, persistent: bool, autostart: bool) {
+        self.active = active;
+        self.persistent = persistent;
+        self.autostart = autostart;
+    }
+
+    pub fn cap_data_mut(&mut self) -> &mut Vec<Cap> {
+        &mut self.caps
+    }
+
+    /// The mediated device data, for an mdev.
+    pub fn mdev(&self) -> Option<&MdevCap> {
+        self.caps.iter().find_map(|c| match c {
+            Cap::Mdev(m) => Some(&**m),
+            _ => None,
+        })
+    }
+
+    /// `nodeDeviceObjFormatAddress`: the address mdevctl knows a parent by (PCI
+    /// address, subchannel, `matrix`, or the mdev_bus name).
+    pub fn mdev_parent_address(&self) -> Option<String> {
+        self.caps.iter().find_map(|c| match c {
+            Cap::Pci(p) => Some(p.addr.to_sysfs_name()),
+            Cap::Css(c) => Some(format!(
+                "{:x}.{:x}.{:04x}",
+                c.addr.cssid, c.addr.ssid, c.addr.devno
+            )),
+            Cap::ApMatrix(_) => Some("matrix".to_owned()),
+            Cap::MdevTypes(m) => Some(m.address.clone()),
+            _ => None,
+        })
+    }
+
+    /// The mdev types a parent offers (PCI, css, matrix or mdev_bus parent).
+    pub fn mdev_types(&self) -> Option<&[MdevType]> {
+        self.caps.iter().find_map(|c| match c {
+            Cap::Pci(p) if !p.mdev_types.is_empty() => Some(&p.mdev_types[..]),
+            Cap::Css(c) if !c.mdev_types.is_empty() => Some(&c.mdev_types[..]),
+            Cap::ApMatrix(t) if !t.is_empty() => Some(&t[..]),
+            Cap::MdevTypes(m) => Some(&m.mdev_types[..]),
+            _ => None,
+        })
     }
 
     pub fn set_parent(&mut self, p: Option<String>) {

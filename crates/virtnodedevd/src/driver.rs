@@ -44,6 +44,10 @@ pub enum Change {
     Created,
     Deleted,
     Updated,
+    /// A persistent (mdevctl) definition appeared.
+    Defined,
+    /// A persistent definition went away.
+    Undefined,
 }
 
 /// The authoritative device set, with a sysfs-path index for uevents.
@@ -51,6 +55,8 @@ pub enum Change {
 pub struct DeviceState {
     list: DeviceList,
     by_path: HashMap<String, Arc<str>>,
+    /// Persistent mediated device definitions (mdevctl's store), by device name.
+    pub defined: BTreeMap<String, crate::mdev::Definition>,
 }
 
 impl DeviceState {
@@ -68,6 +74,29 @@ impl DeviceState {
             self.by_path.insert(p.to_owned(), name.clone());
         }
         self.list.by_name.insert(name, Arc::new(dev))
+    }
+
+    /// The device list as it stands inside a change.
+    pub fn list(&self) -> &DeviceList {
+        &self.list
+    }
+
+    /// Replaces or removes a device by name, without events (persistent mdev overlay).
+    pub fn put(&mut self, name: &str, dev: Option<Device>) {
+        match dev {
+            Some(d) => {
+                self.insert(d);
+            }
+            None => {
+                if let Some(d) = self.list.by_name.remove(name) {
+                    if let Some(p) = d.sysfs_path() {
+                        if self.by_path.get(p).is_some_and(|n| &**n == name) {
+                            self.by_path.remove(p);
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// The name of the device at a host sysfs path.
@@ -98,7 +127,9 @@ impl DeviceState {
 
     /// Replaces the whole set with a fresh enumeration; returns what differs.
     fn replace(&mut self, devices: Vec<Device>) -> Vec<(String, Change)> {
-        let new = Self::from_devices(devices);
+        let mut new = Self::from_devices(devices);
+        new.defined = std::mem::take(&mut self.defined);
+        crate::mdev::reconcile(&mut new);
         let mut changes = Vec::new();
         for (name, dev) in &self.list.by_name {
             match new.list.by_name.get(name) {
@@ -123,6 +154,8 @@ impl DeviceState {
 pub enum Lifecycle {
     Created = 0,
     Deleted = 1,
+    Defined = 2,
+    Undefined = 3,
 }
 
 struct Callback {
@@ -145,6 +178,8 @@ pub struct Driver {
 
 /// How long re-read device data is reused; see [`Driver::refreshed`].
 pub const REFRESH_AFTER: Duration = Duration::from_secs(1);
+/// How many re-read devices are kept at most.
+const REFRESH_CACHE_MAX: usize = 256;
 
 /// A device as last re-read, with its XML.
 pub struct Refreshed {
@@ -163,6 +198,10 @@ impl Driver {
             next_callback: AtomicI32::new(0),
             refreshed: Mutex::new(HashMap::new()),
         }
+    }
+
+    pub fn root(&self) -> &HostRoot {
+        &self.root
     }
 
     pub fn devices(&self) -> Arc<DeviceList> {
@@ -190,6 +229,13 @@ impl Driver {
             device,
             at: now,
         });
+        // A sweep over every device would otherwise keep a second copy of the whole host.
+        if cache.len() >= REFRESH_CACHE_MAX {
+            cache.retain(|_, r| now.duration_since(r.at) < REFRESH_AFTER);
+            if cache.len() >= REFRESH_CACHE_MAX {
+                cache.clear();
+            }
+        }
         cache.insert(dev.name().to_owned(), r.clone());
         r
     }
@@ -213,6 +259,7 @@ impl Driver {
     pub fn apply(&self, f: impl FnOnce(&mut DeviceState) -> Vec<(String, Change)>) -> usize {
         let mut state = self.state.lock().expect("state lock");
         let changes = f(&mut state);
+        crate::mdev::reconcile(&mut state);
         let n = state.list.len();
         *self.devices.write().expect("device lock") = Arc::new(state.list.clone());
         drop(state);
@@ -232,6 +279,8 @@ impl Driver {
                 Change::Created => self.emit_lifecycle(&name, Lifecycle::Created),
                 Change::Deleted => self.emit_lifecycle(&name, Lifecycle::Deleted),
                 Change::Updated => self.emit_update(&name),
+                Change::Defined => self.emit_lifecycle(&name, Lifecycle::Defined),
+                Change::Undefined => self.emit_lifecycle(&name, Lifecycle::Undefined),
             }
         }
         n

@@ -507,13 +507,6 @@ impl RemoteProgram {
             return Err(read_only(api));
         }
         let list = self.driver.devices();
-        let unsupported = || {
-            VirError::new(
-                ErrorCode::ConfigUnsupported,
-                ErrorDomain::NodeDev,
-                "Unsupported device type",
-            )
-        };
         match p {
             proc::NODE_DEVICE_CREATE_XML | proc::NODE_DEVICE_DEFINE_XML => {
                 let a: r::XmlFlagsArgs = decode(args)?;
@@ -526,12 +519,21 @@ impl RemoteProgram {
                 if a.flags & !1 != 0 {
                     return Err(bad_flags(a.flags, function));
                 }
-                Err(unsupported())
+                let validate = a.flags & 1 != 0;
+                let name = if p == proc::NODE_DEVICE_CREATE_XML {
+                    crate::mdev::create_xml(&self.driver, &a.xml_desc, validate)?
+                } else {
+                    crate::mdev::define_xml(&self.driver, &a.xml_desc, validate)?
+                };
+                encode(&r::NodeDeviceRet {
+                    dev: r::NodeDevice { name },
+                })
             }
             proc::NODE_DEVICE_DESTROY => {
                 let a: r::NameArgs = decode(args)?;
                 lookup(&list, &a.name)?;
-                Err(unsupported())
+                crate::mdev::destroy(&self.driver, &a.name)?;
+                encode(&())
             }
             proc::NODE_DEVICE_UNDEFINE | proc::NODE_DEVICE_CREATE => {
                 let a: r::NameFlagsArgs = decode(args)?;
@@ -551,16 +553,18 @@ impl RemoteProgram {
                         "Device is already active",
                     ));
                 }
-                Err(unsupported())
+                if p == proc::NODE_DEVICE_UNDEFINE {
+                    crate::mdev::undefine(&self.driver, &a.name)?;
+                } else {
+                    crate::mdev::start(&self.driver, &a.name)?;
+                }
+                encode(&())
             }
             _ => {
                 let a: r::SetAutostartArgs = decode(args)?;
                 lookup(&list, &a.name)?;
-                Err(VirError::new(
-                    ErrorCode::OperationUnsupported,
-                    ErrorDomain::NodeDev,
-                    "Unsupported device type",
-                ))
+                crate::mdev::set_autostart(&self.driver, &a.name, a.autostart != 0)?;
+                encode(&())
             }
         }
     }

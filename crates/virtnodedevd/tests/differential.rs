@@ -69,28 +69,9 @@ const CAPS: &[&str] = &[
     "vpd",
 ];
 
-/// Why the creation answers may differ for now.
-const NO_CREATE: &str = "creating and defining devices from XML (mdev, vHBA) is not implemented \
-     yet: ours answers every nodedev-create/nodedev-define with 'unsupported configuration: \
-     Unsupported device type' without parsing the XML, where 9.0 reports the XML parse error, \
-     the schema error (--validate) or 'no device capabilities'";
-
 /// Answers that are allowed to differ (key prefix, reason). Reported, not failed; a known
 /// difference that no longer differs is reported too, so the entry can go.
-const KNOWN_DIFFERENCES: &[(&str, &str)] = &[
-    ("virsh nodedev-create FILE(", NO_CREATE),
-    ("virsh nodedev-create --validate FILE(", NO_CREATE),
-    ("virsh nodedev-define FILE(", NO_CREATE),
-    ("python nodeDeviceCreateXML(garbage,", NO_CREATE),
-    ("python nodeDeviceCreateXML(unterminated,", NO_CREATE),
-    ("python nodeDeviceCreateXML(no-caps,", NO_CREATE),
-    ("python nodeDeviceCreateXML(empty-device,0)", NO_CREATE),
-    ("python nodeDeviceCreateXML(empty-device,1)", NO_CREATE),
-    ("python nodeDeviceDefineXML(garbage,", NO_CREATE),
-    ("python nodeDeviceDefineXML(unterminated,", NO_CREATE),
-    ("python nodeDeviceDefineXML(no-caps,", NO_CREATE),
-    ("python nodeDeviceDefineXML(empty-device,0)", NO_CREATE),
-];
+const KNOWN_DIFFERENCES: &[(&str, &str)] = &[];
 
 /// One daemon as clients see it.
 struct Side {

@@ -116,6 +116,7 @@ pub(super) fn mdev_device(root: &HostRoot, dev: &UdevDevice) -> Option<(String, 
         uuid,
         parent_addr,
         iommu_group,
+        attrs: Vec::new(),
     };
     Some((name, Cap::Mdev(Box::new(cap))))
 }

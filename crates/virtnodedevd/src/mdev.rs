@@ -1,0 +1,671 @@
+//! Mediated devices and NPIV vHBAs created, defined and removed through the node-device
+//! API, as libvirt 9.0's `nodeDeviceCreateXML`, `nodeDeviceDefineXML`, `nodeDeviceDestroy`,
+//! `nodeDeviceUndefine`, `nodeDeviceCreate` and `nodeDeviceSetAutostart` do it.
+//!
+//! libvirt drives `mdevctl`; we do what mdevctl does ourselves: a transient mdev is created
+//! by writing its UUID to the parent's `mdev_supported_types/<type>/create` and removed
+//! through its `remove`; persistent definitions live in mdevctl's store
+//! (`/etc/mdevctl.d/<parent>/<uuid>`, [`crate::store`]), so mdevctl and this daemon see
+//! the same definitions. The device set shows every definition: an active mdev with the
+//! same UUID is marked persistent, otherwise an inactive device stands for it
+//! ([`reconcile`]).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use nodedev::parse::{self, DefError, DeviceDef};
+use nodedev::{Cap, Device, HostRoot, MdevCap};
+use protocol::VirError;
+use tracing::{debug, info, warn};
+
+use crate::driver::{Change, DeviceList, DeviceState, Driver};
+
+/// How long a created device may take to appear (libvirt's LINUX_NEW_DEVICE_WAIT_TIME);
+/// `VIRTNODEDEVD_NEW_DEVICE_WAIT_MS` overrides it (tests).
+const NEW_DEVICE_WAIT: Duration = Duration::from_secs(60);
+
+fn new_device_wait() -> Duration {
+    std::env::var("VIRTNODEDEVD_NEW_DEVICE_WAIT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(NEW_DEVICE_WAIT, Duration::from_millis)
+}
+
+/// One persistent mediated device (an mdevctl definition).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Definition {
+    pub parent_addr: String,
+    pub uuid: String,
+    pub type_id: String,
+    pub attrs: Vec<(String, String)>,
+    pub autostart: bool,
+}
+
+impl Definition {
+    /// `mdevGenerateDeviceName`: `mdev_<uuid>_<parent address>`, non-alphanumerics as `_`.
+    pub fn name(&self) -> String {
+        generate_name(&format!("mdev_{}_{}", self.uuid, self.parent_addr))
+    }
+}
+
+fn generate_name(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                b as char
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+// ----------------------------------------------------------------------------------------
+// Errors.
+
+fn template(code: i32) -> &'static str {
+    match code {
+        1 => "internal error: %s",
+        27 => "XML error: %s",
+        32 => "failed to parse configuration file %s",
+        53 => "Node device not found: %s",
+        55 => "Requested operation is not valid: %s",
+        67 => "unsupported configuration: %s",
+        84 => "Operation not supported: %s",
+        92 => "XML document failed to validate against schema: %s",
+        _ => "%s",
+    }
+}
+
+pub fn vir(e: DefError) -> VirError {
+    let t = template(e.code);
+    VirError {
+        code: e.code,
+        domain: e.domain,
+        message: t.replacen("%s", &e.detail, 1),
+        str1: Some(t.to_owned()),
+        str2: Some(e.detail),
+        str3: None,
+        int1: -1,
+        int2: -1,
+    }
+}
+
+fn err(code: i32, detail: impl Into<String>) -> VirError {
+    vir(DefError::new(code, parse::domain::NODEDEV, detail))
+}
+
+fn internal(detail: impl Into<String>) -> VirError {
+    err(1, detail)
+}
+
+fn unsupported() -> VirError {
+    err(67, "Unsupported device type")
+}
+
+/// How mdevctl reports a failure on stderr (anyhow's `Error: ...`).
+fn mdevctl_msg(e: impl std::fmt::Display) -> String {
+    format!("Error: {e}\n")
+}
+
+// ----------------------------------------------------------------------------------------
+// The persistent overlay.
+
+/// Set once any definition was seen, so that hosts without any skip the scan.
+static EVER_DEFINED: AtomicBool = AtomicBool::new(false);
+
+/// Brings the device set in line with `state.defined`: an active mdev with a definition
+/// is persistent (with its autostart and attributes), a definition without an active
+/// device is an inactive device, a device whose definition went away is transient again
+/// (active) or gone (inactive). Sends no events: the callers do.
+pub fn reconcile(state: &mut DeviceState) {
+    if state.defined.is_empty() && !EVER_DEFINED.load(Ordering::Relaxed) {
+        return;
+    }
+    EVER_DEFINED.store(true, Ordering::Relaxed);
+    let defined = state.defined.clone();
+    let mut puts: Vec<(String, Option<Device>)> = Vec::new();
+    let list = state.list();
+    for d in list.iter() {
+        if d.mdev().is_some() && d.is_persistent() && !defined.contains_key(d.name()) {
+            if d.is_active() {
+                let mut n = d.clone();
+                n.set_state(true, false, false);
+                if let Some(Cap::Mdev(m)) = n.cap_data_mut().first_mut() {
+                    m.attrs.clear();
+                }
+                puts.push((d.name().to_owned(), Some(n)));
+            } else {
+                puts.push((d.name().to_owned(), None));
+            }
+        }
+    }
+    for (name, def) in &defined {
+        let want = match list.get(name) {
+            Some(d) if d.is_active() => {
+                let mut n = d.clone();
+                n.set_state(true, true, def.autostart);
+                for c in n.cap_data_mut() {
+                    if let Cap::Mdev(m) = c {
+                        m.attrs = def.attrs.clone();
+                    }
+                }
+                n
+            }
+            _ => inactive_device(list, def),
+        };
+        if list.get(name) != Some(&want) {
+            puts.push((name.clone(), Some(want)));
+        }
+    }
+    for (name, dev) in puts {
+        state.put(&name, dev);
+    }
+}
+
+/// The device libvirt lists for a definition that is not running.
+fn inactive_device(list: &DeviceList, def: &Definition) -> Device {
+    let cap = MdevCap {
+        type_id: def.type_id.clone(),
+        uuid: def.uuid.clone(),
+        parent_addr: def.parent_addr.clone(),
+        iommu_group: 0,
+        attrs: def.attrs.clone(),
+    };
+    let mut d = Device::new(def.name(), Cap::Mdev(Box::new(cap)));
+    let parent = list
+        .iter()
+        .find(|p| p.mdev_parent_address().as_deref() == Some(def.parent_addr.as_str()))
+        .map_or_else(|| "computer".to_owned(), |p| p.name().to_owned());
+    d.set_parent(Some(parent));
+    d.set_driver(Some("vfio_mdev".to_owned()));
+    d.set_state(false, true, def.autostart);
+    d
+}
+
+/// Reads mdevctl's store into the device set. At start-up (`notify` false) without
+/// events; later (the store changed behind our back) with DEFINED / UNDEFINED / UPDATE.
+pub fn load_store(driver: &Driver, notify: bool) {
+    let new = crate::store::load(driver.root());
+    driver.apply(|state| {
+        let changes = diff(&state.defined, &new);
+        state.defined = new;
+        if notify {
+            changes
+        } else {
+            Vec::new()
+        }
+    });
+}
+
+fn diff(
+    old: &BTreeMap<String, Definition>,
+    new: &BTreeMap<String, Definition>,
+) -> Vec<(String, Change)> {
+    let mut out = Vec::new();
+    for (n, d) in new {
+        match old.get(n) {
+            None => out.push((n.clone(), Change::Defined)),
+            Some(o) if o != d => out.push((n.clone(), Change::Updated)),
+            _ => {}
+        }
+    }
+    for n in old.keys() {
+        if !new.contains_key(n) {
+            out.push((n.clone(), Change::Undefined));
+        }
+    }
+    out
+}
+
+/// Follows the store directory (changes by mdevctl or by hand) and starts autostart
+/// definitions whose parent appears. Polls: cheap, and it works on every filesystem.
+pub fn spawn_watcher(driver: std::sync::Arc<Driver>) {
+    let _ = std::thread::Builder::new()
+        .name("mdev-store".into())
+        .spawn(move || {
+            let mut last = store_stamp(driver.root());
+            let mut started: std::collections::HashSet<String> = Default::default();
+            loop {
+                std::thread::sleep(Duration::from_millis(250));
+                let now = store_stamp(driver.root());
+                if now != last {
+                    last = now;
+                    load_store(&driver, true);
+                }
+                autostart(&driver, &mut started);
+            }
+        });
+}
+
+/// Names, sizes and mtimes of every entry of the store.
+fn store_stamp(root: &HostRoot) -> Vec<(String, u64, i128)> {
+    let mut out = Vec::new();
+    let top = crate::store::dir(root);
+    let Ok(rd) = std::fs::read_dir(&top) else {
+        return out;
+    };
+    for p in rd.flatten() {
+        let pn = p.file_name().to_string_lossy().into_owned();
+        if let Ok(files) = std::fs::read_dir(p.path()) {
+            for f in files.flatten() {
+                if let Ok(m) = f.metadata() {
+                    let t = m
+                        .modified()
+                        .ok()
+                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                        .map_or(0, |d| d.as_nanos() as i128);
+                    out.push((
+                        format!("{pn}/{}", f.file_name().to_string_lossy()),
+                        m.len(),
+                        t,
+                    ));
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Starts inactive autostart definitions whose parent is present (what mdevctl's udev
+/// rule does when a parent appears). Each definition is tried once per appearance of
+/// its parent.
+fn autostart(driver: &Driver, tried: &mut std::collections::HashSet<String>) {
+    let list = driver.devices();
+    let mut present = std::collections::HashSet::new();
+    for d in list.iter().filter(|d| d.autostart() && !d.is_active()) {
+        let Some(m) = d.mdev() else { continue };
+        let Some(parent) = list
+            .iter()
+            .find(|p| p.mdev_parent_address().as_deref() == Some(m.parent_addr.as_str()))
+        else {
+            continue;
+        };
+        present.insert(d.name().to_owned());
+        if tried.insert(d.name().to_owned()) {
+            info!(device = d.name(), "autostarting mediated device");
+            if let Err(e) = start_mdev(driver.root(), parent, &m.type_id, &m.uuid) {
+                warn!(device = d.name(), "autostart failed: {}", e.message);
+            }
+        }
+    }
+    tried.retain(|n| present.contains(n));
+}
+
+// ----------------------------------------------------------------------------------------
+// Parsing with the driver's post-parse and validate callbacks.
+
+/// virNodeDeviceDefParse + nodeDeviceDefPostParse + nodeDeviceDefValidate: the definition
+/// and, for an mdev, the parent's address.
+fn parse_def(
+    list: &DeviceList,
+    xml: &str,
+    validate: bool,
+) -> Result<(DeviceDef, Option<String>), VirError> {
+    let def = parse::parse_definition(xml, validate).map_err(vir)?;
+    let mut addr = None;
+    if def.mdev().is_some() {
+        let Some(parent) = def.parent.as_deref() else {
+            return Err(err(67, "missing parent device"));
+        };
+        let Some(p) = list.get(parent) else {
+            return Err(err(67, format!("invalid parent device '{parent}'")));
+        };
+        addr = p.mdev_parent_address();
+        if addr.is_none() {
+            return Err(err(
+                32,
+                format!("Unable to find address for parent device '{parent}'"),
+            ));
+        }
+    }
+    Ok((def, addr))
+}
+
+fn random_uuid() -> String {
+    let mut b = [0u8; 16];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        use std::io::Read;
+        let _ = f.read_exact(&mut b);
+    }
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// The parent device of a definition, by the address mdevctl uses.
+fn parent_by_addr<'a>(list: &'a DeviceList, addr: &str) -> Option<&'a Device> {
+    list.iter()
+        .find(|p| p.mdev_parent_address().as_deref() == Some(addr))
+}
+
+/// What `mdevctl start` checks and does: the parent offers the type with an instance
+/// left and the UUID is free; then the UUID goes to the type's `create`.
+fn start_mdev(root: &HostRoot, parent: &Device, type_id: &str, uuid: &str) -> Result<(), VirError> {
+    let fail = |m: String| internal(format!("Unable to start mediated device: {m}"));
+    let addr = parent.mdev_parent_address().unwrap_or_default();
+    let Some(sys) = parent.sysfs_path() else {
+        return Err(fail(mdevctl_msg(format!(
+            "Parent {addr} is not currently registered for mdev support"
+        ))));
+    };
+    let types = root.join(sys).join("mdev_supported_types");
+    if !types.is_dir() {
+        return Err(fail(mdevctl_msg(format!(
+            "Parent {addr} is not currently registered for mdev support"
+        ))));
+    }
+    let tdir = types.join(type_id);
+    if !tdir.is_dir() {
+        return Err(fail(mdevctl_msg(format!(
+            "MDEV type {type_id} is not supported by parent {addr}"
+        ))));
+    }
+    if root.join("/sys/bus/mdev/devices").join(uuid).exists() {
+        return Err(fail(mdevctl_msg(format!("Device {uuid} already exists"))));
+    }
+    let avail = std::fs::read_to_string(tdir.join("available_instances"))
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    if avail == Some(0) {
+        return Err(fail(mdevctl_msg(format!(
+            "No available instances of {type_id} on {addr}"
+        ))));
+    }
+    debug!(uuid, type_id, parent = addr, "creating mediated device");
+    std::fs::write(tdir.join("create"), uuid).map_err(|e| fail(mdevctl_msg(e)))
+}
+
+/// Waits for `found` to name a device, reading the device at `syspath` directly when the
+/// uevent does not come (no monitor, e.g. a fake root).
+fn wait_for(
+    driver: &Driver,
+    syspath: impl Fn() -> Option<String>,
+    found: impl Fn(&DeviceList) -> Option<String>,
+) -> Option<String> {
+    let start = Instant::now();
+    let limit = new_device_wait();
+    let mut read_directly = false;
+    loop {
+        if let Some(n) = found(&driver.devices()) {
+            return Some(n);
+        }
+        if start.elapsed() >= limit {
+            return None;
+        }
+        if !read_directly && start.elapsed() >= Duration::from_secs(2) {
+            if let Some(p) = syspath() {
+                read_directly = true;
+                let root = driver.root().clone();
+                driver.apply(|state| {
+                    match nodedev::discover_device(&root, &p, |x| state.name_at(x)) {
+                        Some(dev) => vec![state.add(dev)],
+                        None => Vec::new(),
+                    }
+                });
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn mdev_syspath(root: &HostRoot, uuid: &str) -> Option<String> {
+    let p = root.canonicalize(&root.join("/sys/bus/mdev/devices").join(uuid))?;
+    let rel = p.strip_prefix(root.path()).ok()?;
+    Some(format!("/{}", rel.display()))
+}
+
+fn find_mdev(list: &DeviceList, uuid: &str, addr: &str) -> Option<String> {
+    list.iter()
+        .find(|d| {
+            d.is_active()
+                && d.mdev()
+                    .is_some_and(|m| m.uuid == uuid && m.parent_addr == addr)
+        })
+        .map(|d| d.name().to_owned())
+}
+
+// ----------------------------------------------------------------------------------------
+// The API.
+
+/// nodeDeviceCreateXML.
+pub fn create_xml(driver: &Driver, xml: &str, validate: bool) -> Result<String, VirError> {
+    let list = driver.devices();
+    let (def, addr) = parse_def(&list, xml, validate)?;
+    if def.scsi_host().is_some() {
+        return crate::vhba::create(driver, &list, &def);
+    }
+    let Some(m) = def.mdev() else {
+        return Err(unsupported());
+    };
+    if def.parent.is_none() {
+        return Err(err(27, "cannot create a mediated device without a parent"));
+    }
+    let addr = addr.unwrap_or_default();
+    let parent = parent_by_addr(&list, &addr).ok_or_else(|| {
+        internal(format!(
+            "unable to find parent device '{}'",
+            def.parent.as_deref().unwrap_or("")
+        ))
+    })?;
+    let uuid = m.uuid.clone().unwrap_or_else(random_uuid);
+    start_mdev(driver.root(), parent, &m.type_id, &uuid)?;
+    write_attrs(driver.root(), &uuid, &m.attrs);
+    let root = driver.root().clone();
+    wait_for(
+        driver,
+        || mdev_syspath(&root, &uuid),
+        |l| find_mdev(l, &uuid, &addr),
+    )
+    .ok_or_else(VirError::unknown_cause)
+}
+
+/// mdevctl writes the definition's attributes to the new device.
+fn write_attrs(root: &HostRoot, uuid: &str, attrs: &[(String, String)]) {
+    let dir = root.join("/sys/bus/mdev/devices").join(uuid);
+    for (n, v) in attrs {
+        if n.contains('/') {
+            continue;
+        }
+        if let Err(e) = std::fs::write(dir.join(n), v) {
+            warn!(uuid, attr = n, "cannot set mdev attribute: {e}");
+        }
+    }
+}
+
+/// nodeDeviceDefineXML.
+pub fn define_xml(driver: &Driver, xml: &str, validate: bool) -> Result<String, VirError> {
+    let list = driver.devices();
+    let (def, addr) = parse_def(&list, xml, validate)?;
+    let Some(m) = def.mdev() else {
+        return Err(unsupported());
+    };
+    if def.parent.is_none() {
+        return Err(err(27, "cannot define a mediated device without a parent"));
+    }
+    let parent_addr = addr.unwrap_or_default();
+    let uuid = m.uuid.clone().unwrap_or_else(random_uuid);
+    // mdevctl refuses a UUID defined under another parent.
+    if let Some(other) = list.iter().find(|d| {
+        d.is_persistent()
+            && d.mdev()
+                .is_some_and(|x| x.uuid == uuid && x.parent_addr != parent_addr)
+    }) {
+        let _ = other;
+        return Err(internal(format!(
+            "Unable to define mediated device: {}",
+            mdevctl_msg(format!(
+                "Device {uuid} is already defined with a different parent"
+            ))
+        )));
+    }
+    // A running device keeps its autostart setting only through the definition.
+    let d = Definition {
+        parent_addr,
+        uuid,
+        type_id: m.type_id.clone(),
+        attrs: m.attrs.clone(),
+        autostart: false,
+    };
+    crate::store::write(driver.root(), &d).map_err(|e| {
+        internal(format!(
+            "Unable to define mediated device: {}",
+            mdevctl_msg(e)
+        ))
+    })?;
+    let name = d.name();
+    driver.apply(|state| {
+        let change = match state.defined.insert(name.clone(), d.clone()) {
+            None => Change::Defined,
+            Some(_) => Change::Updated,
+        };
+        vec![(name.clone(), change)]
+    });
+    Ok(name)
+}
+
+fn lookup(list: &DeviceList, name: &str) -> Result<Device, VirError> {
+    list.get(name)
+        .cloned()
+        .ok_or_else(|| err(53, format!("no node device with matching name '{name}'")))
+}
+
+/// nodeDeviceDestroy.
+pub fn destroy(driver: &Driver, name: &str) -> Result<(), VirError> {
+    let list = driver.devices();
+    let dev = lookup(&list, name)?;
+    if dev.scsi_host_wwns().is_some() {
+        return crate::vhba::destroy(driver, &list, &dev);
+    }
+    let Some(m) = dev.mdev() else {
+        return Err(unsupported());
+    };
+    if !dev.is_active() {
+        return Err(err(55, format!("Device '{name}' is not active")));
+    }
+    let root = driver.root();
+    // vfio lets one user open a group: EBUSY means a guest has the device.
+    let group = root.join("/dev/vfio").join(m.iommu_group.to_string());
+    if let Err(e) = std::fs::File::open(&group) {
+        if e.raw_os_error() == Some(nix::libc::EBUSY) {
+            return Err(internal(format!(
+                "Unable to destroy '{name}': device in use"
+            )));
+        }
+    }
+    let remove = root
+        .join("/sys/bus/mdev/devices")
+        .join(&m.uuid)
+        .join("remove");
+    std::fs::write(&remove, "1")
+        .map_err(|e| internal(format!("Unable to destroy '{name}': {}", mdevctl_msg(e))))
+}
+
+/// nodeDeviceUndefine.
+pub fn undefine(driver: &Driver, name: &str) -> Result<(), VirError> {
+    let list = driver.devices();
+    let dev = lookup(&list, name)?;
+    if !dev.is_persistent() {
+        return Err(err(55, format!("Node device '{name}' is not defined")));
+    }
+    if dev.mdev().is_none() {
+        return Err(unsupported());
+    }
+    let def = {
+        let mut found = None;
+        driver.apply(|state| {
+            found = state.defined.get(name).cloned();
+            Vec::new()
+        });
+        found
+    };
+    let Some(def) = def else {
+        return Err(err(55, format!("Node device '{name}' is not defined")));
+    };
+    crate::store::remove(driver.root(), &def).map_err(|e| {
+        internal(format!(
+            "Unable to undefine mediated device: {}",
+            mdevctl_msg(e)
+        ))
+    })?;
+    driver.apply(|state| {
+        if state.defined.remove(name).is_some() {
+            vec![(name.to_owned(), Change::Undefined)]
+        } else {
+            Vec::new()
+        }
+    });
+    Ok(())
+}
+
+/// nodeDeviceCreate: starts a defined mdev.
+pub fn start(driver: &Driver, name: &str) -> Result<(), VirError> {
+    let list = driver.devices();
+    let dev = lookup(&list, name)?;
+    let Some(m) = dev.mdev() else {
+        return Err(unsupported());
+    };
+    let fail = |m: String| internal(format!("Unable to create mediated device: {m}"));
+    let Some(parent) = parent_by_addr(&list, &m.parent_addr) else {
+        return Err(fail(mdevctl_msg(format!(
+            "Unable to find parent device '{}'",
+            m.parent_addr
+        ))));
+    };
+    start_mdev(driver.root(), parent, &m.type_id, &m.uuid).map_err(|e| {
+        let detail = e.str2.unwrap_or_default();
+        fail(
+            detail
+                .strip_prefix("Unable to start mediated device: ")
+                .unwrap_or(&detail)
+                .to_owned(),
+        )
+    })?;
+    write_attrs(driver.root(), &m.uuid, &m.attrs);
+    Ok(())
+}
+
+/// nodeDeviceSetAutostart.
+pub fn set_autostart(driver: &Driver, name: &str, autostart: bool) -> Result<(), VirError> {
+    let list = driver.devices();
+    let dev = lookup(&list, name)?;
+    if dev.mdev().is_none() {
+        return Err(err(84, "Unsupported device type"));
+    }
+    if !dev.is_persistent() {
+        return Err(err(55, "cannot set autostart for transient device"));
+    }
+    if dev.autostart() == autostart {
+        return Ok(());
+    }
+    let mut def = None;
+    driver.apply(|state| {
+        def = state.defined.get(name).cloned();
+        Vec::new()
+    });
+    let Some(mut def) = def else {
+        return Err(err(55, "cannot set autostart for transient device"));
+    };
+    def.autostart = autostart;
+    crate::store::write(driver.root(), &def).map_err(|e| {
+        internal(format!(
+            "Unable to set autostart on '{name}': {}",
+            mdevctl_msg(e)
+        ))
+    })?;
+    driver.apply(|state| {
+        state.defined.insert(name.to_owned(), def);
+        Vec::new()
+    });
+    Ok(())
+}

@@ -1,0 +1,312 @@
+//! mdevctl's on-disk store of persistent mediated devices: one JSON file per device,
+//! `<root>/etc/mdevctl.d/<parent address>/<uuid>`, as mdevctl writes it:
+//!
+//! ```json
+//! {
+//!   "mdev_type": "nvidia-222",
+//!   "start": "auto",
+//!   "attrs": [
+//!     {
+//!       "name": "value"
+//!     }
+//!   ]
+//! }
+//! ```
+//!
+//! Writes are atomic (temporary file, fsync, rename, fsync of the directory), so a daemon
+//! killed at any point leaves every definition either old or new, never half written.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use nodedev::HostRoot;
+use tracing::warn;
+
+use crate::mdev::Definition;
+
+pub fn dir(root: &HostRoot) -> PathBuf {
+    root.join("/etc/mdevctl.d")
+}
+
+/// Every valid definition in the store, by device name.
+pub fn load(root: &HostRoot) -> BTreeMap<String, Definition> {
+    let mut out = BTreeMap::new();
+    let Ok(parents) = fs::read_dir(dir(root)) else {
+        return out;
+    };
+    for p in parents.flatten() {
+        let parent = p.file_name().to_string_lossy().into_owned();
+        let Ok(files) = fs::read_dir(p.path()) else {
+            continue;
+        };
+        for f in files.flatten() {
+            let uuid = f.file_name().to_string_lossy().into_owned();
+            if nodedev::parse::parse_uuid(&uuid).as_deref() != Some(uuid.as_str()) {
+                continue; // temporary files and strangers
+            }
+            let Ok(text) = fs::read_to_string(f.path()) else {
+                continue;
+            };
+            match from_json(&text) {
+                Some((type_id, autostart, attrs)) => {
+                    let d = Definition {
+                        parent_addr: parent.clone(),
+                        uuid,
+                        type_id,
+                        attrs,
+                        autostart,
+                    };
+                    out.insert(d.name(), d);
+                }
+                None => warn!(
+                    "ignoring unparsable mdevctl definition {}",
+                    f.path().display()
+                ),
+            }
+        }
+    }
+    out
+}
+
+fn fsync_dir(d: &Path) {
+    if let Ok(f) = fs::File::open(d) {
+        let _ = f.sync_all();
+    }
+}
+
+/// Writes (or replaces) one definition atomically.
+pub fn write(root: &HostRoot, d: &Definition) -> std::io::Result<()> {
+    let top = dir(root);
+    let pdir = top.join(&d.parent_addr);
+    let fresh = !pdir.exists();
+    fs::create_dir_all(&pdir)?;
+    if fresh {
+        fsync_dir(&top);
+    }
+    let tmp = pdir.join(format!(".{}.tmp{}", d.uuid, std::process::id()));
+    let mut f = fs::File::create(&tmp)?;
+    f.write_all(to_json(d).as_bytes())?;
+    f.sync_all()?;
+    drop(f);
+    fs::rename(&tmp, pdir.join(&d.uuid))?;
+    fsync_dir(&pdir);
+    Ok(())
+}
+
+/// Removes one definition; the parent directory stays, as with mdevctl.
+pub fn remove(root: &HostRoot, d: &Definition) -> std::io::Result<()> {
+    let pdir = dir(root).join(&d.parent_addr);
+    match fs::remove_file(pdir.join(&d.uuid)) {
+        Ok(()) => {
+            fsync_dir(&pdir);
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn json_str(s: &str) -> String {
+    let mut o = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            '\n' => o.push_str("\\n"),
+            '\r' => o.push_str("\\r"),
+            '\t' => o.push_str("\\t"),
+            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+/// The configuration as mdevctl prints it (serde_json's pretty form).
+pub fn to_json(d: &Definition) -> String {
+    let mut s = format!(
+        "{{\n  \"mdev_type\": {},\n  \"start\": {},\n  \"attrs\": ",
+        json_str(&d.type_id),
+        json_str(if d.autostart { "auto" } else { "manual" })
+    );
+    if d.attrs.is_empty() {
+        s.push_str("[]");
+    } else {
+        s.push_str("[\n");
+        let items: Vec<String> = d
+            .attrs
+            .iter()
+            .map(|(n, v)| format!("    {{\n      {}: {}\n    }}", json_str(n), json_str(v)))
+            .collect();
+        s.push_str(&items.join(",\n"));
+        s.push_str("\n  ]");
+    }
+    s.push_str("\n}");
+    s
+}
+
+/// A JSON value, as much as mdevctl's files need.
+#[derive(Debug)]
+enum Json {
+    Str(String),
+    Arr(Vec<Json>),
+    Obj(Vec<(String, Json)>),
+    Other,
+}
+
+struct J<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl J<'_> {
+    fn ws(&mut self) {
+        while self.s.get(self.i).is_some_and(|c| c.is_ascii_whitespace()) {
+            self.i += 1;
+        }
+    }
+    fn eat(&mut self, c: u8) -> Option<()> {
+        self.ws();
+        (self.s.get(self.i) == Some(&c)).then(|| self.i += 1)
+    }
+    fn string(&mut self) -> Option<String> {
+        self.eat(b'"')?;
+        let mut out = Vec::new();
+        loop {
+            let c = *self.s.get(self.i)?;
+            self.i += 1;
+            match c {
+                b'"' => return String::from_utf8(out).ok(),
+                b'\\' => {
+                    let e = *self.s.get(self.i)?;
+                    self.i += 1;
+                    match e {
+                        b'n' => out.push(b'\n'),
+                        b't' => out.push(b'\t'),
+                        b'r' => out.push(b'\r'),
+                        b'b' => out.push(8),
+                        b'f' => out.push(12),
+                        b'u' => {
+                            let h = std::str::from_utf8(self.s.get(self.i..self.i + 4)?).ok()?;
+                            self.i += 4;
+                            let ch = char::from_u32(u32::from_str_radix(h, 16).ok()?)?;
+                            out.extend_from_slice(ch.to_string().as_bytes());
+                        }
+                        c => out.push(c),
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+    }
+    fn value(&mut self) -> Option<Json> {
+        self.ws();
+        match *self.s.get(self.i)? {
+            b'"' => self.string().map(Json::Str),
+            b'[' => {
+                self.i += 1;
+                let mut v = Vec::new();
+                if self.eat(b']').is_some() {
+                    return Some(Json::Arr(v));
+                }
+                loop {
+                    v.push(self.value()?);
+                    if self.eat(b',').is_none() {
+                        self.eat(b']')?;
+                        return Some(Json::Arr(v));
+                    }
+                }
+            }
+            b'{' => {
+                self.i += 1;
+                let mut v = Vec::new();
+                if self.eat(b'}').is_some() {
+                    return Some(Json::Obj(v));
+                }
+                loop {
+                    let k = self.string()?;
+                    self.eat(b':')?;
+                    v.push((k, self.value()?));
+                    if self.eat(b',').is_none() {
+                        self.eat(b'}')?;
+                        return Some(Json::Obj(v));
+                    }
+                }
+            }
+            _ => {
+                let start = self.i;
+                while self
+                    .s
+                    .get(self.i)
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || b"+-.".contains(c))
+                {
+                    self.i += 1;
+                }
+                (self.i > start).then_some(Json::Other)
+            }
+        }
+    }
+}
+
+/// `(mdev_type, autostart, attrs)` of a stored configuration.
+#[allow(clippy::type_complexity)]
+pub fn from_json(text: &str) -> Option<(String, bool, Vec<(String, String)>)> {
+    let mut j = J {
+        s: text.as_bytes(),
+        i: 0,
+    };
+    let Json::Obj(fields) = j.value()? else {
+        return None;
+    };
+    j.ws();
+    if j.i != j.s.len() {
+        return None;
+    }
+    let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v);
+    let Some(Json::Str(t)) = get("mdev_type") else {
+        return None;
+    };
+    let auto = matches!(get("start"), Some(Json::Str(s)) if s == "auto");
+    let mut attrs = Vec::new();
+    if let Some(Json::Arr(a)) = get("attrs") {
+        for item in a {
+            match item {
+                Json::Obj(kv) if kv.len() == 1 => match &kv[0] {
+                    (k, Json::Str(v)) => attrs.push((k.clone(), v.clone())),
+                    _ => return None,
+                },
+                _ => return None,
+            }
+        }
+    }
+    Some((t.clone(), auto, attrs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_round_trip() {
+        let d = Definition {
+            parent_addr: "0000:00:02.0".into(),
+            uuid: "4b20d080-1b54-4048-85b3-a6a62d165c01".into(),
+            type_id: "i915-GVTg_V5_4".into(),
+            attrs: vec![("a\"b".into(), "1".into()), ("c".into(), "x y".into())],
+            autostart: true,
+        };
+        let j = to_json(&d);
+        assert_eq!(
+            from_json(&j),
+            Some((d.type_id.clone(), true, d.attrs.clone()))
+        );
+        assert_eq!(
+            from_json("{\"mdev_type\":\"t\",\"start\":\"manual\"}"),
+            Some(("t".into(), false, vec![]))
+        );
+        assert_eq!(from_json("{\"mdev_type\":\"t\""), None);
+    }
+}
