@@ -129,6 +129,17 @@ impl Service for RemoteProgram {
             };
             return Reply::err(VirError::rpc_internal(detail));
         }
+        if is_manage(p) {
+            // Creating a device waits for the kernel (up to a minute): off the thread that
+            // serves every client.
+            let driver = self.driver.clone();
+            let readonly = s.readonly;
+            let args = args.to_vec();
+            return tokio::task::spawn_blocking(move || manage(&driver, readonly, p, &args))
+                .await
+                .unwrap_or_else(|_| Err(VirError::no_error_set()))
+                .into();
+        }
         self.dispatch_open(s, p, args)
             .unwrap_or_else(|| {
                 // Any other API of the remote program: the node-device driver has none.
@@ -305,12 +316,6 @@ impl RemoteProgram {
             }
             proc::CONNECT_NODE_DEVICE_EVENT_REGISTER_ANY => self.event_register(s, args),
             proc::CONNECT_NODE_DEVICE_EVENT_DEREGISTER_ANY => self.event_deregister(s, args),
-            proc::NODE_DEVICE_CREATE_XML
-            | proc::NODE_DEVICE_DEFINE_XML
-            | proc::NODE_DEVICE_DESTROY
-            | proc::NODE_DEVICE_UNDEFINE
-            | proc::NODE_DEVICE_CREATE
-            | proc::NODE_DEVICE_SET_AUTOSTART => self.manage(s, p, args),
             _ => return None,
         };
         Some(res)
@@ -498,74 +503,86 @@ impl RemoteProgram {
         }
         Ok(Vec::new())
     }
+}
 
-    /// The calls that change devices. Mediated devices and vHBAs are not managed yet,
-    /// so after libvirt's checks every device is one the driver cannot change.
-    fn manage(&self, s: &mut Session, p: i32, args: &[u8]) -> CallResult {
-        let api = procedure(p).and_then(|i| i.api).unwrap_or("");
-        if s.readonly {
-            return Err(read_only(api));
+/// Procedures that change devices, run off the serving thread.
+fn is_manage(p: i32) -> bool {
+    matches!(
+        p,
+        proc::NODE_DEVICE_CREATE_XML
+            | proc::NODE_DEVICE_DEFINE_XML
+            | proc::NODE_DEVICE_DESTROY
+            | proc::NODE_DEVICE_UNDEFINE
+            | proc::NODE_DEVICE_CREATE
+            | proc::NODE_DEVICE_SET_AUTOSTART
+    )
+}
+
+/// The calls that change devices: mediated devices and vHBAs (see `mdev`).
+fn manage(driver: &Driver, readonly: bool, p: i32, args: &[u8]) -> CallResult {
+    let api = procedure(p).and_then(|i| i.api).unwrap_or("");
+    if readonly {
+        return Err(read_only(api));
+    }
+    let list = driver.devices();
+    match p {
+        proc::NODE_DEVICE_CREATE_XML | proc::NODE_DEVICE_DEFINE_XML => {
+            let a: r::XmlFlagsArgs = decode(args)?;
+            let function = if p == proc::NODE_DEVICE_CREATE_XML {
+                "nodeDeviceCreateXML"
+            } else {
+                "nodeDeviceDefineXML"
+            };
+            // VIR_NODE_DEVICE_CREATE_XML_VALIDATE / VIR_NODE_DEVICE_DEFINE_XML_VALIDATE
+            if a.flags & !1 != 0 {
+                return Err(bad_flags(a.flags, function));
+            }
+            let validate = a.flags & 1 != 0;
+            let name = if p == proc::NODE_DEVICE_CREATE_XML {
+                crate::mdev::create_xml(driver, &a.xml_desc, validate)?
+            } else {
+                crate::mdev::define_xml(driver, &a.xml_desc, validate)?
+            };
+            encode(&r::NodeDeviceRet {
+                dev: r::NodeDevice { name },
+            })
         }
-        let list = self.driver.devices();
-        match p {
-            proc::NODE_DEVICE_CREATE_XML | proc::NODE_DEVICE_DEFINE_XML => {
-                let a: r::XmlFlagsArgs = decode(args)?;
-                let function = if p == proc::NODE_DEVICE_CREATE_XML {
-                    "nodeDeviceCreateXML"
-                } else {
-                    "nodeDeviceDefineXML"
-                };
-                // VIR_NODE_DEVICE_CREATE_XML_VALIDATE / VIR_NODE_DEVICE_DEFINE_XML_VALIDATE
-                if a.flags & !1 != 0 {
-                    return Err(bad_flags(a.flags, function));
-                }
-                let validate = a.flags & 1 != 0;
-                let name = if p == proc::NODE_DEVICE_CREATE_XML {
-                    crate::mdev::create_xml(&self.driver, &a.xml_desc, validate)?
-                } else {
-                    crate::mdev::define_xml(&self.driver, &a.xml_desc, validate)?
-                };
-                encode(&r::NodeDeviceRet {
-                    dev: r::NodeDevice { name },
-                })
+        proc::NODE_DEVICE_DESTROY => {
+            let a: r::NameArgs = decode(args)?;
+            lookup(&list, &a.name)?;
+            crate::mdev::destroy(driver, &a.name)?;
+            encode(&())
+        }
+        proc::NODE_DEVICE_UNDEFINE | proc::NODE_DEVICE_CREATE => {
+            let a: r::NameFlagsArgs = decode(args)?;
+            let function = if p == proc::NODE_DEVICE_UNDEFINE {
+                "nodeDeviceUndefine"
+            } else {
+                "nodeDeviceCreate"
+            };
+            if a.flags != 0 {
+                return Err(bad_flags(a.flags, function));
             }
-            proc::NODE_DEVICE_DESTROY => {
-                let a: r::NameArgs = decode(args)?;
-                lookup(&list, &a.name)?;
-                crate::mdev::destroy(&self.driver, &a.name)?;
-                encode(&())
+            let dev = lookup(&list, &a.name)?;
+            if p == proc::NODE_DEVICE_CREATE && dev.is_active() {
+                return Err(VirError::new(
+                    ErrorCode::OperationInvalid,
+                    ErrorDomain::NodeDev,
+                    "Device is already active",
+                ));
             }
-            proc::NODE_DEVICE_UNDEFINE | proc::NODE_DEVICE_CREATE => {
-                let a: r::NameFlagsArgs = decode(args)?;
-                let function = if p == proc::NODE_DEVICE_UNDEFINE {
-                    "nodeDeviceUndefine"
-                } else {
-                    "nodeDeviceCreate"
-                };
-                if a.flags != 0 {
-                    return Err(bad_flags(a.flags, function));
-                }
-                let dev = lookup(&list, &a.name)?;
-                if p == proc::NODE_DEVICE_CREATE && dev.is_active() {
-                    return Err(VirError::new(
-                        ErrorCode::OperationInvalid,
-                        ErrorDomain::NodeDev,
-                        "Device is already active",
-                    ));
-                }
-                if p == proc::NODE_DEVICE_UNDEFINE {
-                    crate::mdev::undefine(&self.driver, &a.name)?;
-                } else {
-                    crate::mdev::start(&self.driver, &a.name)?;
-                }
-                encode(&())
+            if p == proc::NODE_DEVICE_UNDEFINE {
+                crate::mdev::undefine(driver, &a.name)?;
+            } else {
+                crate::mdev::start(driver, &a.name)?;
             }
-            _ => {
-                let a: r::SetAutostartArgs = decode(args)?;
-                lookup(&list, &a.name)?;
-                crate::mdev::set_autostart(&self.driver, &a.name, a.autostart != 0)?;
-                encode(&())
-            }
+            encode(&())
+        }
+        _ => {
+            let a: r::SetAutostartArgs = decode(args)?;
+            lookup(&list, &a.name)?;
+            crate::mdev::set_autostart(driver, &a.name, a.autostart != 0)?;
+            encode(&())
         }
     }
 }

@@ -742,7 +742,7 @@ fn udevd_starting_and_stopping_later_is_followed() {
     }
     let d = Daemon::start(None, "");
     let mut w = Watcher::new(&d);
-    let mut round = |tag: &str, w: &mut Watcher| {
+    let round = |tag: &str, w: &mut Watcher| {
         let prefix = Veths::prefix(tag);
         let mut v = Veths::create(&prefix, 1);
         let mut got: Vec<Ev> = w.take(2);
