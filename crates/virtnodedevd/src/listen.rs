@@ -47,12 +47,6 @@ impl SocketPaths {
             admin: (privileged || !custom).then(|| dir.join(format!("{DAEMON_NAME}-admin-sock"))),
         }
     }
-
-    pub fn all(&self) -> impl Iterator<Item = &PathBuf> {
-        std::iter::once(&self.rw)
-            .chain(self.ro.iter())
-            .chain(self.admin.iter())
-    }
 }
 
 /// The default pid file: /run/NAME.pid, or $XDG_RUNTIME_DIR/libvirt/NAME.pid.

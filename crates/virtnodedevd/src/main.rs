@@ -1,17 +1,16 @@
 //! virtnodedevd: libvirt's host device management daemon.
 
+mod activation;
 mod admin;
 mod cli;
+mod daemonize;
 mod driver;
 mod listen;
 mod logging;
-mod mdev;
 mod monitor;
 mod reload;
-mod store;
 mod remote;
 mod uevent;
-mod vhba;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -92,8 +91,8 @@ fn main() -> ExitCode {
 
     if opts.daemon {
         // Forking is only sound while the process has one thread: the runtime is
-        // created after this.
-        if let Err(e) = nix::unistd::daemon(false, false) {
+        // created after this. Only the daemon returns; the caller exits with its status.
+        if let Err(e) = daemonize::fork_into_background(&argv0) {
             eprintln!("{DAEMON_NAME}: error: Failed to fork as daemon: {e}");
             return ExitCode::FAILURE;
         }
@@ -102,6 +101,7 @@ fn main() -> ExitCode {
     match run(opts, config, privileged) {
         Ok(()) => ExitCode::SUCCESS,
         Err(msg) => {
+            daemonize::report_failure(daemonize::DaemonErr::of(&msg));
             error!("{msg}");
             eprintln!("{DAEMON_NAME}: error: {msg}");
             ExitCode::FAILURE
@@ -125,8 +125,6 @@ fn run(opts: Options, config: DaemonConfig, privileged: bool) -> Result<(), Stri
     let driver = Arc::new(Driver::new(root));
     let n = driver.enumerate(false);
     info!("enumerated {n} node devices");
-    mdev::load_store(&driver, false);
-    mdev::spawn_watcher(driver.clone());
     monitor
         .spawn(driver.clone())
         .map_err(|e| format!("cannot start the uevent monitor: {e}"))?;
@@ -142,7 +140,8 @@ fn run(opts: Options, config: DaemonConfig, privileged: bool) -> Result<(), Stri
         // Signal handlers go in before the sockets appear, so a client that sees the
         // sockets can also stop the daemon cleanly.
         let signals = Signals::new().map_err(|e| format!("cannot handle signals: {e}"))?;
-        let mut listeners = Listeners::bind(&config, privileged)?;
+        let mut listeners = Listeners::bind(&config, privileged)
+            .inspect_err(|_| daemonize::note(daemonize::DaemonErr::Network))?;
         let result = serve(opts, config, privileged, driver, &mut listeners, signals).await;
         listeners.remove();
         result
@@ -168,6 +167,8 @@ impl Signals {
 /// The daemon's three sockets, bound and ready to hand to the servers.
 struct Listeners {
     paths: SocketPaths,
+    /// The socket files this daemon made (not those systemd passed), removed at exit.
+    owned: Vec<PathBuf>,
     rw: Option<std::os::unix::net::UnixListener>,
     ro: Option<std::os::unix::net::UnixListener>,
     admin: Option<std::os::unix::net::UnixListener>,
@@ -187,8 +188,11 @@ impl Listeners {
                     .as_raw(),
             ),
         };
+        let mut act = activation::Activation::from_env()?;
+        let [rw_unit, ro_unit, admin_unit] = activation::unit_names();
         let mut l = Listeners {
             paths: SocketPaths::new(privileged, config.unix_sock_dir.as_deref()),
+            owned: Vec::new(),
             rw: None,
             ro: None,
             admin: None,
@@ -198,26 +202,50 @@ impl Listeners {
         };
         // Bound one at a time so that a failure removes only what this daemon created.
         let mut made = Vec::new();
+        // A socket systemd passed is used as is; the others are bound from the config.
+        let mut passed = |unit: &str| match act.as_mut() {
+            Some(a) => a.claim(unit),
+            None => Ok(None),
+        };
         let result = (|| {
-            let rw = bind(&l.paths.rw, modes.rw)?;
-            made.push(l.paths.rw.clone());
-            l.rw = Some(rw);
+            l.rw = Some(match passed(&rw_unit)? {
+                Some(s) => s,
+                None => {
+                    let s = bind(&l.paths.rw, modes.rw)?;
+                    made.push(l.paths.rw.clone());
+                    s
+                }
+            });
             if let Some(p) = l.paths.ro.clone() {
-                l.ro = Some(bind(&p, modes.ro)?);
-                made.push(p);
+                l.ro = Some(match passed(&ro_unit)? {
+                    Some(s) => s,
+                    None => {
+                        let s = bind(&p, modes.ro)?;
+                        made.push(p);
+                        s
+                    }
+                });
             }
             if let Some(p) = l.paths.admin.clone() {
-                l.admin = Some(bind(&p, modes.admin)?);
-                made.push(p);
+                l.admin = Some(match passed(&admin_unit)? {
+                    Some(s) => s,
+                    None => {
+                        let s = bind(&p, modes.admin)?;
+                        made.push(p);
+                        s
+                    }
+                });
             }
             Ok(())
-        })();
+        })()
+        .and_then(|()| act.as_ref().map_or(Ok(()), |a| a.complete()));
         if let Err(e) = result {
             for p in made {
                 let _ = std::fs::remove_file(p);
             }
             return Err(e);
         }
+        l.owned = made;
         Ok(l)
     }
 
@@ -230,7 +258,7 @@ impl Listeners {
     }
 
     fn remove(&self) {
-        for p in self.paths.all() {
+        for p in &self.owned {
             let _ = std::fs::remove_file(p);
         }
     }
@@ -316,6 +344,8 @@ async fn serve(
         )));
     }
     info!("{DAEMON_NAME} ready");
+    daemonize::report_ready();
+    activation::notify_ready();
 
     let mut idle_since = tokio::time::Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
