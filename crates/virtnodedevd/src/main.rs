@@ -7,10 +7,13 @@ mod daemonize;
 mod driver;
 mod listen;
 mod logging;
+mod mdev;
 mod monitor;
 mod reload;
 mod remote;
+mod store;
 mod uevent;
+mod vhba;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -125,6 +128,8 @@ fn run(opts: Options, config: DaemonConfig, privileged: bool) -> Result<(), Stri
     let driver = Arc::new(Driver::new(root));
     let n = driver.enumerate(false);
     info!("enumerated {n} node devices");
+    mdev::load_store(&driver, false);
+    mdev::spawn_watcher(driver.clone());
     monitor
         .spawn(driver.clone())
         .map_err(|e| format!("cannot start the uevent monitor: {e}"))?;
