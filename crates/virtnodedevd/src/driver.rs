@@ -105,12 +105,13 @@ impl DeviceState {
     }
 
     /// Adds or replaces a device (libvirt's udevAddOneDevice): Created for a new name,
-    /// Updated for a known one.
+    /// Updated for a known one. A defined mediated device that was not running (no sysfs
+    /// path) is Created when it starts, as in libvirt.
     pub fn add(&mut self, dev: Device) -> (String, Change) {
         let name = dev.name().to_owned();
         match self.insert(dev) {
-            None => (name, Change::Created),
-            Some(_) => (name, Change::Updated),
+            Some(old) if old.sysfs_path().is_some() => (name, Change::Updated),
+            _ => (name, Change::Created),
         }
     }
 

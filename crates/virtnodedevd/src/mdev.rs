@@ -112,6 +112,14 @@ fn mdevctl_msg(e: impl std::fmt::Display) -> String {
 // ----------------------------------------------------------------------------------------
 // The persistent overlay.
 
+/// Held across a store write and the matching state change, and by the store watcher's
+/// re-read, so the watcher never reports (as made behind our back) a change we are making.
+static STORE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn store_lock() -> std::sync::MutexGuard<'static, ()> {
+    STORE_LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Set once any definition was seen, so that hosts without any skip the scan.
 static EVER_DEFINED: AtomicBool = AtomicBool::new(false);
 
@@ -187,6 +195,7 @@ fn inactive_device(list: &DeviceList, def: &Definition) -> Device {
 /// Reads mdevctl's store into the device set. At start-up (`notify` false) without
 /// events; later (the store changed behind our back) with DEFINED / UNDEFINED / UPDATE.
 pub fn load_store(driver: &Driver, notify: bool) {
+    let _g = store_lock();
     let new = crate::store::load(driver.root());
     driver.apply(|state| {
         let changes = diff(&state.defined, &new);
@@ -517,6 +526,7 @@ pub fn define_xml(driver: &Driver, xml: &str, validate: bool) -> Result<String, 
         attrs: m.attrs.clone(),
         autostart: false,
     };
+    let _g = store_lock();
     crate::store::write(driver.root(), &d).map_err(|e| {
         internal(format!(
             "Unable to define mediated device: {}",
@@ -544,7 +554,7 @@ fn lookup(list: &DeviceList, name: &str) -> Result<Device, VirError> {
 pub fn destroy(driver: &Driver, name: &str) -> Result<(), VirError> {
     let list = driver.devices();
     let dev = lookup(&list, name)?;
-    if dev.scsi_host_wwns().is_some() {
+    if dev.has_cap(nodedev::CapType::ScsiHost) {
         return crate::vhba::destroy(driver, &list, &dev);
     }
     let Some(m) = dev.mdev() else {
@@ -592,6 +602,7 @@ pub fn undefine(driver: &Driver, name: &str) -> Result<(), VirError> {
     let Some(def) = def else {
         return Err(err(55, format!("Node device '{name}' is not defined")));
     };
+    let _g = store_lock();
     crate::store::remove(driver.root(), &def).map_err(|e| {
         internal(format!(
             "Unable to undefine mediated device: {}",
@@ -657,15 +668,18 @@ pub fn set_autostart(driver: &Driver, name: &str, autostart: bool) -> Result<(),
         return Err(err(55, "cannot set autostart for transient device"));
     };
     def.autostart = autostart;
+    let _g = store_lock();
     crate::store::write(driver.root(), &def).map_err(|e| {
         internal(format!(
             "Unable to set autostart on '{name}': {}",
             mdevctl_msg(e)
         ))
     })?;
+    // libvirt re-reads mdevctl's store when it changes and finds the autostart setting
+    // changed: an update event.
     driver.apply(|state| {
         state.defined.insert(name.to_owned(), def);
-        Vec::new()
+        vec![(name.to_owned(), Change::Updated)]
     });
     Ok(())
 }

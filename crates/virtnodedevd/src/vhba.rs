@@ -82,29 +82,29 @@ pub fn create(driver: &Driver, list: &DeviceList, def: &DeviceDef) -> Result<Str
         return Err(internal("Device is not a fibre channel HBA"));
     };
     let missing = || internal("Could not find parent device for 'new device'");
+    // virNodeDeviceObjListFindByWWNs / FindByFabricWWN: exact matches, among devices that
+    // can make vports.
+    let vport_capable = |d: &&Device| d.has_cap(CapType::Vports);
     let host = if let Some(p) = &def.parent {
         fc_parent_host(list.get(p).ok_or_else(missing)?)?
     } else if let (Some(n), Some(p)) = (&def.parent_wwnn, &def.parent_wwpn) {
         let parent = list
             .iter()
-            .find(|d| {
-                d.has_cap(CapType::FcHost)
-                    && d.scsi_host_wwns().is_some_and(|(a, b)| {
-                        a.eq_ignore_ascii_case(n) && b.eq_ignore_ascii_case(p)
-                    })
-            })
+            .filter(vport_capable)
+            .find(|d| d.scsi_host_wwns() == Some((n.as_str(), p.as_str())))
             .ok_or_else(missing)?;
         fc_parent_host(parent)?
     } else if let Some(f) = &def.parent_fabric_wwn {
         let parent = list
             .iter()
-            .find(|d| fabric_wwn(d).is_some_and(|x| x.eq_ignore_ascii_case(f)))
+            .filter(vport_capable)
+            .find(|d| fabric_wwn(d) == Some(f.as_str()))
             .ok_or_else(missing)?;
         fc_parent_host(parent)?
     } else {
         let parent = list
             .iter()
-            .find(|d| d.has_cap(CapType::Vports))
+            .find(vport_capable)
             .ok_or_else(|| internal("Could not find any vport capable device"))?;
         fc_parent_host(parent)?
     };
@@ -147,7 +147,9 @@ fn wait(driver: &Driver, wwnn: &str, wwpn: &str) -> Option<String> {
 
 /// The vHBA part of nodeDeviceDestroy.
 pub fn destroy(driver: &Driver, list: &DeviceList, dev: &Device) -> Result<(), VirError> {
-    let (wwnn, wwpn) = dev.scsi_host_wwns().expect("fc_host");
+    let Some((wwnn, wwpn)) = dev.scsi_host_wwns() else {
+        return Err(internal("Device is not a fibre channel HBA"));
+    };
     let (wwnn, wwpn) = (wwnn.to_owned(), wwpn.to_owned());
     let parent = dev.parent().unwrap_or("").to_owned();
     if list.get(&parent).is_none() {
@@ -157,6 +159,7 @@ pub fn destroy(driver: &Driver, list: &DeviceList, dev: &Device) -> Result<(), V
     }
     let rest = parent
         .strip_prefix("scsi_host")
+        .or_else(|| parent.strip_prefix("fc_host"))
         .or_else(|| parent.strip_prefix("host"))
         .ok_or_else(|| internal(format!("Invalid adapter name '{parent}' for SCSI pool")))?;
     let host: u32 = rest

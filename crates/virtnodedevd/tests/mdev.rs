@@ -10,14 +10,27 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{fc_mdev_s390_tree, virsh, virsh_available, Daemon};
+use common::{fc_mdev_s390_tree, virsh, virsh_available, Daemon, FC_HBA_WWN};
+use protocol::remote::{self as r, proc};
+use rpc::client::Client;
+use xdr::{Decoder, Xdr};
 
 const GPU: &str = "pci_0000_af_00_0";
 
-/// Watches the tree and plays the kernel's part for mdev create/remove.
+/// Watches the tree and plays the kernel's part for mdev create/remove and for NPIV
+/// `vport_create` / `vport_delete`.
 struct FakeKernel {
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
+}
+
+fn send_uevent(uevents: &Path, action: &str, devpath: &str, subsystem: &str) {
+    let devpath = devpath.strip_prefix("/sys").unwrap_or(devpath);
+    let msg = format!(
+        "{action}@{devpath}\0ACTION={action}\0DEVPATH={devpath}\0SUBSYSTEM={subsystem}\0SEQNUM=1\0"
+    );
+    let sock = std::os::unix::net::UnixDatagram::unbound().unwrap();
+    let _ = sock.send_to(msg.as_bytes(), uevents);
 }
 
 impl FakeKernel {
@@ -26,14 +39,7 @@ impl FakeKernel {
         let s = stop.clone();
         let thread = std::thread::spawn(move || {
             let f = fakesys::FakeSys::new(&root).unwrap();
-            let send = |action: &str, devpath: &str| {
-                let devpath = devpath.strip_prefix("/sys").unwrap_or(devpath);
-                let msg = format!(
-                    "{action}@{devpath}\0ACTION={action}\0DEVPATH={devpath}\0SUBSYSTEM=mdev\0SEQNUM=1\0"
-                );
-                let sock = std::os::unix::net::UnixDatagram::unbound().unwrap();
-                let _ = sock.send_to(msg.as_bytes(), &uevents);
-            };
+            let send = |action: &str, devpath: &str| send_uevent(&uevents, action, devpath, "mdev");
             while !s.load(Ordering::Relaxed) {
                 for parent in mdev_parents(&root) {
                     let types = root
@@ -75,12 +81,140 @@ impl FakeKernel {
                         }
                     }
                 }
+                vports(&root, &f, &uevents);
                 std::thread::sleep(Duration::from_millis(10));
             }
         });
         FakeKernel {
             stop,
             thread: Some(thread),
+        }
+    }
+}
+
+/// The host path of a symlink's target inside the fake root.
+fn host_path(root: &Path, p: &Path) -> Option<String> {
+    let c = std::fs::canonicalize(p).ok()?;
+    let rel = c.strip_prefix(std::fs::canonicalize(root).ok()?).ok()?;
+    Some(format!("/{}", rel.display()))
+}
+
+/// `vport_create` / `vport_delete` of every fc_host: a write of `wwpn:wwnn` creates
+/// `vport-H:0-K/hostN` (scsi_host + fc_host) below the HBA's SCSI host, or removes the
+/// vport whose host has those names (with everything below it, as the kernel tears down
+/// the LUNs of a vHBA in use), each followed by its uevents.
+fn vports(root: &Path, f: &fakesys::FakeSys, uevents: &Path) {
+    for e in std::fs::read_dir(root.join("sys/class/fc_host"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let Some(fc) = host_path(root, &e.path()) else {
+            continue;
+        };
+        // .../hostH/fc_host/hostH -> .../hostH
+        let host = fc.rsplitn(3, '/').nth(2).unwrap().to_owned();
+        let h: u32 = e.file_name().to_string_lossy()[4..].parse().unwrap();
+        let dir = e.path();
+        if let Ok(req) = std::fs::read_to_string(dir.join("vport_create")) {
+            if let Some((wwpn, wwnn)) = req.trim().split_once(':') {
+                std::fs::write(dir.join("vport_create"), "").unwrap();
+                // The kernel numbers SCSI hosts on, never reusing a number.
+                let n = 1 + std::fs::read_dir(root.join("sys/class/scsi_host"))
+                    .unwrap()
+                    .flatten()
+                    .filter_map(|e| e.file_name().to_string_lossy()[4..].parse::<u32>().ok())
+                    .max()
+                    .unwrap_or(0);
+                let k = (0..)
+                    .find(|k| {
+                        !root
+                            .join(host.trim_start_matches('/'))
+                            .join(format!("vport-{h}:0-{k}"))
+                            .exists()
+                    })
+                    .unwrap();
+                let vport = format!("{host}/vport-{h}:0-{k}");
+                f.write(&format!("{vport}/uevent"), "").unwrap();
+                let fabric = std::fs::read_to_string(dir.join("fabric_name"))
+                    .ok()
+                    .map(|s| s.trim().trim_start_matches("0x").to_owned());
+                let new = common::rw_scsi_host(
+                    f,
+                    &vport,
+                    n,
+                    "qla2xxx",
+                    Some((wwpn, wwnn, fabric.as_deref(), None)),
+                );
+                send_uevent(uevents, "add", &new, "scsi");
+            }
+        }
+        if let Ok(req) = std::fs::read_to_string(dir.join("vport_delete")) {
+            if let Some((wwpn, _)) = req.trim().split_once(':') {
+                std::fs::write(dir.join("vport_delete"), "").unwrap();
+                delete_vport(root, &host, wwpn, uevents);
+            }
+        }
+    }
+}
+
+fn delete_vport(root: &Path, host: &str, wwpn: &str, uevents: &Path) {
+    let hdir = root.join(host.trim_start_matches('/'));
+    for v in std::fs::read_dir(&hdir).into_iter().flatten().flatten() {
+        if !v.file_name().to_string_lossy().starts_with("vport-") {
+            continue;
+        }
+        let matches = std::fs::read_dir(v.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|c| {
+                let n = c.file_name().to_string_lossy().into_owned();
+                std::fs::read_to_string(c.path().join(format!("fc_host/{n}/port_name")))
+                    .is_ok_and(|p| p.trim() == format!("0x{wwpn}"))
+            });
+        if !matches {
+            continue;
+        }
+        // Every device below the vport, deepest first, and the links naming them.
+        let mut devs = Vec::new();
+        collect_devices(root, &v.path(), &mut devs);
+        devs.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
+        let vport_host = host_path(root, &v.path()).unwrap();
+        for top in ["sys/class", "sys/bus"] {
+            for sub in std::fs::read_dir(root.join(top))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let dirs = [sub.path(), sub.path().join("devices")];
+                for d in dirs {
+                    for l in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                        if host_path(root, &l.path()).is_some_and(|t| t.starts_with(&vport_host)) {
+                            let _ = std::fs::remove_file(l.path());
+                        }
+                    }
+                }
+            }
+        }
+        std::fs::remove_dir_all(v.path()).unwrap();
+        for (p, subsystem) in devs {
+            send_uevent(uevents, "remove", &p, &subsystem);
+        }
+    }
+}
+
+fn collect_devices(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) {
+    if dir.join("uevent").exists() {
+        if let Ok(sub) = std::fs::read_link(dir.join("subsystem")) {
+            let s = sub.file_name().unwrap().to_string_lossy().into_owned();
+            out.push((host_path(root, dir).unwrap(), s));
+        }
+    }
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let t = e.file_type().unwrap();
+        if t.is_dir() && !t.is_symlink() {
+            collect_devices(root, &e.path(), out);
         }
     }
 }
@@ -348,4 +482,534 @@ fn unsafe_kill(pid: i32) {
     let _ = std::process::Command::new("kill")
         .args(["-9", &pid.to_string()])
         .status();
+}
+
+// ----------------------------------------------------------------------------------------
+// Events, vHBAs, autostart, bad input.
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Ev {
+    Created(String),
+    Deleted(String),
+    Defined(String),
+    Undefined(String),
+    Updated(String),
+}
+
+/// A client subscribed to lifecycle and update events for every device (as in hotplug.rs).
+struct Watcher {
+    c: Client,
+}
+
+impl Watcher {
+    fn new(d: &Daemon) -> Watcher {
+        let mut c = d.open_client();
+        for id in [0, 1] {
+            let _: r::IntRet = c
+                .call(
+                    proc::CONNECT_NODE_DEVICE_EVENT_REGISTER_ANY,
+                    &r::EventRegisterAnyArgs {
+                        event_id: id,
+                        dev: None,
+                    },
+                )
+                .unwrap();
+        }
+        c.stream()
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        Watcher { c }
+    }
+
+    fn next(&mut self) -> Ev {
+        loop {
+            let m = self.c.read_message().expect("an event within 10 s");
+            let d = &mut Decoder::new(&m.payload);
+            match m.header.proc_ {
+                proc::NODE_DEVICE_EVENT_LIFECYCLE => {
+                    let e = r::LifecycleEventMsg::decode(d).unwrap();
+                    assert_eq!(e.detail, 0);
+                    return match e.event {
+                        0 => Ev::Created(e.dev.name),
+                        1 => Ev::Deleted(e.dev.name),
+                        2 => Ev::Defined(e.dev.name),
+                        3 => Ev::Undefined(e.dev.name),
+                        x => panic!("unexpected lifecycle event {x}"),
+                    };
+                }
+                proc::NODE_DEVICE_EVENT_UPDATE => {
+                    let e = r::UpdateEventMsg::decode(d).unwrap();
+                    return Ev::Updated(e.dev.name);
+                }
+                _ => continue,
+            }
+        }
+    }
+
+    /// Asserts that no event arrives for a while.
+    fn quiet(&mut self, ms: u64) {
+        self.c
+            .stream()
+            .set_read_timeout(Some(Duration::from_millis(ms)))
+            .unwrap();
+        loop {
+            match self.c.read_message() {
+                Ok(m)
+                    if m.header.proc_ == proc::NODE_DEVICE_EVENT_LIFECYCLE
+                        || m.header.proc_ == proc::NODE_DEVICE_EVENT_UPDATE =>
+                {
+                    panic!("unexpected event (proc {})", m.header.proc_)
+                }
+                Ok(_) => continue,
+                Err(_) => break,
+            }
+        }
+        self.c
+            .stream()
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+    }
+}
+
+fn ok(uri: &str, args: &[&str]) -> String {
+    let (ok, out, err) = run(uri, args);
+    assert!(ok, "virsh {args:?}: {err}");
+    out
+}
+
+fn fails(uri: &str, args: &[&str], want: &str) {
+    let (ok, _, err) = run(uri, args);
+    assert!(
+        !ok && err.contains(want),
+        "virsh {args:?}: want {want:?}, got {err:?}"
+    );
+}
+
+/// Every management operation sends the events libvirt 9.0 sends: CREATED / DELETED for
+/// a transient mdev, DEFINED, an UPDATE for autostart, CREATED when a defined mdev
+/// starts, DELETED when it stops (it stays, inactive), UNDEFINED; and for changes to
+/// mdevctl's store made behind the daemon's back, DEFINED / UPDATE / UNDEFINED.
+#[test]
+fn management_events() {
+    if !virsh_available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let tree = fc_mdev_s390_tree(tmp.path());
+    let root = tree.root().to_path_buf();
+    let d = Daemon::start_with(Some(&root), "", true);
+    let _k = FakeKernel::start(root.clone(), d.uevent_sock());
+    let uri = d.uri();
+    let mut w = Watcher::new(&d);
+    let file = tmp.path().join("m.xml");
+    let f = file.to_str().unwrap();
+
+    let u1 = "11111111-2222-4333-8444-555555555555";
+    let n1 = "mdev_11111111_2222_4333_8444_555555555555_0000_af_00_0";
+    std::fs::write(&file, mdev_xml(Some(u1), "nvidia-222")).unwrap();
+    ok(&uri, &["nodedev-create", f]);
+    assert_eq!(w.next(), Ev::Created(n1.into()));
+    ok(&uri, &["nodedev-destroy", n1]);
+    assert_eq!(w.next(), Ev::Deleted(n1.into()));
+
+    let u2 = "22222222-2222-4333-8444-555555555555";
+    let n2 = "mdev_22222222_2222_4333_8444_555555555555_0000_af_00_0";
+    std::fs::write(&file, mdev_xml(Some(u2), "nvidia-223")).unwrap();
+    ok(&uri, &["nodedev-define", f]);
+    assert_eq!(w.next(), Ev::Defined(n2.into()));
+    ok(&uri, &["nodedev-autostart", n2]);
+    assert_eq!(w.next(), Ev::Updated(n2.into()));
+    // Setting it again changes nothing.
+    ok(&uri, &["nodedev-autostart", n2]);
+    ok(&uri, &["nodedev-start", n2]);
+    assert_eq!(w.next(), Ev::Created(n2.into()));
+    ok(&uri, &["nodedev-destroy", n2]);
+    assert_eq!(w.next(), Ev::Deleted(n2.into()));
+    assert!(ok(&uri, &["nodedev-list", "--inactive"]).contains(n2));
+    // Undefining a running device leaves it running, transient.
+    ok(&uri, &["nodedev-start", n2]);
+    assert_eq!(w.next(), Ev::Created(n2.into()));
+    ok(&uri, &["nodedev-undefine", n2]);
+    assert_eq!(w.next(), Ev::Undefined(n2.into()));
+    let info = ok(&uri, &["nodedev-info", n2]);
+    assert!(
+        info.contains("Persistent:     no") && info.contains("Active:         yes"),
+        "{info}"
+    );
+    ok(&uri, &["nodedev-destroy", n2]);
+    assert_eq!(w.next(), Ev::Deleted(n2.into()));
+    assert!(!ok(&uri, &["nodedev-list", "--all"]).contains(n2));
+    // Undefining an inactive device removes it.
+    ok(&uri, &["nodedev-define", f]);
+    assert_eq!(w.next(), Ev::Defined(n2.into()));
+    ok(&uri, &["nodedev-undefine", n2]);
+    assert_eq!(w.next(), Ev::Undefined(n2.into()));
+    w.quiet(600);
+
+    // Behind our back (mdevctl, or an editor): a new file, a change, a removal.
+    let u3 = "33333333-2222-4333-8444-555555555555";
+    let n3 = "mdev_33333333_2222_4333_8444_555555555555_0000_af_00_0";
+    let dir = root.join("etc/mdevctl.d/0000:af:00.0");
+    std::fs::create_dir_all(&dir).unwrap();
+    let put = |start: &str| {
+        let tmpf = dir.join(".new");
+        std::fs::write(
+            &tmpf,
+            format!("{{\"mdev_type\": \"nvidia-222\", \"start\": \"{start}\", \"attrs\": []}}"),
+        )
+        .unwrap();
+        std::fs::rename(&tmpf, dir.join(u3)).unwrap();
+    };
+    put("manual");
+    assert_eq!(w.next(), Ev::Defined(n3.into()));
+    put("auto");
+    assert_eq!(w.next(), Ev::Updated(n3.into()));
+    // An autostart definition whose parent is present is started at once.
+    assert_eq!(w.next(), Ev::Created(n3.into()));
+    ok(&uri, &["nodedev-destroy", n3]);
+    assert_eq!(w.next(), Ev::Deleted(n3.into()));
+    std::fs::remove_file(dir.join(u3)).unwrap();
+    assert_eq!(w.next(), Ev::Undefined(n3.into()));
+    w.quiet(600);
+}
+
+/// An autostart definition whose parent is absent waits; the parent's add uevent starts it.
+#[test]
+fn autostart_when_parent_appears() {
+    if !virsh_available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let tree = fc_mdev_s390_tree(tmp.path());
+    let root = tree.root().to_path_buf();
+    let u = "44444444-2222-4333-8444-555555555555";
+    let name = "mdev_44444444_2222_4333_8444_555555555555_0000_b1_00_0";
+    let dir = root.join("etc/mdevctl.d/0000:b1:00.0");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join(u),
+        "{\"mdev_type\": \"nvidia-222\", \"start\": \"auto\", \"attrs\": []}",
+    )
+    .unwrap();
+    let d = Daemon::start_with(Some(&root), "", true);
+    let _k = FakeKernel::start(root.clone(), d.uevent_sock());
+    let uri = d.uri();
+    let mut w = Watcher::new(&d);
+    let info = ok(&uri, &["nodedev-info", name]);
+    assert!(
+        info.contains("Active:         no") && info.contains("Autostart:      yes"),
+        "{info}"
+    );
+    assert!(ok(&uri, &["nodedev-dumpxml", name]).contains("<parent>computer</parent>"));
+    w.quiet(600);
+
+    // The second T4 arrives.
+    let gpu = common::rw_pci_fn(
+        &tree,
+        "0000:b1:00.0",
+        None,
+        (0x10de, 0x1eb8, 0x030200),
+        Some("nvidia"),
+        None,
+        0,
+    );
+    tree.mdev_types(
+        &gpu,
+        &[fakesys::MdevTypeSpec::new(
+            "nvidia-222",
+            Some("GRID T4-1B"),
+            "vfio-pci",
+            16,
+        )],
+    )
+    .unwrap();
+    d.inject("add", &gpu, "pci");
+    assert_eq!(w.next(), Ev::Created("pci_0000_b1_00_0".into()));
+    // Its inactive child is re-parented (an update of the inactive device may come first),
+    // then started by autostart.
+    let mut ev = w.next();
+    if ev == Ev::Updated(name.into()) {
+        ev = w.next();
+    }
+    assert_eq!(ev, Ev::Created(name.into()));
+    let info = ok(&uri, &["nodedev-info", name]);
+    assert!(
+        info.contains("Active:         yes") && info.contains("Persistent:     yes"),
+        "{info}"
+    );
+    assert!(ok(&uri, &["nodedev-dumpxml", name]).contains("<parent>pci_0000_b1_00_0</parent>"));
+}
+
+fn vhba_xml(parent: &str, wwns: Option<(&str, &str)>) -> String {
+    let fc = match wwns {
+        Some((n, p)) => format!("<wwnn>{n}</wwnn><wwpn>{p}</wwpn>"),
+        None => String::new(),
+    };
+    format!(
+        "<device>{parent}<capability type='scsi_host'><capability type='fc_host'>{fc}</capability></capability></device>"
+    )
+}
+
+/// NPIV vHBAs: created under a parent named by name, by its WWNs, by its fabric or not at
+/// all (the first vport-capable host), each answered by the kernel's new SCSI host; the
+/// errors of 9.0 for the rest; destroy through the parent's `vport_delete`, also of a vHBA
+/// with LUNs in use (libvirt does not check; the kernel tears them down).
+#[test]
+fn vhba_create_destroy() {
+    if !virsh_available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let tree = fc_mdev_s390_tree(tmp.path());
+    let root = tree.root().to_path_buf();
+    let d = Daemon::start_with(Some(&root), "", true);
+    let _k = FakeKernel::start(root.clone(), d.uevent_sock());
+    let uri = d.uri();
+    let mut w = Watcher::new(&d);
+    let file = tmp.path().join("v.xml");
+    let f = file.to_str().unwrap();
+    let (hba_wwnn, hba_wwpn) = FC_HBA_WWN;
+    let parents = [
+        "<parent>scsi_host11</parent>".to_owned(),
+        format!("<parent wwnn='{hba_wwnn}' wwpn='{hba_wwpn}'/>"),
+        "<parent fabric_wwn='100000051e0c3a5b'/>".to_owned(),
+        String::new(),
+    ];
+    let mut made = Vec::new();
+    for (i, parent) in parents.iter().enumerate() {
+        let wwnn = format!("2001001b32a9e00{i}");
+        let wwpn = format!("2101001b32a9e00{i}");
+        std::fs::write(&file, vhba_xml(parent, Some((&wwnn, &wwpn)))).unwrap();
+        ok(&uri, &["nodedev-create", f]);
+        let name = format!("scsi_host{}", 14 + i);
+        assert_eq!(w.next(), Ev::Created(name.clone()));
+        let xml = ok(&uri, &["nodedev-dumpxml", &name]);
+        assert!(
+            xml.contains(&format!("<wwnn>{wwnn}</wwnn>"))
+                && xml.contains(&format!("<wwpn>{wwpn}</wwpn>"))
+                && xml.contains("<parent>scsi_host11</parent>"),
+            "{xml}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(root.join("sys/class/fc_host/host11/vport_create")).unwrap(),
+            ""
+        );
+        made.push(name);
+    }
+
+    // Errors, as 9.0 words them; none reaches the kernel.
+    let no_parent = "Could not find parent device for 'new device'";
+    for (xml, want) in [
+        (
+            vhba_xml("<parent>scsi_host11</parent>", None),
+            "no WWNN supplied for 'new device', and auto-generation failed",
+        ),
+        (
+            vhba_xml(
+                "<parent>scsi_host12</parent>",
+                Some(("2001001b32a9e0ff", "2101001b32a9e0ff")),
+            ),
+            "Parent device scsi_host12 is not capable of vport operations",
+        ),
+        (
+            vhba_xml(
+                "<parent>computer</parent>",
+                Some(("2001001b32a9e0ff", "2101001b32a9e0ff")),
+            ),
+            "Parent device computer is not capable of vport operations",
+        ),
+        (
+            vhba_xml(
+                "<parent>nosuch</parent>",
+                Some(("2001001b32a9e0ff", "2101001b32a9e0ff")),
+            ),
+            no_parent,
+        ),
+        (
+            vhba_xml(
+                &format!(
+                    "<parent wwnn='{}' wwpn='{}'/>",
+                    hba_wwnn.to_uppercase(),
+                    hba_wwpn.to_uppercase()
+                ),
+                Some(("2001001b32a9e0ff", "2101001b32a9e0ff")),
+            ),
+            no_parent,
+        ),
+        (
+            vhba_xml(
+                "<parent fabric_wwn='1000000000000000'/>",
+                Some(("2001001b32a9e0ff", "2101001b32a9e0ff")),
+            ),
+            no_parent,
+        ),
+        (
+            "<device><parent>scsi_host11</parent><capability type='scsi_host'/></device>".into(),
+            "Device is not a fibre channel HBA",
+        ),
+    ] {
+        std::fs::write(&file, &xml).unwrap();
+        fails(&uri, &["nodedev-create", f], want);
+    }
+    fails(
+        &uri,
+        &["nodedev-destroy", "scsi_host11"],
+        "Invalid adapter name 'pci_0000_5e_00_0' for SCSI pool",
+    );
+    fails(
+        &uri,
+        &["nodedev-destroy", "scsi_target11_0_0"],
+        "Unsupported device type",
+    );
+    w.quiet(300);
+
+    for name in &made {
+        ok(&uri, &["nodedev-destroy", name]);
+        assert_eq!(w.next(), Ev::Deleted(name.clone()));
+        assert!(!ok(&uri, &["nodedev-list"]).contains(&format!("{name}\n")));
+    }
+    // The vHBA of the tree has a remote port with a LUN (a disk, its sg node): destroying
+    // it takes them all away.
+    let before = ok(&uri, &["nodedev-list"]);
+    ok(&uri, &["nodedev-destroy", "scsi_host12"]);
+    let mut gone = Vec::new();
+    loop {
+        match w.next() {
+            Ev::Deleted(n) => {
+                let last = n == "scsi_host12";
+                gone.push(n);
+                if last {
+                    break;
+                }
+            }
+            e => panic!("unexpected {e:?}"),
+        }
+    }
+    assert!(gone.len() > 1, "{gone:?}");
+    let after = ok(&uri, &["nodedev-list"]);
+    for n in &gone {
+        assert!(
+            before.contains(n.as_str()) && !after.lines().any(|l| l == n),
+            "{n}"
+        );
+    }
+}
+
+/// Everything a fake root holds that the daemon could change: sysfs and the store.
+fn snapshot(root: &Path) -> Vec<(String, String)> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            let rel = p.strip_prefix(root).unwrap().display().to_string();
+            let t = e.file_type().unwrap();
+            if t.is_symlink() {
+                out.push((
+                    rel,
+                    format!("-> {}", std::fs::read_link(&p).unwrap().display()),
+                ));
+            } else if t.is_dir() {
+                out.push((rel, "dir".into()));
+                walk(root, &p, out);
+            } else {
+                let b = std::fs::read(&p).unwrap_or_default();
+                out.push((rel, String::from_utf8_lossy(&b).into_owned()));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, &root.join("sys"), &mut out);
+    walk(root, &root.join("etc"), &mut out);
+    out.sort();
+    out
+}
+
+/// Refused calls leave the host and the store exactly as they were.
+#[test]
+fn bad_input_changes_nothing() {
+    if !virsh_available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let tree = fc_mdev_s390_tree(tmp.path());
+    let root = tree.root().to_path_buf();
+    let d = Daemon::start_with(Some(&root), "", true);
+    let _k = FakeKernel::start(root.clone(), d.uevent_sock());
+    let uri = d.uri();
+    // One definition to act on.
+    let file = tmp.path().join("m.xml");
+    let f = file.to_str().unwrap();
+    let u = "55555555-2222-4333-8444-555555555555";
+    let n = "mdev_55555555_2222_4333_8444_555555555555_0000_af_00_0";
+    std::fs::write(&file, mdev_xml(Some(u), "nvidia-222")).unwrap();
+    ok(&uri, &["nodedev-define", f]);
+    let before = snapshot(&root);
+    let mut w = Watcher::new(&d);
+    let cases: Vec<(String, &[&str])> = vec![
+        ("<device><parent>".into(), &["nodedev-create", "nodedev-define"]),
+        ("<domain/>".into(), &["nodedev-create", "nodedev-define"]),
+        (
+            format!("<device><parent>{GPU}</parent><capability type='mdev'/></device>"),
+            &["nodedev-create", "nodedev-define"],
+        ),
+        (
+            format!("<device><parent>{GPU}</parent><capability type='mdev'><type id='nvidia-222'/><uuid>nonsense</uuid></capability></device>"),
+            &["nodedev-create", "nodedev-define"],
+        ),
+        (
+            "<device><parent>computer</parent><capability type='mdev'><type id='a'/></capability></device>".into(),
+            &["nodedev-create", "nodedev-define"],
+        ),
+        (
+            "<device><parent>nosuch</parent><capability type='mdev'><type id='a'/></capability></device>".into(),
+            &["nodedev-create", "nodedev-define"],
+        ),
+        (
+            "<device><capability type='mdev'><type id='a'/></capability></device>".into(),
+            &["nodedev-create", "nodedev-define"],
+        ),
+        (mdev_xml(None, "nvidia-228"), &["nodedev-create"]),
+        (mdev_xml(None, "nvidia-999"), &["nodedev-create"]),
+        (
+            "<device><parent>pci_0000_5e_00_0</parent><capability type='pci'/></device>".into(),
+            &["nodedev-create", "nodedev-define"],
+        ),
+        (
+            vhba_xml("<parent>scsi_host12</parent>", Some(("2001001b32a9e0ff", "2101001b32a9e0ff"))),
+            &["nodedev-create", "nodedev-define"],
+        ),
+    ];
+    for (xml, cmds) in &cases {
+        std::fs::write(&file, xml).unwrap();
+        for c in *cmds {
+            let (okk, _, _) = run(&uri, &[c, f]);
+            assert!(!okk, "{c} {xml} succeeded");
+            let (okk, _, _) = run(&uri, &[c, "--validate", f]);
+            assert!(!okk, "{c} --validate {xml} succeeded");
+        }
+    }
+    for args in [
+        &["nodedev-undefine", GPU][..],
+        &["nodedev-undefine", "nosuch"],
+        &[
+            "nodedev-undefine",
+            "mdev_c0ffee00_1b54_4048_85b3_a6a62d165c01_0000_af_00_0",
+        ],
+        &["nodedev-start", GPU],
+        &["nodedev-start", "nosuch"],
+        &["nodedev-destroy", n],
+        &["nodedev-destroy", GPU],
+        &["nodedev-destroy", "nosuch"],
+        &["nodedev-autostart", GPU],
+        &["nodedev-autostart", "--disable", "nosuch"],
+        &[
+            "nodedev-autostart",
+            "mdev_c0ffee00_1b54_4048_85b3_a6a62d165c01_0000_af_00_0",
+        ],
+    ] {
+        let (okk, _, _) = run(&uri, args);
+        assert!(!okk, "{args:?} succeeded");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    w.quiet(300);
+    assert_eq!(snapshot(&root), before);
 }

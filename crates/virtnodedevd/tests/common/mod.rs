@@ -725,7 +725,7 @@ fn rw_pcie(port_type: u8, speed: u8, width: u8) -> PcieSpec {
 }
 
 /// A PCIe function with a driver, on the root bus or behind `parent`.
-fn rw_pci_fn(
+pub fn rw_pci_fn(
     f: &FakeSys,
     addr: &str,
     parent: Option<&str>,
@@ -1471,11 +1471,17 @@ pub fn usb_sas_tree(dir: &Path) -> FakeSys {
 }
 
 /// FC data of a SCSI host: (port_name, node_name, fabric_name, vport (max, in use)).
-type RwFc<'a> = (&'a str, &'a str, Option<&'a str>, Option<(u32, u32)>);
+pub type RwFc<'a> = (&'a str, &'a str, Option<&'a str>, Option<(u32, u32)>);
 
 /// A SCSI host `hostN` below `parent` with its scsi_host class device; with `fc` also its
 /// fc_host class device.
-fn rw_scsi_host(f: &FakeSys, parent: &str, n: u32, proc_name: &str, fc: Option<RwFc>) -> String {
+pub fn rw_scsi_host(
+    f: &FakeSys,
+    parent: &str,
+    n: u32,
+    proc_name: &str,
+    fc: Option<RwFc>,
+) -> String {
     let host = format!("{parent}/host{n}");
     f.device(&host, "scsi", true, &[("DEVTYPE", "scsi_host")])
         .unwrap();
