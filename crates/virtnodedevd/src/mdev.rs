@@ -2,11 +2,12 @@
 //! API, as libvirt 9.0's `nodeDeviceCreateXML`, `nodeDeviceDefineXML`, `nodeDeviceDestroy`,
 //! `nodeDeviceUndefine`, `nodeDeviceCreate` and `nodeDeviceSetAutostart` do it.
 //!
-//! libvirt drives `mdevctl`; we do what mdevctl does ourselves: a transient mdev is created
+//! Like libvirt, we drive `mdevctl` when it is installed, with 9.0's command lines
+//! ([`Mdevctl`]). Without it we do what mdevctl does ourselves: a transient mdev is created
 //! by writing its UUID to the parent's `mdev_supported_types/<type>/create` and removed
 //! through its `remove`; persistent definitions live in mdevctl's store
-//! (`/etc/mdevctl.d/<parent>/<uuid>`, [`crate::store`]), so mdevctl and this daemon see
-//! the same definitions. The device set shows every definition: an active mdev with the
+//! (`/etc/mdevctl.d/<parent>/<uuid>`, [`crate::store`]), so installing or removing mdevctl
+//! later loses nothing. The device set shows every definition: an active mdev with the
 //! same UUID is marked persistent, otherwise an inactive device stands for it
 //! ([`reconcile`]).
 
@@ -110,6 +111,134 @@ fn mdevctl_msg(e: impl std::fmt::Display) -> String {
 }
 
 // ----------------------------------------------------------------------------------------
+// mdevctl.
+
+/// The `mdevctl` program this daemon drives, if any: `VIRTNODEDEVD_MDEVCTL` names it (set
+/// but empty: none; tests point it at a wrapper that runs Debian's mdevctl in a private
+/// mount namespace over the fake tree); otherwise `mdevctl` from `PATH`, but only when the
+/// daemon reads the real host: with a fake root, the host's mdevctl would act on the real
+/// `/sys` and `/etc/mdevctl.d`.
+pub struct Mdevctl(std::path::PathBuf);
+
+static MDEVCTL: std::sync::OnceLock<Option<Mdevctl>> = std::sync::OnceLock::new();
+
+/// What one mdevctl run printed.
+struct MdevctlOut {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+impl MdevctlOut {
+    /// libvirt's MDEVCTL_ERROR: stderr, or "Unknown error".
+    fn error(&self) -> String {
+        if self.stderr.is_empty() {
+            "Unknown error".to_owned()
+        } else {
+            self.stderr.clone()
+        }
+    }
+}
+
+impl Mdevctl {
+    pub fn get(root: &HostRoot) -> Option<&'static Mdevctl> {
+        MDEVCTL
+            .get_or_init(|| {
+                let found = match std::env::var_os("VIRTNODEDEVD_MDEVCTL") {
+                    Some(p) if p.is_empty() => None,
+                    Some(p) => Some(std::path::PathBuf::from(p)),
+                    None if root.path() == std::path::Path::new("/") => {
+                        std::env::var_os("PATH").and_then(|path| {
+                            std::env::split_paths(&path)
+                                .map(|d| d.join("mdevctl"))
+                                .find(|p| {
+                                    use std::os::unix::fs::PermissionsExt;
+                                    p.metadata()
+                                        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                                })
+                        })
+                    }
+                    None => None,
+                };
+                match &found {
+                    Some(p) => info!("managing mediated devices with {}", p.display()),
+                    None => info!("mdevctl not used: managing mediated devices through sysfs and mdevctl's store"),
+                }
+                found.map(Mdevctl)
+            })
+            .as_ref()
+    }
+
+    fn run(&self, args: &[&str], input: Option<&str>) -> Result<MdevctlOut, VirError> {
+        use std::io::Write;
+        use std::process::{Command, Stdio};
+        debug!(?args, "running mdevctl");
+        let mut child = Command::new(&self.0)
+            .args(args)
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| internal(format!("Cannot run {}: {e}", self.0.display())))?;
+        if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+            let _ = stdin.write_all(text.as_bytes());
+        }
+        let out = child
+            .wait_with_output()
+            .map_err(|e| internal(format!("Cannot run {}: {e}", self.0.display())))?;
+        Ok(MdevctlOut {
+            ok: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+
+    /// `mdevctl start|define --parent ADDR --jsonfile /dev/stdin [--uuid UUID]`; the UUID
+    /// mdevctl made up when none was given.
+    fn create_or_define(
+        &self,
+        sub: &str,
+        what: &str,
+        addr: &str,
+        m: &parse::MdevDef,
+    ) -> Result<Option<String>, VirError> {
+        let json = crate::store::to_json_compact(&m.type_id, false, &m.attrs);
+        let parent = format!("--parent={addr}");
+        let uuid = m.uuid.as_ref().map(|u| format!("--uuid={u}"));
+        let mut args = vec![sub, &parent, "--jsonfile=/dev/stdin"];
+        if let Some(u) = &uuid {
+            args.push(u);
+        }
+        let out = self.run(&args, Some(&json))?;
+        if !out.ok {
+            return Err(internal(format!(
+                "Unable to {what} mediated device: {}",
+                out.error()
+            )));
+        }
+        let made = out.stdout.trim();
+        Ok((!made.is_empty()).then(|| made.to_owned()))
+    }
+
+    /// `mdevctl list --dumpjson --defined`.
+    fn list_defined(&self) -> Result<BTreeMap<String, Definition>, String> {
+        let out = self
+            .run(&["list", "--dumpjson", "--defined"], None)
+            .map_err(|e| e.message)?;
+        if !out.ok {
+            return Err(out.stderr);
+        }
+        let defs = crate::store::parse_list(&out.stdout)
+            .ok_or_else(|| "mdevctl JSON response contains no devices".to_owned())?;
+        Ok(defs.into_iter().map(|d| (d.name(), d)).collect())
+    }
+}
+
+// ----------------------------------------------------------------------------------------
 // The persistent overlay.
 
 /// Held across a store write and the matching state change, and by the store watcher's
@@ -196,7 +325,16 @@ fn inactive_device(list: &DeviceList, def: &Definition) -> Device {
 /// events; later (the store changed behind our back) with DEFINED / UNDEFINED / UPDATE.
 pub fn load_store(driver: &Driver, notify: bool) {
     let _g = store_lock();
-    let new = crate::store::load(driver.root());
+    let new = match Mdevctl::get(driver.root()) {
+        Some(m) => match m.list_defined() {
+            Ok(d) => d,
+            Err(e) => {
+                warn!("failed to query mdevs from mdevctl: {}", e.trim_end());
+                return;
+            }
+        },
+        None => crate::store::load(driver.root()),
+    };
     driver.apply(|state| {
         let changes = diff(&state.defined, &new);
         state.defined = new;
@@ -243,7 +381,11 @@ pub fn spawn_watcher(driver: std::sync::Arc<Driver>) {
                     last = now;
                     load_store(&driver, true);
                 }
-                autostart(&driver, &mut started);
+                // With mdevctl, its udev rule starts autostart devices when their
+                // parent appears (libvirt does nothing); without it, we do.
+                if Mdevctl::get(driver.root()).is_none() {
+                    autostart(&driver, &mut started);
+                }
             }
         });
 }
@@ -461,6 +603,17 @@ pub fn create_xml(driver: &Driver, xml: &str, validate: bool) -> Result<String, 
         return Err(err(27, "cannot create a mediated device without a parent"));
     }
     let addr = addr.unwrap_or_default();
+    if let Some(mc) = Mdevctl::get(driver.root()) {
+        let made = mc.create_or_define("start", "start", &addr, m)?;
+        let uuid = made.or_else(|| m.uuid.clone()).unwrap_or_default();
+        let root = driver.root().clone();
+        return wait_for(
+            driver,
+            || mdev_syspath(&root, &uuid),
+            |l| find_mdev(l, &uuid, &addr),
+        )
+        .ok_or_else(VirError::unknown_cause);
+    }
     let parent = parent_by_addr(&list, &addr).ok_or_else(|| {
         internal(format!(
             "unable to find parent device '{}'",
@@ -503,6 +656,18 @@ pub fn define_xml(driver: &Driver, xml: &str, validate: bool) -> Result<String, 
         return Err(err(27, "cannot define a mediated device without a parent"));
     }
     let parent_addr = addr.unwrap_or_default();
+    if let Some(mc) = Mdevctl::get(driver.root()) {
+        let _g = store_lock();
+        let made = mc.create_or_define("define", "define", &parent_addr, m)?;
+        let d = Definition {
+            parent_addr,
+            uuid: made.or_else(|| m.uuid.clone()).unwrap_or_default(),
+            type_id: m.type_id.clone(),
+            attrs: m.attrs.clone(),
+            autostart: false,
+        };
+        return Ok(note_defined(driver, d));
+    }
     let uuid = m.uuid.clone().unwrap_or_else(random_uuid);
     // mdevctl refuses a UUID defined under another parent.
     if let Some(other) = list.iter().find(|d| {
@@ -533,15 +698,21 @@ pub fn define_xml(driver: &Driver, xml: &str, validate: bool) -> Result<String, 
             mdevctl_msg(e)
         ))
     })?;
+    Ok(note_defined(driver, d))
+}
+
+/// A definition just stored: DEFINED, or UPDATE for a redefinition. Call with the store
+/// lock held.
+fn note_defined(driver: &Driver, d: Definition) -> String {
     let name = d.name();
     driver.apply(|state| {
-        let change = match state.defined.insert(name.clone(), d.clone()) {
+        let change = match state.defined.insert(name.clone(), d) {
             None => Change::Defined,
             Some(_) => Change::Updated,
         };
         vec![(name.clone(), change)]
     });
-    Ok(name)
+    name
 }
 
 fn lookup(list: &DeviceList, name: &str) -> Result<Device, VirError> {
@@ -573,6 +744,16 @@ pub fn destroy(driver: &Driver, name: &str) -> Result<(), VirError> {
             )));
         }
     }
+    if let Some(mc) = Mdevctl::get(root) {
+        let out = mc.run(&["stop", &format!("--uuid={}", m.uuid)], None)?;
+        if !out.ok {
+            return Err(internal(format!(
+                "Unable to destroy '{name}': {}",
+                out.error()
+            )));
+        }
+        return Ok(());
+    }
     let remove = root
         .join("/sys/bus/mdev/devices")
         .join(&m.uuid)
@@ -603,12 +784,22 @@ pub fn undefine(driver: &Driver, name: &str) -> Result<(), VirError> {
         return Err(err(55, format!("Node device '{name}' is not defined")));
     };
     let _g = store_lock();
-    crate::store::remove(driver.root(), &def).map_err(|e| {
-        internal(format!(
-            "Unable to undefine mediated device: {}",
-            mdevctl_msg(e)
-        ))
-    })?;
+    if let Some(mc) = Mdevctl::get(driver.root()) {
+        let out = mc.run(&["undefine", &format!("--uuid={}", def.uuid)], None)?;
+        if !out.ok {
+            return Err(internal(format!(
+                "Unable to undefine mediated device: {}",
+                out.error()
+            )));
+        }
+    } else {
+        crate::store::remove(driver.root(), &def).map_err(|e| {
+            internal(format!(
+                "Unable to undefine mediated device: {}",
+                mdevctl_msg(e)
+            ))
+        })?;
+    }
     driver.apply(|state| {
         if state.defined.remove(name).is_some() {
             vec![(name.to_owned(), Change::Undefined)]
@@ -627,6 +818,13 @@ pub fn start(driver: &Driver, name: &str) -> Result<(), VirError> {
         return Err(unsupported());
     };
     let fail = |m: String| internal(format!("Unable to create mediated device: {m}"));
+    if let Some(mc) = Mdevctl::get(driver.root()) {
+        let out = mc.run(&["start", &format!("--uuid={}", m.uuid)], None)?;
+        if !out.ok {
+            return Err(fail(out.error()));
+        }
+        return Ok(());
+    }
     let Some(parent) = parent_by_addr(&list, &m.parent_addr) else {
         return Err(fail(mdevctl_msg(format!(
             "Unable to find parent device '{}'",
@@ -669,12 +867,27 @@ pub fn set_autostart(driver: &Driver, name: &str, autostart: bool) -> Result<(),
     };
     def.autostart = autostart;
     let _g = store_lock();
-    crate::store::write(driver.root(), &def).map_err(|e| {
-        internal(format!(
-            "Unable to set autostart on '{name}': {}",
-            mdevctl_msg(e)
-        ))
-    })?;
+    if let Some(mc) = Mdevctl::get(driver.root()) {
+        let mode = if autostart { "--auto" } else { "--manual" };
+        let out = mc.run(&["modify", "--uuid", &def.uuid, mode], None)?;
+        if !out.ok {
+            let e = if out.stderr.is_empty() {
+                "Unknown Error".to_owned()
+            } else {
+                out.stderr
+            };
+            return Err(internal(format!(
+                "Unable to set autostart on '{name}': {e}"
+            )));
+        }
+    } else {
+        crate::store::write(driver.root(), &def).map_err(|e| {
+            internal(format!(
+                "Unable to set autostart on '{name}': {}",
+                mdevctl_msg(e)
+            ))
+        })?;
+    }
     // libvirt re-reads mdevctl's store when it changes and finds the autostart setting
     // changed: an update event.
     driver.apply(|state| {

@@ -148,6 +148,82 @@ pub fn to_json(d: &Definition) -> String {
     s
 }
 
+/// The configuration as libvirt hands it to `mdevctl define/start --jsonfile /dev/stdin`
+/// (`nodeDeviceDefToMdevctlConfig`: compact, `attrs` only when there are some).
+pub fn to_json_compact(type_id: &str, autostart: bool, attrs: &[(String, String)]) -> String {
+    let mut s = format!(
+        "{{\"mdev_type\":{},\"start\":{}",
+        json_str(type_id),
+        json_str(if autostart { "auto" } else { "manual" })
+    );
+    if !attrs.is_empty() {
+        let items: Vec<String> = attrs
+            .iter()
+            .map(|(n, v)| format!("{{{}:{}}}", json_str(n), json_str(v)))
+            .collect();
+        s.push_str(&format!(",\"attrs\":[{}]", items.join(",")));
+    }
+    s.push('}');
+    s
+}
+
+/// The definitions in the output of `mdevctl list --defined --dumpjson`
+/// (`nodeDeviceParseMdevctlJSON`): `[]`, or `[{"<parent>": [{"<uuid>": {config}}, ...], ...}]`.
+/// `None` when the output does not have that shape.
+pub fn parse_list(text: &str) -> Option<Vec<Definition>> {
+    let mut j = J {
+        s: text.as_bytes(),
+        i: 0,
+    };
+    let Json::Arr(top) = j.value()? else {
+        return None;
+    };
+    let mut out = Vec::new();
+    match top.as_slice() {
+        [] => return Some(out),
+        [Json::Obj(parents)] => {
+            for (parent, children) in parents {
+                let Json::Arr(children) = children else {
+                    return None;
+                };
+                for child in children {
+                    let Json::Obj(kv) = child else { return None };
+                    let [(uuid, Json::Obj(props))] = kv.as_slice() else {
+                        return None;
+                    };
+                    let get = |k: &str| props.iter().find(|(n, _)| n == k).map(|(_, v)| v);
+                    let type_id = match get("mdev_type") {
+                        Some(Json::Str(t)) => t.clone(),
+                        _ => String::new(),
+                    };
+                    let autostart = matches!(get("start"), Some(Json::Str(s)) if s == "auto");
+                    let mut attrs = Vec::new();
+                    if let Some(Json::Arr(a)) = get("attrs") {
+                        for item in a {
+                            match item {
+                                Json::Obj(kv) if kv.len() == 1 => match &kv[0] {
+                                    (k, Json::Str(v)) => attrs.push((k.clone(), v.clone())),
+                                    _ => return None,
+                                },
+                                _ => return None,
+                            }
+                        }
+                    }
+                    out.push(Definition {
+                        parent_addr: parent.clone(),
+                        uuid: uuid.clone(),
+                        type_id,
+                        attrs,
+                        autostart,
+                    });
+                }
+            }
+        }
+        _ => return None,
+    }
+    Some(out)
+}
+
 /// A JSON value, as much as mdevctl's files need.
 #[derive(Debug)]
 enum Json {
@@ -308,5 +384,29 @@ mod tests {
             Some(("t".into(), false, vec![]))
         );
         assert_eq!(from_json("{\"mdev_type\":\"t\""), None);
+        assert_eq!(
+            to_json_compact("t", false, &[("x".into(), "1".into())]),
+            "{\"mdev_type\":\"t\",\"start\":\"manual\",\"attrs\":[{\"x\":\"1\"}]}"
+        );
+        assert_eq!(
+            to_json_compact("t", true, &[]),
+            "{\"mdev_type\":\"t\",\"start\":\"auto\"}"
+        );
+    }
+
+    #[test]
+    fn mdevctl_list() {
+        assert_eq!(parse_list("[]\n"), Some(vec![]));
+        let l = parse_list(
+            r#"[{"0000:af:00.0": [{"11111111-2222-4333-8444-555555555555":
+                {"mdev_type": "nvidia-222", "start": "auto", "attrs": [{"x": "1"}]}}]}]"#,
+        )
+        .unwrap();
+        assert_eq!(l.len(), 1);
+        assert_eq!(l[0].parent_addr, "0000:af:00.0");
+        assert!(l[0].autostart);
+        assert_eq!(l[0].attrs, vec![("x".to_owned(), "1".to_owned())]);
+        assert_eq!(parse_list("[{}, {}]"), None);
+        assert_eq!(parse_list("{}"), None);
     }
 }

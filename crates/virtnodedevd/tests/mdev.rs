@@ -1013,3 +1013,169 @@ fn bad_input_changes_nothing() {
     w.quiet(300);
     assert_eq!(snapshot(&root), before);
 }
+
+// ----------------------------------------------------------------------------------------
+// mdevctl (Debian's 1.2.0), only ever inside a private mount namespace over the fake tree.
+
+/// The wrapper that runs mdevctl over a fake root (`tests/mdevctl-ns`).
+fn mdevctl_ns() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mdevctl-ns")
+}
+
+fn mdevctl_usable() -> bool {
+    if !nix::unistd::geteuid().is_root() || !common::have("mdevctl") || !common::have("unshare") {
+        if std::env::var_os("VIRTNODEDEVD_REQUIRE_CLIENTS").is_some() {
+            panic!("mdevctl tests need root, mdevctl and unshare");
+        }
+        eprintln!("skipping: needs root, mdevctl and unshare");
+        return false;
+    }
+    true
+}
+
+/// mdevctl over the fake tree at `root`.
+fn mdevctl(root: &Path, args: &[&str]) -> (bool, String, String) {
+    let o = std::process::Command::new(mdevctl_ns())
+        .args(args)
+        .env("VIRTNODEDEVD_HOST_ROOT", root)
+        .output()
+        .unwrap();
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// With mdevctl installed the daemon drives it as libvirt 9.0 does; definitions go both
+/// ways (ours -> `mdevctl list --defined`, `mdevctl define` -> our list); a daemon without
+/// mdevctl on the same tree sees the same definitions, and the other way round.
+#[test]
+fn mdevctl_round_trip() {
+    if !virsh_available() || !mdevctl_usable() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let tree = fc_mdev_s390_tree(tmp.path());
+    let root = tree.root().to_path_buf();
+    let wrapper = mdevctl_ns();
+    let d = Daemon::start_env(
+        Some(&root),
+        "",
+        true,
+        &[("VIRTNODEDEVD_MDEVCTL", wrapper.as_path())],
+    );
+    let _k = FakeKernel::start(root.clone(), d.uevent_sock());
+    let uri = d.uri();
+    assert!(
+        d.log().contains("managing mediated devices with"),
+        "{}",
+        d.log()
+    );
+    let mut w = Watcher::new(&d);
+    let file = tmp.path().join("m.xml");
+    let f = file.to_str().unwrap();
+
+    // Ours -> mdevctl.
+    let u1 = "61111111-2222-4333-8444-555555555555";
+    let n1 = "mdev_61111111_2222_4333_8444_555555555555_0000_af_00_0";
+    std::fs::write(&file, mdev_xml(Some(u1), "nvidia-223")).unwrap();
+    ok(&uri, &["nodedev-define", f]);
+    assert_eq!(w.next(), Ev::Defined(n1.into()));
+    let (okk, list, err) = mdevctl(&root, &["list", "--defined", "--dumpjson"]);
+    assert!(okk, "{err}");
+    assert!(
+        list.contains(u1) && list.contains("\"nvidia-223\"") && list.contains("\"x\": \"1\""),
+        "{list}"
+    );
+    ok(&uri, &["nodedev-autostart", n1]);
+    assert_eq!(w.next(), Ev::Updated(n1.into()));
+    let (_, list, _) = mdevctl(&root, &["list", "--defined"]);
+    assert!(list.contains(u1) && list.contains("auto"), "{list}");
+    // The change mdevctl made in the store is ours: no second event.
+    w.quiet(800);
+
+    // mdevctl -> ours.
+    let u2 = "62222222-2222-4333-8444-555555555555";
+    let n2 = "mdev_62222222_2222_4333_8444_555555555555_0000_af_00_0";
+    let (okk, _, err) = mdevctl(
+        &root,
+        &[
+            "define",
+            "--parent",
+            "0000:af:00.0",
+            "--type",
+            "nvidia-222",
+            "--uuid",
+            u2,
+        ],
+    );
+    assert!(okk, "{err}");
+    assert_eq!(w.next(), Ev::Defined(n2.into()));
+    assert!(ok(&uri, &["nodedev-list", "--inactive"]).contains(n2));
+    let xml = ok(&uri, &["nodedev-dumpxml", n2]);
+    assert!(xml.contains("<type id='nvidia-222'/>"), "{xml}");
+
+    // Start, stop, undefine through mdevctl.
+    ok(&uri, &["nodedev-start", n2]);
+    assert_eq!(w.next(), Ev::Created(n2.into()));
+    let (_, active, _) = mdevctl(&root, &["list"]);
+    assert!(active.contains(u2), "{active}");
+    ok(&uri, &["nodedev-destroy", n2]);
+    assert_eq!(w.next(), Ev::Deleted(n2.into()));
+    ok(&uri, &["nodedev-undefine", n2]);
+    assert_eq!(w.next(), Ev::Undefined(n2.into()));
+    let (_, list, _) = mdevctl(&root, &["list", "--defined"]);
+    assert!(!list.contains(u2), "{list}");
+
+    // A transient device through `mdevctl start --parent --jsonfile`.
+    let u3 = "63333333-2222-4333-8444-555555555555";
+    let n3 = "mdev_63333333_2222_4333_8444_555555555555_0000_af_00_0";
+    std::fs::write(
+        &file,
+        mdev_xml(Some(u3), "nvidia-222").replace("<attr name='x' value='1'/>", ""),
+    )
+    .unwrap();
+    ok(&uri, &["nodedev-create", f]);
+    assert_eq!(w.next(), Ev::Created(n3.into()));
+    ok(&uri, &["nodedev-destroy", n3]);
+    assert_eq!(w.next(), Ev::Deleted(n3.into()));
+
+    // mdevctl's errors reach the client as libvirt words them.
+    fails(
+        &uri,
+        &[
+            "nodedev-start",
+            "mdev_c0ffee00_1b54_4048_85b3_a6a62d165c01_0000_af_00_0",
+        ],
+        "Device is already active",
+    );
+    std::fs::write(&file, mdev_xml(None, "nvidia-999")).unwrap();
+    fails(
+        &uri,
+        &["nodedev-create", f],
+        "Unable to start mediated device: ",
+    );
+
+    // Switching: a daemon without mdevctl lists the same definitions, and what it defines
+    // mdevctl lists.
+    drop(w);
+    drop(_k);
+    drop(d);
+    let d = Daemon::start(Some(&root), "");
+    let uri = d.uri();
+    let inactive = ok(&uri, &["nodedev-list", "--inactive"]);
+    assert!(
+        inactive.contains(n1) && !inactive.contains(n2),
+        "{inactive}"
+    );
+    assert!(ok(&uri, &["nodedev-info", n1]).contains("Autostart:      yes"));
+    let u4 = "64444444-2222-4333-8444-555555555555";
+    std::fs::write(&file, mdev_xml(Some(u4), "nvidia-319")).unwrap();
+    ok(&uri, &["nodedev-define", f]);
+    let (_, list, _) = mdevctl(&root, &["list", "--defined", "--dumpjson"]);
+    assert!(
+        list.contains(u4) && list.contains("nvidia-319") && list.contains(u1),
+        "{list}"
+    );
+}

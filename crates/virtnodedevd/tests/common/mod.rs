@@ -29,6 +29,16 @@ impl Daemon {
     /// Like [`Daemon::start`]; with `inject`, the daemon takes kernel-format uevents from
     /// [`Daemon::uevent_sock`] instead of the host's netlink.
     pub fn start_with(root: Option<&Path>, extra_conf: &str, inject: bool) -> Daemon {
+        Self::start_env(root, extra_conf, inject, &[])
+    }
+
+    /// Like [`Daemon::start_with`], with extra environment variables for the daemon.
+    pub fn start_env(
+        root: Option<&Path>,
+        extra_conf: &str,
+        inject: bool,
+        env: &[(&str, &Path)],
+    ) -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix("vnd-test")
             .tempdir()
@@ -62,6 +72,11 @@ impl Daemon {
             cmd.env_remove("VIRTNODEDEVD_UEVENT_SOCKET");
         }
         cmd.env("VIRTNODEDEVD_LOG", "debug");
+        // The host's mdevctl must never run over a fake tree; a test names its wrapper.
+        cmd.env_remove("VIRTNODEDEVD_MDEVCTL");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         let child = cmd.spawn().expect("start virtnodedevd");
         let d = Daemon {
             dir,
