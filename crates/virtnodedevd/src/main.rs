@@ -371,7 +371,8 @@ async fn serve(
             Ok(()) = timeout_rx.changed() => idle_since = tokio::time::Instant::now(),
             _ = tick.tick() => {
                 let timeout = *timeout_rx.borrow();
-                if timeout == 0 || server.active_clients() > 0 {
+                // virNetDaemonHasClients: clients of any server, admin included.
+                if timeout == 0 || server.active_clients() + admin_server.active_clients() > 0 {
                     idle_since = tokio::time::Instant::now();
                 } else if idle_since.elapsed() >= Duration::from_secs(timeout.into()) {
                     info!("no clients for {timeout} seconds, exiting");
