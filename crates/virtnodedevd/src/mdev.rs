@@ -316,7 +316,7 @@ fn inactive_device(list: &DeviceList, def: &Definition) -> Device {
         .find(|p| p.mdev_parent_address().as_deref() == Some(def.parent_addr.as_str()))
         .map_or_else(|| "computer".to_owned(), |p| p.name().to_owned());
     d.set_parent(Some(parent));
-    d.set_driver(Some("vfio_mdev".to_owned()));
+    // libvirt re-reads the driver from sysfs for the XML: none without a device.
     d.set_state(false, true, def.autostart);
     d
 }
