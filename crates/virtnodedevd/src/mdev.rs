@@ -367,27 +367,149 @@ fn diff(
 }
 
 /// Follows the store directory (changes by mdevctl or by hand) and starts autostart
-/// definitions whose parent appears. Polls: cheap, and it works on every filesystem.
+/// definitions whose parent appears. inotify tells when the store changed (then, as
+/// libvirt does, the definitions are re-read after 100 ms, so a burst of writes is one
+/// re-read); while the store directory cannot be watched (missing, inotify unavailable)
+/// it is polled every 250 ms, and with inotify it is still compared every 5 s in case an
+/// event was lost.
 pub fn spawn_watcher(driver: std::sync::Arc<Driver>) {
     let _ = std::thread::Builder::new()
         .name("mdev-store".into())
         .spawn(move || {
-            let mut last = store_stamp(driver.root());
-            let mut started: std::collections::HashSet<String> = Default::default();
+            let root = driver.root().clone();
+            let mut watch = StoreWatch::new(&root);
+            let mut last = store_stamp(&root);
+            let mut compared = Instant::now();
+            let mut auto = Autostart::default();
             loop {
-                std::thread::sleep(Duration::from_millis(250));
-                let now = store_stamp(driver.root());
-                if now != last {
-                    last = now;
-                    load_store(&driver, true);
+                let tick = Duration::from_millis(250);
+                let changed = match &mut watch {
+                    Some(w) => w.wait(tick),
+                    None => {
+                        std::thread::sleep(tick);
+                        false
+                    }
+                };
+                let watching = watch.as_ref().is_some_and(StoreWatch::watching);
+                if changed {
+                    std::thread::sleep(Duration::from_millis(100));
+                    if let Some(w) = &mut watch {
+                        w.wait(Duration::ZERO);
+                    }
+                }
+                if changed || !watching || compared.elapsed() >= Duration::from_secs(5) {
+                    compared = Instant::now();
+                    let now = store_stamp(&root);
+                    if now != last {
+                        last = now;
+                        load_store(&driver, true);
+                    }
                 }
                 // With mdevctl, its udev rule starts autostart devices when their
                 // parent appears (libvirt does nothing); without it, we do.
                 if Mdevctl::get(driver.root()).is_none() {
-                    autostart(&driver, &mut started);
+                    auto.run(&driver);
                 }
             }
         });
+}
+
+/// inotify watches on the store directory and each parent directory in it.
+struct StoreWatch {
+    ino: nix::sys::inotify::Inotify,
+    top: std::path::PathBuf,
+    watched: std::collections::HashMap<nix::sys::inotify::WatchDescriptor, std::path::PathBuf>,
+}
+
+impl StoreWatch {
+    fn new(root: &HostRoot) -> Option<StoreWatch> {
+        use nix::sys::inotify::{InitFlags, Inotify};
+        match Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK) {
+            Ok(ino) => {
+                let mut w = StoreWatch {
+                    ino,
+                    top: crate::store::dir(root),
+                    watched: Default::default(),
+                };
+                w.add_watches();
+                Some(w)
+            }
+            Err(e) => {
+                warn!("inotify unavailable ({e}): polling mdevctl's store");
+                None
+            }
+        }
+    }
+
+    /// Whether the store directory itself is watched.
+    fn watching(&self) -> bool {
+        self.watched.values().any(|p| *p == self.top)
+    }
+
+    fn add_watches(&mut self) {
+        use nix::sys::inotify::AddWatchFlags as F;
+        let mask = F::IN_CREATE
+            | F::IN_DELETE
+            | F::IN_MOVED_TO
+            | F::IN_MOVED_FROM
+            | F::IN_CLOSE_WRITE
+            | F::IN_ATTRIB
+            | F::IN_DELETE_SELF
+            | F::IN_MOVE_SELF
+            | F::IN_ONLYDIR;
+        let mut dirs = vec![self.top.clone()];
+        if let Ok(rd) = std::fs::read_dir(&self.top) {
+            dirs.extend(
+                rd.flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    .map(|e| e.path()),
+            );
+        }
+        for d in dirs {
+            if self.watched.values().any(|p| *p == d) {
+                continue;
+            }
+            if let Ok(wd) = self.ino.add_watch(&d, mask) {
+                self.watched.insert(wd, d);
+            }
+        }
+    }
+
+    /// Waits up to `timeout` for events; true when the store changed.
+    fn wait(&mut self, timeout: Duration) -> bool {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use nix::sys::inotify::AddWatchFlags as F;
+        use std::os::fd::AsFd;
+        let ms = PollTimeout::try_from(timeout.as_millis().min(60_000) as i32)
+            .unwrap_or(PollTimeout::ZERO);
+        let mut fds = [PollFd::new(self.ino.as_fd(), PollFlags::POLLIN)];
+        if !matches!(poll(&mut fds, ms), Ok(n) if n > 0) {
+            if !self.watching() {
+                self.add_watches();
+            }
+            return false;
+        }
+        let mut changed = false;
+        while let Ok(events) = self.ino.read_events() {
+            if events.is_empty() {
+                break;
+            }
+            for ev in events {
+                changed = true;
+                if ev
+                    .mask
+                    .intersects(F::IN_IGNORED | F::IN_DELETE_SELF | F::IN_MOVE_SELF)
+                {
+                    if let Some(p) = self.watched.remove(&ev.wd) {
+                        let _ = self.ino.rm_watch(ev.wd);
+                        debug!(dir = %p.display(), "store directory gone");
+                    }
+                }
+            }
+        }
+        self.add_watches();
+        changed
+    }
 }
 
 /// Names, sizes and mtimes of every entry of the store.
@@ -420,29 +542,53 @@ fn store_stamp(root: &HostRoot) -> Vec<(String, u64, i128)> {
     out
 }
 
-/// Starts inactive autostart definitions whose parent is present (what mdevctl's udev
-/// rule does when a parent appears). Each definition is tried once per appearance of
-/// its parent.
-fn autostart(driver: &Driver, tried: &mut std::collections::HashSet<String>) {
-    let list = driver.devices();
-    let mut present = std::collections::HashSet::new();
-    for d in list.iter().filter(|d| d.autostart() && !d.is_active()) {
-        let Some(m) = d.mdev() else { continue };
-        let Some(parent) = list
+/// Starts inactive autostart definitions when their parent appears, as mdevctl's udev
+/// rule does on a parent's add event; at daemon start (the first pass) every autostart
+/// definition whose parent is present, as at boot. Setting autostart, or defining an
+/// autostart device, while the parent is present starts nothing (as with mdevctl).
+#[derive(Default)]
+struct Autostart {
+    /// The device list of the last pass, and the parent addresses present in it.
+    last: Option<(
+        std::sync::Arc<DeviceList>,
+        std::collections::HashSet<String>,
+    )>,
+}
+
+impl Autostart {
+    fn run(&mut self, driver: &Driver) {
+        let list = driver.devices();
+        if let Some((l, _)) = &self.last {
+            if std::sync::Arc::ptr_eq(l, &list) {
+                return;
+            }
+        }
+        let parents: std::collections::HashSet<String> = list
             .iter()
-            .find(|p| p.mdev_parent_address().as_deref() == Some(m.parent_addr.as_str()))
-        else {
-            continue;
-        };
-        present.insert(d.name().to_owned());
-        if tried.insert(d.name().to_owned()) {
+            .filter_map(|d| d.mdev_parent_address())
+            .collect();
+        for d in list.iter().filter(|d| d.autostart() && !d.is_active()) {
+            let Some(m) = d.mdev() else { continue };
+            let appeared = parents.contains(&m.parent_addr)
+                && self
+                    .last
+                    .as_ref()
+                    .is_none_or(|(_, before)| !before.contains(&m.parent_addr));
+            if !appeared {
+                continue;
+            }
+            let Some(parent) = parent_by_addr(&list, &m.parent_addr) else {
+                continue;
+            };
             info!(device = d.name(), "autostarting mediated device");
             if let Err(e) = start_mdev(driver.root(), parent, &m.type_id, &m.uuid) {
                 warn!(device = d.name(), "autostart failed: {}", e.message);
+            } else {
+                write_attrs(driver.root(), &m.uuid, &m.attrs);
             }
         }
+        self.last = Some((list, parents));
     }
-    tried.retain(|n| present.contains(n));
 }
 
 // ----------------------------------------------------------------------------------------
