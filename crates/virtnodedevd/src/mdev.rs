@@ -373,6 +373,11 @@ fn diff(
 /// it is polled every 250 ms, and with inotify it is still compared every 5 s in case an
 /// event was lost.
 pub fn spawn_watcher(driver: std::sync::Arc<Driver>) {
+    // The start-up pass runs before any client can define or change anything.
+    let mut auto = Autostart::default();
+    if Mdevctl::get(driver.root()).is_none() {
+        auto.run(&driver);
+    }
     let _ = std::thread::Builder::new()
         .name("mdev-store".into())
         .spawn(move || {
@@ -380,7 +385,6 @@ pub fn spawn_watcher(driver: std::sync::Arc<Driver>) {
             let mut watch = StoreWatch::new(&root);
             let mut last = store_stamp(&root);
             let mut compared = Instant::now();
-            let mut auto = Autostart::default();
             loop {
                 let tick = Duration::from_millis(250);
                 let changed = match &mut watch {
