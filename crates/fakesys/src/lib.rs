@@ -11,6 +11,7 @@
 
 mod devices;
 mod hostile;
+pub mod trees;
 mod vpd;
 
 pub use devices::MdevTypeSpec;

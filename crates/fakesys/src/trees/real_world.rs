@@ -1,0 +1,888 @@
+//! Real-world trees: laid out as the kernel and udevd lay out real hardware (a Dell
+//! server's DMI data, PCIe ports and endpoints on NUMA node 0, udevd's database format).
+
+use std::io;
+use std::path::Path;
+
+use super::{down_net, machine, pci_spec, pcie_link, PciIds};
+use crate::{vpd_image, BlockSpec, FakeSys, MdevTypeSpec, NetSpec, PciSpec, PcieSpec, VpdSpec};
+
+/// A PCI function with a driver on NUMA node 0, on the root bus or behind `parent`;
+/// returns its path.
+pub fn pci_fn(
+    f: &FakeSys,
+    addr: &str,
+    parent: Option<&str>,
+    ids: PciIds,
+    driver: Option<&str>,
+    pcie: Option<PcieSpec>,
+    header_type: u8,
+) -> io::Result<String> {
+    let spec = PciSpec {
+        numa_node: Some(0),
+        ..pci_spec(ids, driver, pcie, header_type)
+    };
+    f.pci_device(addr, parent, &spec)
+}
+
+/// An Intel PCIe 3.0 root port (device id `device`, `width` lanes) on the root bus.
+fn root_port(f: &FakeSys, addr: &str, device: u16, width: u8) -> io::Result<String> {
+    let ids = (0x8086, device, 0x060400);
+    pci_fn(
+        f,
+        addr,
+        None,
+        ids,
+        Some("pcieport"),
+        Some(pcie_link(4, 3, width)),
+        1,
+    )
+}
+
+/// A PCIe 3.0 endpoint with `width` lanes behind `port`, bound to `driver`.
+fn endpoint(
+    f: &FakeSys,
+    addr: &str,
+    port: Option<&str>,
+    ids: PciIds,
+    driver: &str,
+    width: u8,
+) -> io::Result<String> {
+    pci_fn(
+        f,
+        addr,
+        port,
+        ids,
+        Some(driver),
+        Some(pcie_link(0, 3, width)),
+        0,
+    )
+}
+
+/// A Dell server with DMI data, as every real-world tree has.
+fn dell(dir: &Path, product: &str) -> io::Result<FakeSys> {
+    machine(
+        dir,
+        [
+            product,
+            "Dell Inc.",
+            "Not Specified",
+            "7XK2Q83",
+            "4c4c4544-0058-4b10-8032-b7c04f513833",
+            "Dell Inc.",
+            "2.19.1",
+            "06/20/2023",
+        ],
+    )
+}
+
+/// SR-IOV as on a ConnectX-5 dual-port card: PF 0 with all 64 VFs enabled (each VF bound to
+/// mlx5_core with its own interface and IOMMU group, some links up, some down, some VFs
+/// without a MAC yet), PF 1 capable of 64 but with none enabled; the PF carries VPD.
+pub fn sriov(dir: &Path) -> io::Result<FakeSys> {
+    use super::NET_PREFIX;
+    let f = dell(dir, "PowerEdge R740")?;
+    let port = root_port(&f, "0000:3a:00.0", 0x2030, 16)?;
+    let pf_ids = (0x15b3, 0x1017, 0x020000);
+    let pf0 = endpoint(&f, "0000:3b:00.0", Some(&port), pf_ids, "mlx5_core", 16)?;
+    let pf1 = endpoint(&f, "0000:3b:00.1", Some(&port), pf_ids, "mlx5_core", 16)?;
+    f.iommu_group(&pf0, 40)?;
+    f.iommu_group(&pf1, 41)?;
+    f.vpd(
+        &pf0,
+        &vpd_image(&VpdSpec {
+            name: Some(b"CX512A - ConnectX-5 SFP28".to_vec()),
+            read_only: vec![
+                (*b"PN", b"MCX512A-ACAT".to_vec()),
+                (*b"EC", b"AC".to_vec()),
+                (*b"SN", b"MT2012X01234".to_vec()),
+                (*b"V0", b"PCIeGen3 x8".to_vec()),
+                (*b"V2", b"MCX512A-ACAT".to_vec()),
+                (*b"V3", b"3a9c8b5e4f1d2c7a6b0e9f8d7c6b5a4e".to_vec()),
+                (
+                    *b"VA",
+                    b"MLX:MODL=CX512A:MN=MLNX:CSKU=V2:UUID=V3:PCI=V0".to_vec(),
+                ),
+            ],
+            ..Default::default()
+        }),
+    )?;
+    for (pf, i, state) in [(&pf0, 0u32, "up"), (&pf1, 1, "down")] {
+        let mut n = NetSpec::new(
+            &format!("{NET_PREFIX}p{i}"),
+            4 + i,
+            &format!("b8:59:9f:3a:0c:{:02x}", 0x10 + i),
+        );
+        n.operstate = state.into();
+        n.speed = (state == "up").then(|| "25000".into());
+        f.net(Some(pf), &n)?;
+        f.udev_db(
+            &format!("n{}", 4 + i),
+            &[
+                ("ID_NET_NAMING_SCHEME", "v252"),
+                ("ID_NET_NAME_MAC", &format!("enxb8599f3a0c{:02x}", 0x10 + i)),
+                ("ID_NET_NAME_PATH", &format!("enp59s0f{i}np{i}")),
+                ("ID_BUS", "pci"),
+                ("ID_VENDOR_ID", "0x15b3"),
+                ("ID_MODEL_ID", "0x1017"),
+                ("ID_NET_DRIVER", "mlx5_core"),
+                ("ID_PATH", &format!("pci-0000:3b:00.{i}")),
+            ],
+            &[],
+        )?;
+    }
+    let mut vfs = Vec::new();
+    for i in 0..64u32 {
+        // VF offset 2, stride 1: 3b:00.2 ... 3b:08.1.
+        let devfn = 2 + i;
+        let addr = format!("0000:3b:{:02x}.{}", devfn / 8, devfn % 8);
+        let vf_ids = (0x15b3, 0x1018, 0x020000);
+        let vf = endpoint(&f, &addr, Some(&port), vf_ids, "mlx5_core", 16)?;
+        f.iommu_group(&vf, 100 + i)?;
+        let mac = if i % 5 == 4 {
+            "00:00:00:00:00:00".to_string()
+        } else {
+            format!("02:3b:00:00:{:02x}:{:02x}", i / 8, i)
+        };
+        let mut n = NetSpec::new(&format!("{NET_PREFIX}p0v{i}"), 10 + i, &mac);
+        if i % 3 == 0 {
+            down_net(&f, Some(&vf), n, "down")?;
+        } else {
+            n.speed = Some("25000".into());
+            f.net(Some(&vf), &n)?;
+        }
+        vfs.push(vf);
+    }
+    f.sriov(&pf0, Some(64), &vfs)?;
+    f.sriov(&pf1, Some(64), &[])?;
+    Ok(f)
+}
+
+/// A USB device's ids: (idVendor, idProduct, bcdDevice).
+type UsbIds<'a> = (u16, u16, &'a str);
+
+/// A USB device's string descriptors: (manufacturer, product, serial).
+type UsbStrings<'a> = (Option<&'a str>, Option<&'a str>, Option<&'a str>);
+
+/// One USB device (hub or function) as the kernel's usb core creates it: uevent, the
+/// descriptor attributes, and a udev database entry with what udev's usb_id and hwdb
+/// builtins write. `db_names` `None` leaves out the hwdb names (libvirt then falls back
+/// to the `manufacturer`/`product` attributes).
+fn usb_device(
+    f: &FakeSys,
+    path: &str,
+    (bus, devnum): (u32, u32),
+    ids: UsbIds,
+    class: &str,
+    strings: UsbStrings,
+    db_names: Option<(&str, &str)>,
+) -> io::Result<()> {
+    let minor = ((bus - 1) * 128 + devnum - 1).to_string();
+    let devname = format!("bus/usb/{bus:03}/{devnum:03}");
+    let product = format!("{:x}/{:x}/{}", ids.0, ids.1, ids.2.trim_start_matches('0'));
+    let (busnum, devnum_s) = (format!("{bus:03}"), format!("{devnum:03}"));
+    let typ = format!("{}/0/{}", class.trim_start_matches('0'), "1");
+    f.device(
+        path,
+        "usb",
+        true,
+        &[
+            ("MAJOR", "189"),
+            ("MINOR", &minor),
+            ("DEVNAME", &devname),
+            ("DEVTYPE", "usb_device"),
+            ("DRIVER", "usb"),
+            ("PRODUCT", &product),
+            ("TYPE", &typ),
+            ("BUSNUM", &busnum),
+            ("DEVNUM", &devnum_s),
+        ],
+    )?;
+    f.bind_driver(path, "usb", "usb")?;
+    f.attrs(
+        path,
+        &[
+            ("idVendor", format!("{:04x}", ids.0)),
+            ("idProduct", format!("{:04x}", ids.1)),
+            ("bcdDevice", ids.2.to_string()),
+            ("bDeviceClass", class.to_string()),
+            ("bDeviceSubClass", "00".into()),
+            ("bDeviceProtocol", "01".into()),
+            ("bNumConfigurations", "1".into()),
+            ("bConfigurationValue", "1".into()),
+            ("busnum", bus.to_string()),
+            ("devnum", devnum.to_string()),
+            ("speed", "480".into()),
+            ("version", " 2.00".into()),
+            ("maxchild", if class == "09" { "4" } else { "0" }.into()),
+            ("removable", "unknown".into()),
+        ],
+    )?;
+    let (manufacturer, prod, serial) = strings;
+    for (n, v) in [
+        ("manufacturer", manufacturer),
+        ("product", prod),
+        ("serial", serial),
+    ] {
+        if let Some(v) = v {
+            f.attrs(path, &[(n, v)])?;
+        }
+    }
+    f.write(&format!("/dev/{devname}"), "")?;
+    let vid = format!("{:04x}", ids.0);
+    let pid = format!("{:04x}", ids.1);
+    let enc = |s: Option<&str>| s.unwrap_or("").replace(' ', "\\x20");
+    let und = |s: Option<&str>| s.unwrap_or("").trim().replace(' ', "_");
+    let (v_enc, m_enc, v_und, m_und) = (enc(manufacturer), enc(prod), und(manufacturer), und(prod));
+    let id_serial = format!("{v_und}_{m_und}");
+    let syspath_tail = path.rsplit('/').next().unwrap_or(path);
+    let id_path = format!(
+        "pci-0000:00:14.0-usb-0:{}",
+        syspath_tail.split('-').nth(1).unwrap_or("0")
+    );
+    let mut props: Vec<(&str, &str)> = vec![
+        ("ID_VENDOR", &v_und),
+        ("ID_VENDOR_ENC", &v_enc),
+        ("ID_VENDOR_ID", &vid),
+        ("ID_MODEL", &m_und),
+        ("ID_MODEL_ENC", &m_enc),
+        ("ID_MODEL_ID", &pid),
+        ("ID_REVISION", ids.2),
+        ("ID_SERIAL", &id_serial),
+        ("ID_BUS", "usb"),
+        ("ID_USB_INTERFACES", ":090000:"),
+    ];
+    if let Some((v, m)) = db_names {
+        props.push(("ID_VENDOR_FROM_DATABASE", v));
+        props.push(("ID_MODEL_FROM_DATABASE", m));
+    }
+    props.push(("ID_PATH", &id_path));
+    props.push(("DRIVER", "usb"));
+    f.udevd_db(&format!("c189:{minor}"), &props, &[], &["seat", "uaccess"])
+}
+
+/// A USB interface `name` of `dev` with its descriptor attributes and udev database entry;
+/// `cls` is (class, subclass, protocol) in hex.
+fn usb_interface(
+    f: &FakeSys,
+    dev: &str,
+    name: &str,
+    cls: (&str, &str, &str),
+    driver: &str,
+) -> io::Result<()> {
+    let path = format!("{dev}/{name}");
+    let dec = |h: &str| u32::from_str_radix(h, 16).unwrap_or_default();
+    let iface = format!("{}/{}/{}", dec(cls.0), dec(cls.1), dec(cls.2));
+    f.device(
+        &path,
+        "usb",
+        true,
+        &[
+            ("DEVTYPE", "usb_interface"),
+            ("DRIVER", driver),
+            ("INTERFACE", &iface),
+            (
+                "MODALIAS",
+                "usb:v0000p0000d0000dc00dsc00dp00ic00isc00ip00in00",
+            ),
+        ],
+    )?;
+    f.bind_driver(&path, "usb", driver)?;
+    let num: u32 = name.rsplit('.').next().unwrap_or(name).parse().unwrap_or(0);
+    f.attrs(
+        &path,
+        &[
+            ("bInterfaceNumber", &*format!("{num:02x}")),
+            ("bAlternateSetting", " 0"),
+            ("bNumEndpoints", "01"),
+            ("bInterfaceClass", cls.0),
+            ("bInterfaceSubClass", cls.1),
+            ("bInterfaceProtocol", cls.2),
+            ("supports_autosuspend", "1"),
+        ],
+    )?;
+    f.udevd_db(
+        &format!("+usb:{name}"),
+        &[("ID_USB_CLASS_FROM_DATABASE", "Hub"), ("DRIVER", driver)],
+        &[],
+        &[],
+    )
+}
+
+/// A USB hub chain (root hub -> hub -> hub -> keyboard receiver with three HID interfaces,
+/// plus a device udev's hwdb does not know and a SuperSpeed root hub with nothing behind
+/// it), with a HID device and hidraw node below an interface (not node devices), and a SAS
+/// HBA with four disks (one 4Kn), a tape drive and an enclosure, each with its SAS
+/// transport objects, scsi_device/scsi_disk/bsg class devices, sg node and block device
+/// (with partitions) described by udev as udevd does.
+pub fn usb_sas(dir: &Path) -> io::Result<FakeSys> {
+    let f = dell(dir, "PowerEdge R640")?;
+    let xhci_ids = (0x8086, 0xa36d, 0x0c0330);
+    let xhci = pci_fn(
+        &f,
+        "0000:00:14.0",
+        None,
+        xhci_ids,
+        Some("xhci_hcd"),
+        None,
+        0,
+    )?;
+    let xhci_strings = (
+        Some("Linux 6.1.0-18-amd64 xhci-hcd"),
+        Some("xHCI Host Controller"),
+        Some("0000:00:14.0"),
+    );
+    for (bus, id, name) in [(1, 0x0002, "2.0 root hub"), (2, 0x0003, "3.0 root hub")] {
+        let usb = format!("{xhci}/usb{bus}");
+        usb_device(
+            &f,
+            &usb,
+            (bus, 1),
+            (0x1d6b, id, "0601"),
+            "09",
+            xhci_strings,
+            Some(("Linux Foundation", name)),
+        )?;
+        usb_interface(&f, &usb, &format!("{bus}-0:1.0"), ("09", "00", "00"), "hub")?;
+    }
+    let usb1 = format!("{xhci}/usb1");
+    let hub1 = format!("{usb1}/1-1");
+    usb_device(
+        &f,
+        &hub1,
+        (1, 2),
+        (0x05e3, 0x0610, "9226"),
+        "09",
+        (Some("GenesysLogic"), Some("USB2.1 Hub"), None),
+        Some(("Genesys Logic, Inc.", "Hub")),
+    )?;
+    usb_interface(&f, &hub1, "1-1:1.0", ("09", "00", "02"), "hub")?;
+    let hub2 = format!("{hub1}/1-1.2");
+    usb_device(
+        &f,
+        &hub2,
+        (1, 3),
+        (0x2109, 0x2817, "0213"),
+        "09",
+        (
+            Some("VIA Labs, Inc.         "),
+            Some("USB2.0 Hub             "),
+            None,
+        ),
+        Some(("VIA Labs, Inc.", "USB2.0 Hub")),
+    )?;
+    usb_interface(&f, &hub2, "1-1.2:1.0", ("09", "00", "01"), "hub")?;
+    let kbd = format!("{hub2}/1-1.2.4");
+    usb_device(
+        &f,
+        &kbd,
+        (1, 4),
+        (0x046d, 0xc52b, "1211"),
+        "00",
+        (Some("Logitech"), Some("USB Receiver"), None),
+        Some(("Logitech, Inc.", "Unifying Receiver")),
+    )?;
+    for (i, (sub, proto)) in [("01", "01"), ("01", "02"), ("00", "00")]
+        .into_iter()
+        .enumerate()
+    {
+        let name = format!("1-1.2.4:1.{i}");
+        usb_interface(&f, &kbd, &name, ("03", sub, proto), "usbhid")?;
+    }
+    // A HID device and its hidraw node below the first interface: not node devices.
+    let hid = format!("{kbd}/1-1.2.4:1.0/0003:046D:C52B.0001");
+    f.device(
+        &hid,
+        "hid",
+        true,
+        &[
+            ("DRIVER", "hid-generic"),
+            ("HID_ID", "0003:0000046D:0000C52B"),
+            ("HID_NAME", "Logitech USB Receiver"),
+            ("MODALIAS", "hid:b0003g0001v0000046Dp0000C52B"),
+        ],
+    )?;
+    f.device(
+        &format!("{hid}/hidraw/hidraw0"),
+        "hidraw",
+        false,
+        &[("MAJOR", "241"), ("MINOR", "0"), ("DEVNAME", "hidraw0")],
+    )?;
+    // Unknown to the hwdb: names come from the string descriptors, trailing blanks and all.
+    let odd = format!("{hub2}/1-1.2.3");
+    usb_device(
+        &f,
+        &odd,
+        (1, 5),
+        (0x1209, 0x0001, "0100"),
+        "ff",
+        (
+            Some("ACME Widgets & <Co>  "),
+            Some("Prototype\tboard"),
+            Some("0001"),
+        ),
+        None,
+    )?;
+    usb_interface(&f, &odd, "1-1.2.3:1.0", ("ff", "00", "00"), "usbfs")?;
+
+    // SAS HBA behind a root port.
+    let port = root_port(&f, "0000:00:03.0", 0x2f08, 8)?;
+    let hba_ids = (0x1000, 0x0097, 0x010700);
+    let hba = endpoint(&f, "0000:18:00.0", Some(&port), hba_ids, "mpt3sas", 8)?;
+    let host = f.scsi_host_dev(
+        &hba,
+        0,
+        &[
+            ("unique_id", "1"),
+            ("proc_name", "mpt3sas"),
+            ("host_busy", "0"),
+            ("can_queue", "4352"),
+            ("state", "running"),
+        ],
+    )?;
+    f.device(&format!("{host}/sas_host/host0"), "sas_host", false, &[])?;
+    // (vendor, model, size in sectors, logical block size, serial)
+    let disks = [
+        (
+            "SEAGATE ",
+            "ST4000NM0025    ",
+            7814037168,
+            512,
+            "35000c500a1b2c301",
+        ),
+        (
+            "SEAGATE ",
+            "ST4000NM0025    ",
+            7814037168,
+            512,
+            "35000c500a1b2c302",
+        ),
+        (
+            "TOSHIBA ",
+            "AL15SEB120N     ",
+            2344225968,
+            512,
+            "35000039a48200003",
+        ),
+        (
+            "HGST    ",
+            "HUH721212AL4200 ",
+            2929721344,
+            4096,
+            "35000cca2b3c4d504",
+        ),
+    ];
+    let mut k = 0;
+    for (vendor, model, size, lbs, serial) in disks {
+        let lun = sas_lun(&f, &host, k, 0, vendor, model)?;
+        sas_disk(&f, &lun, k, (vendor, model), (size, lbs), serial)?;
+        k += 1;
+    }
+    let tape = sas_lun(&f, &host, k, 1, "IBM     ", "ULT3580-HH8     ")?;
+    f.device(
+        &format!("{tape}/scsi_tape/st0"),
+        "scsi_tape",
+        false,
+        &[("MAJOR", "9"), ("MINOR", "0"), ("DEVNAME", "st0")],
+    )?;
+    let encl = sas_lun(&f, &host, k + 1, 13, "DP      ", "BP14G+          ")?;
+    let hctl = format!("0:0:{}:0", k + 1);
+    f.device(&format!("{encl}/enclosure/{hctl}"), "enclosure", false, &[])?;
+    Ok(f)
+}
+
+/// SAS phy, port and end device `k` of `host` (host 0), with a SCSI target and its LUN 0
+/// of SCSI type `ty` (its driver chosen by type), its scsi_device and bsg class devices,
+/// sg node and udev database entry; returns the LUN's path.
+fn sas_lun(
+    f: &FakeSys,
+    host: &str,
+    k: u32,
+    ty: u32,
+    vendor: &str,
+    model: &str,
+) -> io::Result<String> {
+    f.transport(&format!("{host}/phy-0:{k}"), "sas_phy")?;
+    let sport = format!("{host}/port-0:{k}");
+    f.transport(&sport, "sas_port")?;
+    let end = format!("{sport}/end_device-0:{k}");
+    f.transport(&end, "sas_device")?;
+    let sas_end = format!("{end}/sas_end_device/end_device-0:{k}");
+    f.device(&sas_end, "sas_end_device", false, &[])?;
+    let target = f.scsi_target(&end, &format!("target0:0:{k}"))?;
+    let hctl = format!("0:0:{k}:0");
+    let driver = match ty {
+        0 => "sd",
+        1 => "st",
+        _ => "ses",
+    };
+    let modalias = format!("scsi:t-0x{ty:02x}");
+    let lun = f.scsi_lun(&target, &hctl, Some(driver), &[("MODALIAS", &modalias)])?;
+    f.attrs(
+        &lun,
+        &[
+            ("type", ty.to_string()),
+            ("vendor", vendor.to_string()),
+            ("model", model.to_string()),
+            ("rev", "E004".to_string()),
+            ("state", "running".to_string()),
+            ("sas_address", format!("0x5000c500a1b2c3{k:02x}")),
+        ],
+    )?;
+    f.device(
+        &format!("{lun}/scsi_device/{hctl}"),
+        "scsi_device",
+        false,
+        &[],
+    )?;
+    f.device(
+        &format!("{lun}/bsg/{hctl}"),
+        "bsg",
+        false,
+        &[
+            ("MAJOR", "246"),
+            ("MINOR", &k.to_string()),
+            ("DEVNAME", &format!("bsg/{hctl}")),
+        ],
+    )?;
+    f.scsi_generic(&lun, k)?;
+    let path_id = format!("pci-0000:18:00.0-sas-phy{k}-lun-0");
+    f.udevd_db(
+        &format!("c21:{k}"),
+        &[("ID_SCSI", "1"), ("ID_PATH", &path_id)],
+        &[],
+        &[],
+    )?;
+    Ok(lun)
+}
+
+/// The disk side of SAS LUN `k`: scsi_disk class device, block device `sdX` of `size`
+/// sectors of `lbs` bytes with two partitions, all described by udev.
+fn sas_disk(
+    f: &FakeSys,
+    lun: &str,
+    k: u32,
+    (vendor, model): (&str, &str),
+    (size, lbs): (u64, u64),
+    serial: &str,
+) -> io::Result<()> {
+    let hctl = format!("0:0:{k}:0");
+    f.device(&format!("{lun}/scsi_disk/{hctl}"), "scsi_disk", false, &[])?;
+    let letter = (b'a' + k as u8) as char;
+    let name = format!("sd{letter}");
+    let minor = k * 16;
+    let mut spec = BlockSpec::disk(&name, 8, minor, size);
+    spec.logical_block_size = lbs;
+    let blk = f.block(Some(lun), &spec)?;
+    let (vendor_t, model_t) = (vendor.trim(), model.trim());
+    let wwn = format!("0x{}", &serial[1..]);
+    let path_id = format!("pci-0000:18:00.0-sas-phy{k}-lun-0");
+    let props = [
+        ("ID_SCSI", "1"),
+        ("ID_VENDOR", vendor_t),
+        ("ID_VENDOR_ENC", vendor_t),
+        ("ID_MODEL", model_t),
+        ("ID_MODEL_ENC", model_t),
+        ("ID_REVISION", "E004"),
+        ("ID_TYPE", "disk"),
+        ("ID_SERIAL", serial),
+        ("ID_SERIAL_SHORT", &serial[1..]),
+        ("ID_WWN", &wwn),
+        ("ID_WWN_WITH_EXTENSION", &wwn),
+        ("ID_BUS", "scsi"),
+        ("ID_PATH", &path_id),
+        ("ID_PART_TABLE_TYPE", "gpt"),
+    ];
+    let by_id = format!("disk/by-id/scsi-{serial}");
+    let by_wwn = format!("disk/by-id/wwn-{wwn}");
+    let by_path = format!("disk/by-path/{path_id}");
+    f.udevd_db(
+        &format!("b8:{minor}"),
+        &props,
+        &[&by_path, &by_id, &by_wwn],
+        &["systemd"],
+    )?;
+    // Partitions sit right below the disk's directory.
+    for p in 1..=2u32 {
+        let pname = format!("{name}{p}");
+        let pdir = format!("{blk}/{pname}");
+        let (pmin, pn) = ((minor + p).to_string(), p.to_string());
+        f.device(
+            &pdir,
+            "block",
+            false,
+            &[
+                ("MAJOR", "8"),
+                ("MINOR", &pmin),
+                ("DEVNAME", &pname),
+                ("DEVTYPE", "partition"),
+                ("PARTN", &pn),
+            ],
+        )?;
+        f.attrs(
+            &pdir,
+            &[("partition", &*pn), ("start", "2048"), ("size", "1048576")],
+        )?;
+        f.udevd_db(
+            &format!("b8:{}", minor + p),
+            &[
+                ("ID_TYPE", "disk"),
+                ("ID_BUS", "scsi"),
+                ("ID_SERIAL", serial),
+            ],
+            &[],
+            &["systemd"],
+        )?;
+    }
+    Ok(())
+}
+
+/// FC data of a SCSI host: (port_name, node_name, fabric_name, vport (max, in use)).
+pub type FcPort<'a> = (&'a str, &'a str, Option<&'a str>, Option<(u32, u32)>);
+
+/// A SCSI host `hostN` below `parent` with its scsi_host class device; with `fc` also its
+/// fc_host class device. Returns the host's path.
+pub fn scsi_host(
+    f: &FakeSys,
+    parent: &str,
+    n: u32,
+    proc_name: &str,
+    fc: Option<FcPort>,
+) -> io::Result<String> {
+    let host = f.scsi_host_dev(
+        parent,
+        n,
+        &[
+            ("unique_id", &*(n + 1).to_string()),
+            ("proc_name", proc_name),
+            ("state", "running"),
+        ],
+    )?;
+    if let Some((wwpn, wwnn, fabric, vports)) = fc {
+        let fcd = format!("{host}/fc_host/host{n}");
+        f.device(&fcd, "fc_host", false, &[])?;
+        let mut attrs = vec![
+            ("port_name", format!("0x{wwpn}")),
+            ("node_name", format!("0x{wwnn}")),
+            ("port_id", format!("0x0a{n:02x}00")),
+            ("port_type", "NPort (fabric via point-to-point)".to_string()),
+            ("port_state", "Online".to_string()),
+            ("speed", "16 Gbit".to_string()),
+            ("supported_classes", "Class 3".to_string()),
+            (
+                "symbolic_name",
+                "QLE2692 FW:v9.08.02 DVR:v10.02.07.900-k".to_string(),
+            ),
+        ];
+        if let Some(fab) = fabric {
+            attrs.push(("fabric_name", format!("0x{fab}")));
+        }
+        if let Some((max, used)) = vports {
+            attrs.push(("max_npiv_vports", max.to_string()));
+            attrs.push(("npiv_vports_inuse", used.to_string()));
+            attrs.push(("vport_create", String::new()));
+            attrs.push(("vport_delete", String::new()));
+        }
+        for (k, v) in attrs {
+            // The vport files are write-only triggers: empty, no newline.
+            let content = if v.is_empty() { v } else { format!("{v}\n") };
+            f.write(&format!("{fcd}/{k}"), content)?;
+        }
+    }
+    Ok(host)
+}
+
+/// An FC remote port `rport-H:0-I` below `host` (class fc_remote_ports); with `luns`, a
+/// target behind it with that many disk LUNs (each with sg node and udev-described block
+/// device, numbered on from `disk`).
+fn rport(
+    f: &FakeSys,
+    host: &str,
+    (h, i): (u32, u32),
+    wwpn: &str,
+    luns: u32,
+    disk: &mut u32,
+) -> io::Result<()> {
+    let rport = format!("{host}/rport-{h}:0-{i}");
+    let rp = f.transport(&rport, "fc_remote_ports")?;
+    let target = luns > 0;
+    f.attrs(
+        &rp,
+        &[
+            ("port_name", format!("0x{wwpn}")),
+            ("node_name", format!("0x{}", wwpn.replacen('5', "4", 1))),
+            ("port_id", format!("0x0b{i:02x}00")),
+            (
+                "roles",
+                if target { "FCP Target" } else { "Fabric Port" }.into(),
+            ),
+            ("port_state", "Online".to_string()),
+            (
+                "scsi_target_id",
+                if target { i.to_string() } else { "-1".into() },
+            ),
+        ],
+    )?;
+    if !target {
+        return Ok(());
+    }
+    let target = f.scsi_target(&rport, &format!("target{h}:0:{i}"))?;
+    for l in 0..luns {
+        let lun = f.scsi_lun(&target, &format!("{h}:0:{i}:{l}"), Some("sd"), &[])?;
+        f.attrs(
+            &lun,
+            &[
+                ("type", "0"),
+                ("vendor", "HITACHI "),
+                ("model", "OPEN-V          "),
+                ("rev", "8001"),
+            ],
+        )?;
+        f.scsi_generic(&lun, *disk + 20)?;
+        let bname = format!("sd{}", (b'p' + *disk as u8) as char);
+        let minor = 16 * (*disk + 15);
+        f.block(Some(&lun), &BlockSpec::disk(&bname, 8, minor, 209715200))?;
+        let serial = format!("360060e8012a3b4005040a3b4000000{:02x}", *disk);
+        let by_id = format!("disk/by-id/scsi-{serial}");
+        let by_path = format!("disk/by-path/pci-0000:5e:00.0-fc-0x{wwpn}-lun-{l}");
+        f.udevd_db(
+            &format!("b8:{minor}"),
+            &[
+                ("ID_SCSI", "1"),
+                ("ID_VENDOR", "HITACHI"),
+                ("ID_MODEL", "OPEN-V"),
+                ("ID_TYPE", "disk"),
+                ("ID_SERIAL", &serial),
+                ("ID_SERIAL_SHORT", &serial[1..]),
+                ("ID_BUS", "scsi"),
+                ("DM_MULTIPATH_DEVICE_PATH", "1"),
+            ],
+            &[&by_path, &by_id],
+            &["systemd"],
+        )?;
+        *disk += 1;
+    }
+    Ok(())
+}
+
+/// WWNs of the FC ports in [`fc_mdev_s390`]: (wwnn, wwpn) of the NPIV-capable port and
+/// of the vHBA created on it.
+pub const FC_HBA_WWN: (&str, &str) = ("20000024ff7a1b2c", "21000024ff7a1b2c");
+pub const FC_VHBA_WWN: (&str, &str) = ("2001001b32a9da4e", "2101001b32a9da4e");
+
+/// Fibre Channel with NPIV (a dual-port QLogic HBA: port 1 online with two target ports of
+/// two LUNs each, a fabric port without target, and a vHBA created through vport_create
+/// with its own target; port 2 with its link down and no fabric), an mdev-capable GPU
+/// (NVIDIA T4 with vGPU types and two active mdevs), and s390 devices (I/O and vfio-ccw
+/// subchannels with an mdev on the latter, online and offline CCW devices, AP cards and
+/// queues and the vfio_ap matrix with an active mdev).
+pub fn fc_mdev_s390(dir: &Path) -> io::Result<FakeSys> {
+    let f = dell(dir, "PowerEdge R750")?;
+    let port = root_port(&f, "0000:5d:00.0", 0x347a, 8)?;
+    let mut disk = 0;
+    let qla = (0x1077, 0x2261, 0x0c0400);
+    let hba0 = endpoint(&f, "0000:5e:00.0", Some(&port), qla, "qla2xxx", 8)?;
+    let fabric = Some("100000051e0c3a5b");
+    let hba_port = (FC_HBA_WWN.1, FC_HBA_WWN.0, fabric, Some((254, 1)));
+    let h11 = scsi_host(&f, &hba0, 11, "qla2xxx", Some(hba_port))?;
+    rport(&f, &h11, (11, 0), "50060e801049cfd1", 2, &mut disk)?;
+    rport(&f, &h11, (11, 1), "50060e801049cfd9", 2, &mut disk)?;
+    rport(&f, &h11, (11, 2), "fffffc0b0c0d0e0f", 0, &mut disk)?;
+    // The vHBA: vport-11:0-0 (class fc_vports) with its own SCSI host.
+    let vport = format!("{h11}/vport-11:0-0");
+    let fv = f.transport(&vport, "fc_vports")?;
+    f.attrs(
+        &fv,
+        &[
+            ("port_name", &*format!("0x{}", FC_VHBA_WWN.1)),
+            ("node_name", &*format!("0x{}", FC_VHBA_WWN.0)),
+            ("vport_state", "Active"),
+            ("vport_type", "NPIV"),
+            ("roles", "FCP Initiator"),
+        ],
+    )?;
+    let vhba_port = (FC_VHBA_WWN.1, FC_VHBA_WWN.0, fabric, None);
+    let h12 = scsi_host(&f, &vport, 12, "qla2xxx", Some(vhba_port))?;
+    rport(&f, &h12, (12, 0), "50060e801049cfd1", 1, &mut disk)?;
+    let hba1 = endpoint(&f, "0000:5e:00.1", Some(&port), qla, "qla2xxx", 8)?;
+    let down_port = ("21000024ff7a1b2d", "20000024ff7a1b2d", None, Some((254, 0)));
+    scsi_host(&f, &hba1, 13, "qla2xxx", Some(down_port))?;
+
+    // NVIDIA T4 with vGPU types (directory order = creation order) and two mdevs.
+    let t4 = (0x10de, 0x1eb8, 0x030200);
+    let gpu = endpoint(&f, "0000:af:00.0", None, t4, "nvidia", 16)?;
+    f.iommu_group(&gpu, 150)?;
+    let types: Vec<MdevTypeSpec> = [
+        ("nvidia-222", "GRID T4-1B", 14),
+        ("nvidia-223", "GRID T4-2B", 7),
+        ("nvidia-228", "GRID T4-8Q", 0),
+        ("nvidia-230", "GRID T4-16Q", 0),
+        ("nvidia-319", "GRID T4-4A", 4),
+    ]
+    .iter()
+    .map(|(id, n, a)| MdevTypeSpec::new(id, Some(n), "vfio-pci", *a))
+    .collect();
+    f.mdev_types(&gpu, &types)?;
+    for t in &types {
+        f.write(
+            &format!("{gpu}/mdev_supported_types/{}/description", t.id),
+            "num_heads=4, frl_config=45, framebuffer=1024M, max_resolution=5120x2880, max_instance=16\n",
+        )?;
+    }
+    f.mdev(
+        &gpu,
+        "c0ffee00-1b54-4048-85b3-a6a62d165c01",
+        "nvidia-222",
+        Some(151),
+    )?;
+    f.mdev(
+        &gpu,
+        "c0ffee00-1b54-4048-85b3-a6a62d165c02",
+        "nvidia-228",
+        Some(152),
+    )?;
+
+    // s390: channel subsystem and AP.
+    let sch = f.css("0.0.0000", Some("io_subchannel"), Some("0.0.0000"))?;
+    f.ccw(&sch, "0.0.0000", "1", "virtio_ccw")?;
+    let sch1 = f.css("0.0.0001", Some("io_subchannel"), Some("0.0.0001"))?;
+    f.ccw(&sch1, "0.0.0001", "0", "dasd-eckd")?;
+    let sch2 = f.css("0.0.0013", Some("vfio_ccw"), Some("0.0.2b09"))?;
+    let ccw_io = "I/O subchannel (Non-QDIO)";
+    f.mdev_types(
+        &sch2,
+        &[MdevTypeSpec::new(
+            "vfio_ccw-io",
+            Some(ccw_io),
+            "vfio-ccw",
+            0,
+        )],
+    )?;
+    f.mdev(
+        &sch2,
+        "7e270a25-e163-4922-af60-757fc8ed48c6",
+        "vfio_ccw-io",
+        Some(3),
+    )?;
+    f.css("0.0.ff00", None, Some("none"))?;
+    for adapter in [0x03u32, 0x04] {
+        let card = f.ap_card(adapter)?;
+        for domain in [0x0005u32, 0x0047] {
+            f.ap_queue(&card, adapter, domain)?;
+        }
+    }
+    let matrix = f.ap_matrix()?;
+    let ap = "VFIO AP Passthrough Device";
+    f.mdev_types(
+        &matrix,
+        &[MdevTypeSpec::new(
+            "vfio_ap-passthrough",
+            Some(ap),
+            "vfio-ap",
+            65535,
+        )],
+    )?;
+    let uuid = "4b55dd88-0b7c-4b4c-b6a0-c4d7a0e1f2a3";
+    f.mdev(&matrix, uuid, "vfio_ap-passthrough", Some(4))?;
+    Ok(f)
+}
