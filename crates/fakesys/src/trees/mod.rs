@@ -28,7 +28,7 @@ use std::fmt::Display;
 use std::io;
 use std::path::Path;
 
-use crate::{DmiSpec, FakeSys, NetSpec, PciSpec, PcieSpec};
+use crate::{DmiSpec, FakeSys, MdevTypeSpec, NetSpec, PciSpec, PcieSpec};
 
 /// A PCI function's identity: (vendor, device, class).
 pub type PciIds = (u16, u16, u32);
@@ -144,6 +144,55 @@ fn down_net(f: &FakeSys, parent: Option<&str>, mut n: NetSpec, state: &str) -> i
 }
 
 impl FakeSys {
+    /// An I/O subchannel `schid` with its CCW device of the same bus id, bound to `driver`
+    /// and `online` ("1") or not ("0").
+    fn io_subchannel(&self, schid: &str, online: &str, driver: &str) -> io::Result<String> {
+        let sch = self.css(schid, Some("io_subchannel"), Some(schid))?;
+        self.ccw(&sch, schid, online, driver)
+    }
+
+    /// A subchannel `schid` bound to vfio_ccw (device `busid`) offering the vfio_ccw-io
+    /// mdev type with `available` instances.
+    fn vfio_ccw(&self, schid: &str, busid: &str, available: u32) -> io::Result<String> {
+        let sch = self.css(schid, Some("vfio_ccw"), Some(busid))?;
+        let name = Some("I/O subchannel (Non-QDIO)");
+        let t = MdevTypeSpec::new("vfio_ccw-io", name, "vfio-ccw", available);
+        self.mdev_types(&sch, &[t])?;
+        Ok(sch)
+    }
+
+    /// The vfio_ap matrix device offering vfio_ap-passthrough with `available` instances.
+    fn vfio_ap_matrix(&self, available: u32) -> io::Result<String> {
+        let matrix = self.ap_matrix()?;
+        let name = Some("VFIO AP Passthrough Device");
+        let t = MdevTypeSpec::new("vfio_ap-passthrough", name, "vfio-ap", available);
+        self.mdev_types(&matrix, &[t])?;
+        Ok(matrix)
+    }
+
+    /// A USB device's directory with its uevent: char device 189:N numbered from `bus` and
+    /// `devnum` as the kernel does, with `more` properties after `DEVTYPE`.
+    fn usb_device_uevent(
+        &self,
+        path: &str,
+        bus: u32,
+        devnum: u32,
+        more: &[(&str, &str)],
+    ) -> io::Result<()> {
+        let minor = ((bus - 1) * 128 + devnum - 1).to_string();
+        let devname = format!("bus/usb/{bus:03}/{devnum:03}");
+        let (busnum, devnum) = (format!("{bus:03}"), format!("{devnum:03}"));
+        let mut props = vec![
+            ("MAJOR", "189"),
+            ("MINOR", &*minor),
+            ("DEVNAME", &*devname),
+            ("DEVTYPE", "usb_device"),
+        ];
+        props.extend_from_slice(more);
+        props.extend([("BUSNUM", &*busnum), ("DEVNUM", &*devnum)]);
+        self.device(path, "usb", true, &props)
+    }
+
     /// Writes the attribute files `name` = `value` (plus newline) in directory `dir`, in order.
     pub(crate) fn attrs<V: Display>(&self, dir: &str, attrs: &[(&str, V)]) -> io::Result<()> {
         for (name, value) in attrs {

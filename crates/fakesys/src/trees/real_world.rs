@@ -180,24 +180,9 @@ fn usb_device(
     let minor = ((bus - 1) * 128 + devnum - 1).to_string();
     let devname = format!("bus/usb/{bus:03}/{devnum:03}");
     let product = format!("{:x}/{:x}/{}", ids.0, ids.1, ids.2.trim_start_matches('0'));
-    let (busnum, devnum_s) = (format!("{bus:03}"), format!("{devnum:03}"));
     let typ = format!("{}/0/{}", class.trim_start_matches('0'), "1");
-    f.device(
-        path,
-        "usb",
-        true,
-        &[
-            ("MAJOR", "189"),
-            ("MINOR", &minor),
-            ("DEVNAME", &devname),
-            ("DEVTYPE", "usb_device"),
-            ("DRIVER", "usb"),
-            ("PRODUCT", &product),
-            ("TYPE", &typ),
-            ("BUSNUM", &busnum),
-            ("DEVNUM", &devnum_s),
-        ],
-    )?;
+    let more = [("DRIVER", "usb"), ("PRODUCT", &*product), ("TYPE", &*typ)];
+    f.usb_device_uevent(path, bus, devnum, &more)?;
     f.bind_driver(path, "usb", "usb")?;
     f.attrs(
         path,
@@ -843,27 +828,11 @@ pub fn fc_mdev_s390(dir: &Path) -> io::Result<FakeSys> {
     )?;
 
     // s390: channel subsystem and AP.
-    let sch = f.css("0.0.0000", Some("io_subchannel"), Some("0.0.0000"))?;
-    f.ccw(&sch, "0.0.0000", "1", "virtio_ccw")?;
-    let sch1 = f.css("0.0.0001", Some("io_subchannel"), Some("0.0.0001"))?;
-    f.ccw(&sch1, "0.0.0001", "0", "dasd-eckd")?;
-    let sch2 = f.css("0.0.0013", Some("vfio_ccw"), Some("0.0.2b09"))?;
-    let ccw_io = "I/O subchannel (Non-QDIO)";
-    f.mdev_types(
-        &sch2,
-        &[MdevTypeSpec::new(
-            "vfio_ccw-io",
-            Some(ccw_io),
-            "vfio-ccw",
-            0,
-        )],
-    )?;
-    f.mdev(
-        &sch2,
-        "7e270a25-e163-4922-af60-757fc8ed48c6",
-        "vfio_ccw-io",
-        Some(3),
-    )?;
+    f.io_subchannel("0.0.0000", "1", "virtio_ccw")?;
+    f.io_subchannel("0.0.0001", "0", "dasd-eckd")?;
+    let sch2 = f.vfio_ccw("0.0.0013", "0.0.2b09", 0)?;
+    let uuid = "7e270a25-e163-4922-af60-757fc8ed48c6";
+    f.mdev(&sch2, uuid, "vfio_ccw-io", Some(3))?;
     f.css("0.0.ff00", None, Some("none"))?;
     for adapter in [0x03u32, 0x04] {
         let card = f.ap_card(adapter)?;
@@ -871,17 +840,7 @@ pub fn fc_mdev_s390(dir: &Path) -> io::Result<FakeSys> {
             f.ap_queue(&card, adapter, domain)?;
         }
     }
-    let matrix = f.ap_matrix()?;
-    let ap = "VFIO AP Passthrough Device";
-    f.mdev_types(
-        &matrix,
-        &[MdevTypeSpec::new(
-            "vfio_ap-passthrough",
-            Some(ap),
-            "vfio-ap",
-            65535,
-        )],
-    )?;
+    let matrix = f.vfio_ap_matrix(65535)?;
     let uuid = "4b55dd88-0b7c-4b4c-b6a0-c4d7a0e1f2a3";
     f.mdev(&matrix, uuid, "vfio_ap-passthrough", Some(4))?;
     Ok(f)

@@ -111,25 +111,6 @@ pub fn rich_full(dir: &Path) -> io::Result<FakeSys> {
     Ok(f)
 }
 
-/// A USB device as the rich tree has it: the uevent only, `bus` 1.
-fn usb_device(f: &FakeSys, path: &str, devnum: u32) -> io::Result<()> {
-    let (minor, devname) = ((devnum - 1).to_string(), format!("bus/usb/001/{devnum:03}"));
-    let devnum = format!("{devnum:03}");
-    f.device(
-        path,
-        "usb",
-        true,
-        &[
-            ("MAJOR", "189"),
-            ("MINOR", &minor),
-            ("DEVNAME", &devname),
-            ("DEVTYPE", "usb_device"),
-            ("BUSNUM", "001"),
-            ("DEVNUM", &devnum),
-        ],
-    )
-}
-
 /// Interface 0 of a USB device with its (class, subclass, protocol).
 fn usb_interface(f: &FakeSys, path: &str, class: [&str; 3]) -> io::Result<()> {
     f.device(path, "usb", true, &[("DEVTYPE", "usb_interface")])?;
@@ -149,7 +130,7 @@ fn usb_scsi_drm(f: &FakeSys) -> io::Result<()> {
     // for lack of ID_VENDOR_ID) and interfaces of both.
     let xhci = simple_pci(f, "0000:00:14.0", 0x0c0330, "xhci_hcd")?;
     let hub = format!("{xhci}/usb1");
-    usb_device(f, &hub, 1)?;
+    f.usb_device_uevent(&hub, 1, 1, &[])?;
     f.attrs(
         &hub,
         &[
@@ -168,7 +149,7 @@ fn usb_scsi_drm(f: &FakeSys) -> io::Result<()> {
     )?;
     usb_interface(f, &format!("{hub}/1-0:1.0"), ["09", "00", "03"])?;
     let dev = format!("{hub}/1-1");
-    usb_device(f, &dev, 2)?;
+    f.usb_device_uevent(&dev, 1, 2, &[])?;
     usb_interface(f, &format!("{dev}/1-1:1.0"), ["ff", "01", "02"])?;
 
     // SCSI: host, target, LUN and its sg node.
@@ -281,37 +262,15 @@ fn s390_vdpa(f: &FakeSys) -> io::Result<()> {
     // Channel subsystem: an I/O subchannel with its online DASD, a vfio-ccw
     // subchannel offering an mdev type, a subchannel without a driver
     // (skipped) and an offline CCW device (skipped).
-    let sch = f.css("0.0.0000", Some("io_subchannel"), Some("0.0.0000"))?;
-    f.ccw(&sch, "0.0.0000", "1", "dasd-eckd")?;
-    let sch2 = f.css("0.0.0001", Some("vfio_ccw"), Some("none"))?;
-    let ccw_io = "I/O subchannel (Non-QDIO)";
-    f.mdev_types(
-        &sch2,
-        &[MdevTypeSpec::new(
-            "vfio_ccw-io",
-            Some(ccw_io),
-            "vfio-ccw",
-            1,
-        )],
-    )?;
+    f.io_subchannel("0.0.0000", "1", "dasd-eckd")?;
+    f.vfio_ccw("0.0.0001", "none", 1)?;
     let sch3 = f.css("0.1.fe03", None, Some("0.1.fe03"))?;
     f.ccw(&sch3, "0.1.fe03", "1", "dasd-eckd")?;
-    let sch4 = f.css("0.0.0002", Some("io_subchannel"), Some("0.0.0002"))?;
-    f.ccw(&sch4, "0.0.0002", "0", "dasd-eckd")?;
+    f.io_subchannel("0.0.0002", "0", "dasd-eckd")?;
     // AP crypto: a card, one of its queues and the vfio_ap matrix.
     let card = f.ap_card(0x0a)?;
     f.ap_queue(&card, 0x0a, 0x0004)?;
-    let matrix = f.ap_matrix()?;
-    let ap = "VFIO AP Passthrough Device";
-    f.mdev_types(
-        &matrix,
-        &[MdevTypeSpec::new(
-            "vfio_ap-passthrough",
-            Some(ap),
-            "vfio-ap",
-            65536,
-        )],
-    )?;
+    f.vfio_ap_matrix(65536)?;
     // vDPA: without a vhost char device, with one whose /dev node exists,
     // and with one whose node is missing (libvirt drops that device).
     f.vdpa(None, "vdpa0", None, false)?;
