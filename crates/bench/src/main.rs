@@ -14,7 +14,6 @@
 mod measure;
 mod procfs;
 mod report;
-mod tree;
 mod watch;
 
 use std::path::PathBuf;
@@ -143,7 +142,7 @@ fn cmd_gen_tree(args: Vec<String>) -> Result<(), String> {
         i += 1;
     }
     let dir = dir.ok_or_else(|| format!("gen-tree needs DIR\n{USAGE}"))?;
-    let n = tree::generate(&dir, pci, net).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let n = fakesys::trees::scale(&dir, pci, net).map_err(|e| format!("{}: {e}", dir.display()))?;
     println!("{n}");
     Ok(())
 }

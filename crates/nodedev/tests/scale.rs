@@ -6,105 +6,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use fakesys::{FakeSys, NetSpec, PciSpec, PcieSpec};
-
 const PFS: usize = 16;
 const VFS_PER_PF: usize = 250;
 const VIRTUAL_NETS: usize = 2000;
-
-fn pcie() -> Option<PcieSpec> {
-    Some(PcieSpec {
-        port_type: 0,
-        link_port: 0,
-        cap_speed: 4,
-        cap_width: 16,
-        sta_speed: 4,
-        sta_width: 16,
-    })
-}
-
-/// Builds the tree; returns the number of node devices libvirt would list.
-pub fn build(dir: &std::path::Path) -> usize {
-    let f = FakeSys::new(dir).unwrap();
-    let mut ifindex = 2;
-    let mut mac = 0u32;
-    let mut next_mac = || {
-        mac += 1;
-        format!(
-            "52:54:{:02x}:{:02x}:{:02x}:{:02x}",
-            mac >> 24,
-            (mac >> 16) & 0xff,
-            (mac >> 8) & 0xff,
-            mac & 0xff
-        )
-    };
-    for p in 0..PFS {
-        let port = f
-            .pci_device(
-                &format!("0000:00:{:02x}.0", p + 1),
-                None,
-                &PciSpec {
-                    vendor: 0x8086,
-                    device: 0x7c10,
-                    class: 0x060400,
-                    header_type: 1,
-                    driver: Some("pcieport".into()),
-                    pcie: pcie(),
-                    ..Default::default()
-                },
-            )
-            .unwrap();
-        let bus = p + 1;
-        let pf = f
-            .pci_device(
-                &format!("0000:{bus:02x}:00.0"),
-                Some(&port),
-                &PciSpec {
-                    vendor: 0x8086,
-                    device: 0x1593,
-                    class: 0x020000,
-                    header_type: 0x80,
-                    driver: Some("ice".into()),
-                    pcie: pcie(),
-                    ..Default::default()
-                },
-            )
-            .unwrap();
-        let mut vfs = Vec::with_capacity(VFS_PER_PF);
-        for v in 0..VFS_PER_PF {
-            let devfn = v + 1;
-            let vf = f
-                .pci_device(
-                    &format!("0000:{bus:02x}:{:02x}.{}", devfn / 8, devfn % 8),
-                    Some(&port),
-                    &PciSpec {
-                        vendor: 0x8086,
-                        device: 0x1889,
-                        class: 0x020000,
-                        driver: Some("iavf".into()),
-                        pcie: pcie(),
-                        ..Default::default()
-                    },
-                )
-                .unwrap();
-            f.net(
-                Some(&vf),
-                &NetSpec::new(&format!("vf{p}v{v}"), ifindex, &next_mac()),
-            )
-            .unwrap();
-            ifindex += 1;
-            vfs.push(vf);
-        }
-        f.sriov(&pf, Some(256), &vfs).unwrap();
-    }
-    for i in 0..VIRTUAL_NETS {
-        let mut spec = NetSpec::new(&format!("veth{i}"), ifindex, &next_mac());
-        spec.speed = Some("10000".into());
-        f.net(None, &spec).unwrap();
-        ifindex += 1;
-    }
-    1 + PFS * (2 + 2 * VFS_PER_PF) + VIRTUAL_NETS
-}
 
 #[test]
 fn ten_thousand_device_tree_enumerates_with_unique_names_and_known_parents() {
@@ -118,7 +22,7 @@ fn ten_thousand_device_tree_enumerates_with_unique_names_and_known_parents() {
     let dir = std::env::var_os("NODEDEV_SCALE_TREE")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| tmp.path().to_path_buf());
-    let expected = build(&dir);
+    let expected = fakesys::trees::sriov_scale(&dir, PFS, VFS_PER_PF, VIRTUAL_NETS).unwrap();
     assert!(expected >= 10_000);
     let root = nodedev::HostRoot::new(&dir);
     let devs = nodedev::enumerate(&root);
