@@ -25,6 +25,7 @@ pub mod code {
     pub const CONFIG_UNSUPPORTED: i32 = 67;
     pub const PARSE_FAILED: i32 = 32;
     pub const XML_DETAIL: i32 = 35;
+    pub const NO_NAME: i32 = 21;
     pub const XML_INVALID_SCHEMA: i32 = 92;
 }
 pub mod domain {
@@ -816,6 +817,30 @@ pub fn parse_definition(xml: &str, validate: bool) -> Result<DeviceDef, DefError
     Ok(def)
 }
 
+/// `virNodeDeviceDefParse(..., EXISTING_DEVICE, ..., validate = true)` as
+/// `virNodeDeviceUpdate` (libvirt 10.1.0) calls it, up to the driver's callbacks: always
+/// checked against the schema, and the device's `<name>` is required (VIR_ERR_NO_NAME) and
+/// names the device in the parser's messages. Returns the name and the definition.
+pub fn parse_existing(xml: &str) -> Result<(String, DeviceDef), DefError> {
+    let root = parse_xml(xml, "(node_device_definition)")?;
+    let name = root.child_string("name");
+    let rename = |mut e: DefError| {
+        if let Some(n) = &name {
+            e.detail = e.detail.replace(&format!("'{NAME}'"), &format!("'{n}'"));
+        }
+        e
+    };
+    let def = parse_definition(xml, true).map_err(rename)?;
+    let Some(name) = name else {
+        return Err(DefError::new(
+            code::NO_NAME,
+            domain::NODEDEV,
+            "missing name information",
+        ));
+    };
+    Ok((name, def))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -906,5 +931,33 @@ mod tests {
             Some("4b20d080-1b54-4048-85b3-a6a62d165c01")
         );
         assert_eq!(m.attrs, vec![("a".to_owned(), "1".to_owned())]);
+    }
+
+    #[test]
+    fn existing_devices() {
+        let (name, d) = parse_existing(
+            "<device><name>mdev_x</name><parent>p</parent><capability type='mdev'>\
+             <type id='t'/><uuid>4b20d080-1b54-4048-85b3-a6a62d165c01</uuid></capability></device>",
+        )
+        .unwrap();
+        assert_eq!(name, "mdev_x");
+        assert_eq!(d.mdev().unwrap().type_id, "t");
+        // Always validated: no <name> is a schema error.
+        let e = parse_existing("<device><capability type='mdev'/></device>").unwrap_err();
+        assert_eq!(e.code, code::XML_INVALID_SCHEMA);
+        let e = parse_existing(
+            "<device><name>mdev_x</name><parent>p</parent><capability type='mdev'>\
+             <uuid>4b20d080-1b54-4048-85b3-a6a62d165c01</uuid></capability></device>",
+        )
+        .unwrap_err();
+        assert_eq!(e.code, code::XML_INVALID_SCHEMA);
+        let e = parse_existing(
+            "<device><name></name><capability type='mdev'><type id='t'/></capability></device>",
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e.code, e.detail.as_str()),
+            (code::NO_NAME, "missing name information")
+        );
     }
 }

@@ -1,5 +1,6 @@
-//! Every procedure of the remote program (libvirt 9.0), with the connection it is
-//! dispatched on and the public API it calls — the name that unsupported-API errors show.
+//! Every procedure of the remote program (libvirt 9.0, plus NODE_DEVICE_UPDATE 447 of 10.1.0),
+//! with the connection it is dispatched on and the public API it calls — the name that
+//! unsupported-API errors show.
 
 use std::sync::OnceLock;
 
@@ -55,7 +56,8 @@ impl ProcInfo {
     }
 }
 
-/// One line per procedure: `number NAME class[*] [api]`, generated from libvirt 9.0.
+/// One line per procedure: `number NAME class[*] [api]`, generated from libvirt 9.0; the
+/// last line, 447, is the one later procedure this daemon serves (libvirt 10.1.0).
 const TABLE: &str = include_str!("remote_procedures.txt");
 
 fn table() -> &'static [Option<ProcInfo>] {
@@ -96,7 +98,7 @@ fn table() -> &'static [Option<ProcInfo>] {
     })
 }
 
-/// The procedure with this number, if libvirt 9.0 defines one.
+/// The procedure with this number, if libvirt 9.0 defines one (or it is 447).
 pub fn procedure(number: i32) -> Option<&'static ProcInfo> {
     usize::try_from(number)
         .ok()
@@ -114,7 +116,14 @@ mod tests {
             assert!(procedure(n).is_some(), "procedure {n} missing");
         }
         assert!(procedure(0).is_none());
-        assert!(procedure(444).is_none());
+        for n in [444, 445, 446, 448, 449, 450, 451, 452, 453] {
+            assert!(procedure(n).is_none(), "procedure {n} is not 9.0's");
+        }
+        let u = procedure(447).unwrap();
+        assert_eq!(u.name, "NODE_DEVICE_UPDATE");
+        assert_eq!(u.family, Family::NodeDevice);
+        assert_eq!(u.api, Some("virNodeDeviceUpdate"));
+        assert!(!u.high_priority);
         assert!(procedure(-1).is_none());
     }
 

@@ -42,6 +42,8 @@ pub mod proc {
     pub const NODE_DEVICE_SET_AUTOSTART: i32 = 434;
     pub const NODE_DEVICE_IS_PERSISTENT: i32 = 435;
     pub const NODE_DEVICE_IS_ACTIVE: i32 = 436;
+    /// Since libvirt 10.1.0.
+    pub const NODE_DEVICE_UPDATE: i32 = 447;
 }
 
 /// `remote_auth_type`.
@@ -74,6 +76,10 @@ xdr_struct! { pub struct XmlFlagsArgs { pub xml_desc: String, pub flags: u32 } }
 xdr_struct! { pub struct ListAllArgs { pub need_results: i32, pub flags: u32 } }
 xdr_struct! { pub struct ListAllRet { pub devices: Vec<NodeDevice>, pub ret: u32 } }
 xdr_struct! { pub struct LookupScsiHostByWwnArgs { pub wwnn: String, pub wwpn: String, pub flags: u32 } }
+xdr_struct! {
+    /// `remote_node_device_update_args` (10.1.0); flags VIR_NODE_DEVICE_UPDATE_AFFECT_*.
+    pub struct NodeDeviceUpdateArgs { pub name: String, pub xml_desc: String, pub flags: u32 }
+}
 xdr_struct! { pub struct SetAutostartArgs { pub name: String, pub autostart: i32 } }
 xdr_struct! { pub struct EventRegisterAnyArgs { pub event_id: i32, pub dev: Option<NodeDevice> } }
 xdr_struct! { pub struct EventDeregisterAnyArgs { pub callback_id: i32 } }

@@ -57,6 +57,9 @@ pub struct DeviceState {
     by_path: HashMap<String, Arc<str>>,
     /// Persistent mediated device definitions (mdevctl's store), by device name.
     pub defined: BTreeMap<String, crate::mdev::Definition>,
+    /// Attributes of running mediated devices whose live configuration differs from their
+    /// definition (set by NodeDeviceUpdate), by device name.
+    pub live_attrs: BTreeMap<String, Vec<(String, String)>>,
 }
 
 impl DeviceState {
@@ -130,6 +133,7 @@ impl DeviceState {
     fn replace(&mut self, devices: Vec<Device>) -> Vec<(String, Change)> {
         let mut new = Self::from_devices(devices);
         new.defined = std::mem::take(&mut self.defined);
+        new.live_attrs = std::mem::take(&mut self.live_attrs);
         crate::mdev::reconcile(&mut new);
         let mut changes = Vec::new();
         for (name, dev) in &self.list.by_name {

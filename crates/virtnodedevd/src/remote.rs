@@ -416,14 +416,22 @@ impl RemoteProgram {
 
     fn get_xml_desc(&self, args: &[u8]) -> CallResult {
         let a: r::NameFlagsArgs = decode(args)?;
-        if a.flags != 0 {
+        // VIR_NODE_DEVICE_XML_INACTIVE (libvirt 10.1.0): the defined configuration.
+        if a.flags & !1 != 0 {
             return Err(bad_flags(a.flags, "nodeDeviceGetXMLDesc"));
         }
         let list = self.driver.devices();
         let dev = self.driver.refreshed(lookup(&list, &a.name)?);
+        let inactive;
+        let xml = if a.flags & 1 != 0 {
+            inactive = crate::mdev::inactive_xml(&self.driver, &dev.device)?;
+            &inactive
+        } else {
+            &dev.xml
+        };
         // remote_node_device_get_xml_desc_ret is one string; encoded in place.
         let mut e = xdr::Encoder::new();
-        e.put_str(&dev.xml);
+        e.put_str(xml);
         Ok(e.into_inner())
     }
 
@@ -515,6 +523,7 @@ fn is_manage(p: i32) -> bool {
             | proc::NODE_DEVICE_UNDEFINE
             | proc::NODE_DEVICE_CREATE
             | proc::NODE_DEVICE_SET_AUTOSTART
+            | proc::NODE_DEVICE_UPDATE
     )
 }
 
@@ -576,6 +585,16 @@ fn manage(driver: &Driver, readonly: bool, p: i32, args: &[u8]) -> CallResult {
             } else {
                 crate::mdev::start(driver, &a.name)?;
             }
+            encode(&())
+        }
+        proc::NODE_DEVICE_UPDATE => {
+            let a: r::NodeDeviceUpdateArgs = decode(args)?;
+            let known = crate::mdev::UPDATE_AFFECT_LIVE | crate::mdev::UPDATE_AFFECT_CONFIG;
+            if a.flags & !known != 0 {
+                return Err(bad_flags(a.flags, "nodeDeviceUpdate"));
+            }
+            lookup(&list, &a.name)?;
+            crate::mdev::update(driver, &a.name, &a.xml_desc, a.flags)?;
             encode(&())
         }
         _ => {

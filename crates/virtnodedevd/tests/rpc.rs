@@ -141,17 +141,18 @@ fn missing_device_and_bad_flags_errors() {
     );
     assert_eq!(e.str1.as_deref(), Some("Node device not found: %s"));
     assert_eq!((e.int1, e.int2), (-1, -1));
-    // Flags are checked before the lookup.
+    // Flags are checked before the lookup (1, VIR_NODE_DEVICE_XML_INACTIVE, is known since
+    // libvirt 10.1.0).
     let e = remote_err(c.call::<_, r::StringRet>(
         proc::NODE_DEVICE_GET_XML_DESC,
         &r::NameFlagsArgs {
             name: "nosuch".into(),
-            flags: 1,
+            flags: 2,
         },
     ));
     assert_eq!(
         e.message,
-        "unsupported flags (0x1) in function nodeDeviceGetXMLDesc"
+        "unsupported flags (0x2) in function nodeDeviceGetXMLDesc"
     );
     assert_eq!(
         (e.str1.as_deref(), e.int1),
