@@ -3,6 +3,7 @@
 //! Written from libvirt 9.0's `remote_protocol.x` and observed traffic; see
 //! `docs/protocol-reference.md` in the shared notes.
 
+pub mod admin;
 pub mod procedures;
 pub mod remote;
 

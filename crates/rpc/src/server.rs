@@ -573,13 +573,19 @@ impl Keepalive {
 }
 
 /// What a complete frame at the front of the input buffer asks of the loop.
-enum Step {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// The frame is not complete yet.
     NeedMore,
+    /// A complete frame of this many bytes, length word included.
     Frame(usize),
+    /// A length word libvirt refuses: the connection is dropped.
     Close,
 }
 
-fn next_frame(buf: &[u8]) -> Step {
+/// Splits the next frame off client input: the framing rules of the connection loop,
+/// public so that they can be fuzzed on their own.
+pub fn next_frame(buf: &[u8]) -> Step {
     if buf.len() < LEN_LEN {
         return Step::NeedMore;
     }

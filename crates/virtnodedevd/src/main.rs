@@ -12,7 +12,6 @@ mod monitor;
 mod reload;
 mod remote;
 mod store;
-mod uevent;
 mod vhba;
 
 use std::path::PathBuf;
@@ -25,6 +24,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 use tracing::{error, info};
 use virconf::daemon::DaemonConfig;
+use virtnodedevd::uevent;
 
 use crate::cli::{Action, Options, DAEMON_NAME};
 use crate::driver::Driver;
