@@ -1,5 +1,6 @@
 //! Node-device definitions (nodedev-create / nodedev-define XML): the XML reader, the
-//! definition parser and, with VALIDATE, the schema check.
+//! definition parser and, with VALIDATE, the schema check; NodeDeviceUpdate's parse of an
+//! existing device.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -11,4 +12,5 @@ fuzz_target!(|data: &[u8]| {
     let _ = nodedev::parse::parse_xml(xml, "(node_device_definition)");
     let _ = nodedev::parse::parse_definition(xml, false);
     let _ = nodedev::parse::parse_definition(xml, true);
+    let _ = nodedev::parse::parse_existing(xml);
 });

@@ -13,7 +13,7 @@ import os, signal, socket, struct, sys, threading
 REMOTE, ADMIN = 0x20008086, 0x06900690
 # Order of virtnodedevd_fuzz::REMOTE_PROCS.
 REMOTE_PROCS = [1, 60, 419, 111, 112, 285, 297, 114, 429, 430, 113, 115, 116, 436, 435,
-                433, 124, 117, 374, 375, 434, 123, 428]
+                433, 124, 117, 374, 375, 434, 123, 428, 447]
 
 daemon, proxy, out = sys.argv[1:4]
 for d in ("rpc_frames", "remote_args", "admin_args"):

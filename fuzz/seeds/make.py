@@ -8,7 +8,7 @@ import glob, os, re, struct
 S = "fuzz/seeds"
 REMOTE, ADMIN, KEEP = 0x20008086, 0x06900690, 0x6B656570
 REMOTE_PROCS = [1, 60, 419, 111, 112, 285, 297, 114, 429, 430, 113, 115, 116, 436, 435,
-                433, 124, 117, 374, 375, 434, 123, 428]
+                433, 124, 117, 374, 375, 434, 123, 428, 447]
 
 
 def put(target, name, data):
@@ -43,6 +43,11 @@ remote = {
     435: xstr("computer"),
     124: xstr("scsi_host14"),
     374: u32(0) + u32(1) + xstr("computer"),
+    447: xstr("mdev_4b20d080_1b54_4048_85b3_a6a62d165c01_0000_af_00_0")
+    + xstr("<device><name>mdev_4b20d080_1b54_4048_85b3_a6a62d165c01_0000_af_00_0</name>"
+           "<parent>pci_0000_af_00_0</parent><capability type='mdev'><type id='nvidia-222'/>"
+           "<uuid>4b20d080-1b54-4048-85b3-a6a62d165c01</uuid><attr name='a' value='1'/>"
+           "</capability></device>") + u32(2),
 }
 for p, payload in remote.items():
     put("remote_args", f"made-proc{p}", bytes([REMOTE_PROCS.index(p)]) + payload)

@@ -60,11 +60,17 @@ pub fn remote_call(p: i32, args: &[u8]) {
                 let _ = nodedev::parse::parse_definition(&x.xml_desc, x.flags & 1 != 0);
             }
         }
+        proc::NODE_DEVICE_UPDATE => {
+            if let Some(x) = roundtrip::<r::NodeDeviceUpdateArgs>(args, m) {
+                let _ = nodedev::parse::parse_existing(&x.xml_desc);
+            }
+        }
         _ => {}
     }
 }
 
-/// Every remote procedure whose arguments the daemon decodes.
+/// Every remote procedure whose arguments the daemon decodes (new ones go at the end:
+/// the seeds choose by index).
 pub const REMOTE_PROCS: &[i32] = &[
     proc::CONNECT_OPEN,
     proc::CONNECT_SUPPORTS_FEATURE,
@@ -89,6 +95,7 @@ pub const REMOTE_PROCS: &[i32] = &[
     proc::NODE_DEVICE_SET_AUTOSTART,
     proc::NODE_DEVICE_CREATE_XML,
     proc::NODE_DEVICE_DEFINE_XML,
+    proc::NODE_DEVICE_UPDATE,
 ];
 
 /// The argument decoding of one admin-program call, as `virtnodedevd`'s `admin` module
