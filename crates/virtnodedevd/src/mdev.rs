@@ -1266,9 +1266,10 @@ pub fn update(driver: &Driver, name: &str, xml: &str, flags: u32) -> Result<(), 
     driver.apply(|state| {
         let mut changes = Vec::new();
         if config {
-            if state.defined.insert(name.to_owned(), new_def.clone()) != stored {
+            if stored.as_ref() != Some(&new_def) {
                 changes.push((name.to_owned(), Change::Updated));
             }
+            state.defined.insert(name.to_owned(), new_def.clone());
             // The running device keeps what it runs with.
             if dev.is_active() && !live {
                 state

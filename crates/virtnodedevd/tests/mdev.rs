@@ -1344,3 +1344,448 @@ fn defined_mdevs_like_the_reference() {
         diffs.join("\n")
     );
 }
+
+// ----------------------------------------------------------------------------------------
+// NodeDeviceUpdate (procedure 447) and GetXMLDesc(VIR_NODE_DEVICE_XML_INACTIVE), libvirt
+// 10.1.0 APIs that Debian's python3-libvirt 9.0 lacks: called through our client.
+
+/// NodeDeviceUpdate; `Err` with the libvirt error.
+fn update(c: &mut Client, name: &str, xml: &str, flags: u32) -> Result<(), rpc::VirError> {
+    match c.call::<_, ()>(
+        proc::NODE_DEVICE_UPDATE,
+        &r::NodeDeviceUpdateArgs {
+            name: name.into(),
+            xml_desc: xml.into(),
+            flags,
+        },
+    ) {
+        Ok(()) => Ok(()),
+        Err(rpc::client::CallError::Remote(e)) => Err(e),
+        Err(e) => panic!("update {name}: {e:?}"),
+    }
+}
+
+/// GetXMLDesc with flags.
+fn xml_desc(c: &mut Client, name: &str, flags: u32) -> Result<String, rpc::VirError> {
+    match c.call::<_, r::StringRet>(
+        proc::NODE_DEVICE_GET_XML_DESC,
+        &r::NameFlagsArgs {
+            name: name.into(),
+            flags,
+        },
+    ) {
+        Ok(s) => Ok(s.value),
+        Err(rpc::client::CallError::Remote(e)) => Err(e),
+        Err(e) => panic!("xml {name}: {e:?}"),
+    }
+}
+
+/// The XML of an existing mdev as NodeDeviceUpdate takes it.
+fn update_xml(name: &str, parent: &str, uuid: Option<&str>, ty: &str, x: &str) -> String {
+    let u = uuid
+        .map(|u| format!("<uuid>{u}</uuid>"))
+        .unwrap_or_default();
+    format!(
+        "<device><name>{name}</name><parent>{parent}</parent><capability type='mdev'>\
+         <type id='{ty}'/>{u}<attr name='x' value='{x}'/></capability></device>"
+    )
+}
+
+#[track_caller]
+fn assert_err(r: Result<(), rpc::VirError>, code: i32, message: &str) {
+    let e = r.expect_err(message);
+    assert_eq!(
+        (e.code, e.domain, e.message.as_str()),
+        (code, 22, message),
+        "{e:?}"
+    );
+}
+
+/// A running mdev's sysfs attribute.
+fn sysfs_attr(root: &Path, uuid: &str) -> String {
+    std::fs::read_to_string(root.join("sys/bus/mdev/devices").join(uuid).join("x"))
+        .unwrap_or_default()
+}
+
+/// Every flag combination on an active persistent, an inactive persistent and a transient
+/// mdev, every error, what changes where (store file only for CONFIG, sysfs only for LIVE,
+/// the XML with and without VIR_NODE_DEVICE_XML_INACTIVE), and the UPDATE events; without
+/// mdevctl.
+#[test]
+fn update_mdevs() {
+    if !virsh_available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let tree = fc_mdev_s390_tree(tmp.path());
+    let root = tree.root().to_path_buf();
+    let d = Daemon::start_with(Some(&root), "", true);
+    let _k = FakeKernel::start(root.clone(), d.uevent_sock());
+    let uri = d.uri();
+    let file = tmp.path().join("m.xml");
+    let f = file.to_str().unwrap();
+    let mut c = d.open_client();
+
+    // A: defined, autostart, running. B: defined, inactive. T: transient.
+    let (ua, na) = (
+        "a1111111-2222-4333-8444-555555555555",
+        "mdev_a1111111_2222_4333_8444_555555555555_0000_af_00_0",
+    );
+    let (ub, nb) = (
+        "b2222222-2222-4333-8444-555555555555",
+        "mdev_b2222222_2222_4333_8444_555555555555_0000_af_00_0",
+    );
+    let (ut, nt) = (
+        "c3333333-2222-4333-8444-555555555555",
+        "mdev_c3333333_2222_4333_8444_555555555555_0000_af_00_0",
+    );
+    std::fs::write(&file, mdev_xml(Some(ua), "nvidia-222")).unwrap();
+    ok(&uri, &["nodedev-define", f]);
+    ok(&uri, &["nodedev-autostart", na]);
+    ok(&uri, &["nodedev-start", na]);
+    std::fs::write(&file, mdev_xml(Some(ub), "nvidia-223")).unwrap();
+    ok(&uri, &["nodedev-define", f]);
+    std::fs::write(&file, mdev_xml(Some(ut), "nvidia-222")).unwrap();
+    ok(&uri, &["nodedev-create", f]);
+    wait_until("A to run", || {
+        run(&uri, &["nodedev-info", na])
+            .1
+            .contains("Active:         yes")
+    });
+    let store_a = root.join("etc/mdevctl.d/0000:af:00.0").join(ua);
+    let store_b = root.join("etc/mdevctl.d/0000:af:00.0").join(ub);
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap();
+    // The fake kernel's mdevs have no attribute files (and creates them after the daemon
+    // wrote the definition's attributes); the kernel would offer `x`.
+    for (u, v) in [(ua, "1"), (ut, "0")] {
+        std::fs::write(root.join("sys/bus/mdev/devices").join(u).join("x"), v).unwrap();
+    }
+    let mut w = Watcher::new(&d);
+
+    let xa = |x: &str| update_xml(na, GPU, Some(ua), "nvidia-222", x);
+    let xb = |x: &str| update_xml(nb, GPU, Some(ub), "nvidia-223", x);
+    let xt = |x: &str| update_xml(nt, GPU, Some(ut), "nvidia-222", x);
+
+    // --- Errors, in libvirt's order; nothing changes and no event.
+    let before = (read(&store_a), read(&store_b), sysfs_attr(&root, ua));
+    let mut ro = Client::connect(
+        &d.sock(),
+        protocol::REMOTE_PROGRAM,
+        protocol::REMOTE_VERSION,
+    )
+    .unwrap();
+    let _: () = ro
+        .call(
+            proc::CONNECT_OPEN,
+            &r::ConnectOpenArgs {
+                name: Some("nodedev:///system".into()),
+                flags: protocol::VIR_CONNECT_RO,
+            },
+        )
+        .unwrap();
+    assert_err(
+        update(&mut ro, na, &xa("9"), 0),
+        protocol::ErrorCode::OperationDenied as i32,
+        "operation forbidden: read only access prevents virNodeDeviceUpdate",
+    );
+    assert_err(
+        update(&mut c, "nosuch", &xa("9"), 4),
+        8,
+        "unsupported flags (0x4) in function nodeDeviceUpdate",
+    );
+    assert_err(
+        update(&mut c, "nosuch", &xa("9"), 0),
+        53,
+        "Node device not found: no node device with matching name 'nosuch'",
+    );
+    let e = update(&mut c, na, "<device>", 0).unwrap_err();
+    assert_eq!((e.code, e.domain), (35, 22), "{e:?}");
+    let e = update(
+        &mut c,
+        na,
+        &format!("<device><parent>{GPU}</parent><capability type='mdev'><type id='nvidia-222'/></capability></device>"),
+        0,
+    )
+    .unwrap_err();
+    assert_eq!(e.code, 92, "no <name> fails the schema check: {e:?}");
+    assert_err(
+        update(&mut c, GPU, &xa("9"), 0),
+        67,
+        "unsupported configuration: Unsupported device type",
+    );
+    assert_err(
+        update(
+            &mut c,
+            na,
+            &update_xml(na, "nosuch", Some(ua), "nvidia-222", "9"),
+            0,
+        ),
+        67,
+        "unsupported configuration: invalid parent device 'nosuch'",
+    );
+    assert_err(
+        update(&mut c, nb, &xb("9"), 1),
+        55,
+        "Requested operation is not valid: node device is not active",
+    );
+    assert_err(
+        update(&mut c, nb, &xb("9"), 3),
+        55,
+        "Requested operation is not valid: node device is not active",
+    );
+    for flags in [2, 3] {
+        assert_err(
+            update(&mut c, nt, &xt("9"), flags),
+            55,
+            "Requested operation is not valid: transient node devices do not have any persistent config",
+        );
+    }
+    let uuid_mismatch = format!(
+        "unsupported configuration: Cannot update device '{na}, uuid mismatch (current uuid '{ua}')"
+    );
+    for uuid in [Some(ub), None] {
+        assert_err(
+            update(&mut c, na, &update_xml(na, GPU, uuid, "nvidia-222", "9"), 2),
+            67,
+            &uuid_mismatch,
+        );
+    }
+    for flags in [0, 1, 3] {
+        assert_err(
+            update(&mut c, na, &update_xml(na, GPU, Some(ua), "nvidia-223", "9"), flags),
+            67,
+            &format!(
+                "unsupported configuration: Cannot update device '{na}', type mismatch (current type 'nvidia-222')"
+            ),
+        );
+    }
+    assert_err(
+        update(&mut c, na, &update_xml(na, "ap_matrix", Some(ua), "nvidia-222", "9"), 2),
+        67,
+        &format!(
+            "unsupported configuration: Cannot update device '{na}', parent address mismatch (current parent address '0000:af:00.0')"
+        ),
+    );
+    assert_eq!(
+        (read(&store_a), read(&store_b), sysfs_attr(&root, ua)),
+        before
+    );
+    w.quiet(300);
+
+    // --- XMLDesc(VIR_NODE_DEVICE_XML_INACTIVE).
+    let e = xml_desc(&mut c, nt, 1).unwrap_err();
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (
+            55,
+            format!("Requested operation is not valid: node device '{nt}' is not persistent")
+                .as_str()
+        )
+    );
+    // Devices found by udev are transient, `computer` is persistent (as in libvirt).
+    assert_eq!(
+        xml_desc(&mut c, GPU, 1).map_err(|e| e.message),
+        Err(format!(
+            "Requested operation is not valid: node device '{GPU}' is not persistent"
+        ))
+    );
+    assert_eq!(
+        xml_desc(&mut c, "computer", 1).unwrap(),
+        xml_desc(&mut c, "computer", 0).unwrap()
+    );
+    assert_eq!(xml_desc(&mut c, "nosuch", 1).unwrap_err().code, 53);
+    assert_eq!(xml_desc(&mut c, na, 2).unwrap_err().code, 8);
+    assert_eq!(
+        xml_desc(&mut c, nb, 1).unwrap(),
+        xml_desc(&mut c, nb, 0).unwrap()
+    );
+    assert_eq!(
+        xml_desc(&mut c, na, 1).unwrap(),
+        xml_desc(&mut c, na, 0).unwrap()
+    );
+
+    // --- Active persistent A.
+    // CONFIG: the store changes (autostart kept), sysfs and the running device do not.
+    update(&mut c, na, &xa("2"), 2).unwrap();
+    assert_eq!(w.next(), Ev::Updated(na.into()));
+    let j = read(&store_a);
+    assert!(
+        j.contains("\"x\": \"2\"") && j.contains("\"start\": \"auto\""),
+        "{j}"
+    );
+    assert_eq!(sysfs_attr(&root, ua), "1");
+    assert!(xml_desc(&mut c, na, 0)
+        .unwrap()
+        .contains("<attr name='x' value='1'/>"));
+    assert!(xml_desc(&mut c, na, 1)
+        .unwrap()
+        .contains("<attr name='x' value='2'/>"));
+    // LIVE and CURRENT (= LIVE): sysfs and the running device change, the store does not.
+    for (flags, x) in [(1, "3"), (0, "4")] {
+        update(&mut c, na, &xa(x), flags).unwrap();
+        assert_eq!(w.next(), Ev::Updated(na.into()));
+        assert_eq!(sysfs_attr(&root, ua), x);
+        assert!(read(&store_a).contains("\"x\": \"2\""));
+        assert!(xml_desc(&mut c, na, 0)
+            .unwrap()
+            .contains(&format!("<attr name='x' value='{x}'/>")));
+        assert!(xml_desc(&mut c, na, 1)
+            .unwrap()
+            .contains("<attr name='x' value='2'/>"));
+    }
+    // LIVE|CONFIG: both, one UPDATE for each.
+    update(&mut c, na, &xa("5"), 3).unwrap();
+    assert_eq!(w.next(), Ev::Updated(na.into()));
+    assert_eq!(w.next(), Ev::Updated(na.into()));
+    assert_eq!(sysfs_attr(&root, ua), "5");
+    assert!(read(&store_a).contains("\"x\": \"5\""));
+    // Nothing new: no event.
+    update(&mut c, na, &xa("5"), 3).unwrap();
+    w.quiet(300);
+    // CONFIG may change the type of the definition; the running device keeps its own, and
+    // a LIVE|CONFIG update then fails as mdevctl's does.
+    update(
+        &mut c,
+        na,
+        &update_xml(na, GPU, Some(ua), "nvidia-223", "5"),
+        2,
+    )
+    .unwrap();
+    assert_eq!(w.next(), Ev::Updated(na.into()));
+    assert!(read(&store_a).contains("\"mdev_type\": \"nvidia-223\""));
+    assert!(xml_desc(&mut c, na, 0)
+        .unwrap()
+        .contains("<type id='nvidia-222'/>"));
+    assert!(xml_desc(&mut c, na, 1)
+        .unwrap()
+        .contains("<type id='nvidia-223'/>"));
+    assert_err(
+        update(&mut c, na, &xa("6"), 3),
+        1,
+        "internal error: Unable to modify mediated device: Error: 'type' of active and defined mdev does not match\n",
+    );
+    update(&mut c, na, &xa("6"), 2).unwrap();
+    assert_eq!(w.next(), Ev::Updated(na.into()));
+    // Stopped, the device shows its definition again; started, it runs with it.
+    ok(&uri, &["nodedev-destroy", na]);
+    assert_eq!(w.next(), Ev::Deleted(na.into()));
+    assert!(xml_desc(&mut c, na, 0)
+        .unwrap()
+        .contains("<attr name='x' value='6'/>"));
+    ok(&uri, &["nodedev-start", na]);
+    assert_eq!(w.next(), Ev::Created(na.into()));
+    assert!(xml_desc(&mut c, na, 0)
+        .unwrap()
+        .contains("<attr name='x' value='6'/>"));
+
+    // --- Inactive persistent B: CURRENT and CONFIG change the store and the device.
+    for (flags, x) in [(0, "7"), (2, "8")] {
+        update(&mut c, nb, &xb(x), flags).unwrap();
+        assert_eq!(w.next(), Ev::Updated(nb.into()));
+        assert!(read(&store_b).contains(&format!("\"x\": \"{x}\"")));
+        let inactive = xml_desc(&mut c, nb, 1).unwrap();
+        assert!(inactive.contains(&format!("<attr name='x' value='{x}'/>")));
+        assert_eq!(xml_desc(&mut c, nb, 0).unwrap(), inactive);
+    }
+    // The type of an inactive device's definition may change.
+    update(
+        &mut c,
+        nb,
+        &update_xml(nb, GPU, Some(ub), "nvidia-222", "8"),
+        0,
+    )
+    .unwrap();
+    assert_eq!(w.next(), Ev::Updated(nb.into()));
+    assert!(read(&store_b).contains("\"mdev_type\": \"nvidia-222\""));
+
+    // --- Transient T: CURRENT and LIVE change sysfs and the running device.
+    for (flags, x) in [(0, "10"), (1, "11")] {
+        update(&mut c, nt, &xt(x), flags).unwrap();
+        assert_eq!(w.next(), Ev::Updated(nt.into()));
+        assert_eq!(sysfs_attr(&root, ut), x);
+        assert!(xml_desc(&mut c, nt, 0)
+            .unwrap()
+            .contains(&format!("<attr name='x' value='{x}'/>")));
+    }
+    assert!(!root.join("etc/mdevctl.d/0000:af:00.0").join(ut).exists());
+    // An attribute the device does not have: refused, nothing written.
+    let e = update(
+        &mut c,
+        nt,
+        &format!(
+            "<device><name>{nt}</name><parent>{GPU}</parent><capability type='mdev'>\
+             <type id='nvidia-222'/><uuid>{ut}</uuid><attr name='nosuch' value='1'/>\
+             </capability></device>"
+        ),
+        1,
+    )
+    .unwrap_err();
+    assert!(
+        e.message
+            .starts_with("internal error: Unable to modify mediated device: Error: "),
+        "{e:?}"
+    );
+    assert!(!root
+        .join("sys/bus/mdev/devices")
+        .join(ut)
+        .join("nosuch")
+        .exists());
+    w.quiet(300);
+}
+
+/// With mdevctl, libvirt first asks whether it knows `modify --defined --live --jsonfile`;
+/// Debian's mdevctl 1.2.0 does not, so a valid update is refused as libvirt 10.1.0 refuses
+/// it there, after the same checks.
+#[test]
+fn update_with_mdevctl_1_2() {
+    if !virsh_available() || !mdevctl_usable() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let tree = fc_mdev_s390_tree(tmp.path());
+    let root = tree.root().to_path_buf();
+    let wrapper = mdevctl_ns();
+    let d = Daemon::start_env(
+        Some(&root),
+        "",
+        true,
+        &[("VIRTNODEDEVD_MDEVCTL", wrapper.as_path())],
+    );
+    let _k = FakeKernel::start(root.clone(), d.uevent_sock());
+    let uri = d.uri();
+    let file = tmp.path().join("m.xml");
+    let (ub, nb) = (
+        "b2222222-2222-4333-8444-555555555555",
+        "mdev_b2222222_2222_4333_8444_555555555555_0000_af_00_0",
+    );
+    std::fs::write(&file, mdev_xml(Some(ub), "nvidia-223")).unwrap();
+    ok(&uri, &["nodedev-define", file.to_str().unwrap()]);
+    let store_b = root.join("etc/mdevctl.d/0000:af:00.0").join(ub);
+    let before = std::fs::read_to_string(&store_b).unwrap();
+    let mut c = d.open_client();
+    let mut w = Watcher::new(&d);
+    assert_err(
+        update(
+            &mut c,
+            nb,
+            &update_xml(nb, GPU, Some(ub), "nvidia-223", "9"),
+            1,
+        ),
+        55,
+        "Requested operation is not valid: node device is not active",
+    );
+    for flags in [0, 2] {
+        assert_err(
+            update(
+                &mut c,
+                nb,
+                &update_xml(nb, GPU, Some(ub), "nvidia-223", "9"),
+                flags,
+            ),
+            84,
+            "Operation not supported: Unable to modify mediated device: modify unsupported",
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&store_b).unwrap(), before);
+    w.quiet(500);
+}
