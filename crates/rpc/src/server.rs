@@ -602,6 +602,9 @@ pub fn next_frame(buf: &[u8]) -> Step {
     }
 }
 
+/// The most input buffer a connection grows by ahead of the bytes that fill it.
+const RESERVE_STEP: usize = 64 << 10;
+
 async fn run_connection<S: Service>(
     stream: UnixStream,
     info: ClientInfo,
@@ -754,11 +757,13 @@ async fn run_connection<S: Service>(
                 inbuf.shrink_to(8192);
             }
         }
-        // Make room for the rest of a large frame in one go.
+        // Make room for the rest of a large frame, but only as its bytes arrive: a length
+        // word alone must not make us reserve 32 MiB for every connection.
         if let Step::NeedMore = next_frame(&inbuf) {
             if inbuf.len() >= LEN_LEN {
                 let len = u32::from_be_bytes([inbuf[0], inbuf[1], inbuf[2], inbuf[3]]) as usize;
-                inbuf.reserve(len.saturating_sub(inbuf.len()));
+                let missing = len.saturating_sub(inbuf.len());
+                inbuf.reserve(missing.min(inbuf.len().max(RESERVE_STEP)));
             }
         }
         if !out.is_empty() {

@@ -466,3 +466,16 @@ fn idle_timeout_exits() {
     assert!(status.success());
     assert!(!dir.path().join("virtnodedevd-sock").exists());
 }
+
+#[test]
+fn largest_legal_message_is_answered() {
+    let (_t, d) = fake_daemon();
+    let mut c = d.open_client();
+    // 32 MiB + 4 bytes in all, the most libvirt accepts; trailing argument bytes are ignored.
+    let payload = vec![0u8; rpc::header::MESSAGE_MAX - rpc::header::HEADER_LEN];
+    let t: r::StringRet = xdr::Xdr::decode(&mut xdr::Decoder::new(
+        &c.call_raw(proc::CONNECT_GET_TYPE, &payload).unwrap(),
+    ))
+    .unwrap();
+    assert_eq!(t.value, "nodedev");
+}
