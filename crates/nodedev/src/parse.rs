@@ -572,33 +572,12 @@ impl DeviceDef {
     }
 }
 
-const CAP_NAMES: [&str; 22] = [
-    "system",
-    "pci",
-    "usb_device",
-    "usb",
-    "net",
-    "scsi_host",
-    "scsi_target",
-    "scsi",
-    "storage",
-    "fc_host",
-    "vports",
-    "scsi_generic",
-    "drm",
-    "mdev_types",
-    "mdev",
-    "ccw",
-    "css",
-    "vdpa",
-    "ap_card",
-    "ap_queue",
-    "ap_matrix",
-    "vpd",
-];
-
 /// virXMLPropEnum with VIR_XML_PROP_REQUIRED.
-fn prop_enum<'a>(el: &'a Element, attr: &str, allowed: &[&str]) -> Result<&'a str, DefError> {
+fn prop_enum<'a>(
+    el: &'a Element,
+    attr: &str,
+    allowed: impl Fn(&str) -> bool,
+) -> Result<&'a str, DefError> {
     let Some(v) = el.attr(attr) else {
         return Err(DefError::new(
             code::XML_ERROR,
@@ -609,7 +588,7 @@ fn prop_enum<'a>(el: &'a Element, attr: &str, allowed: &[&str]) -> Result<&'a st
             ),
         ));
     };
-    if !allowed.contains(&v) {
+    if !allowed(v) {
         return Err(DefError::new(
             code::XML_ERROR,
             domain::XML,
@@ -756,7 +735,7 @@ pub fn parse_definition(xml: &str, validate: bool) -> Result<DeviceDef, DefError
         }
     }
     for dn in root.children_named("devnode") {
-        prop_enum(dn, "type", &["dev", "link"])?;
+        prop_enum(dn, "type", |v| matches!(v, "dev" | "link"))?;
     }
     let mut def = DeviceDef {
         parent: root.child_string("parent"),
@@ -790,12 +769,13 @@ pub fn parse_definition(xml: &str, validate: bool) -> Result<DeviceDef, DefError
         )));
     }
     for cap in caps {
-        let t = prop_enum(cap, "type", &CAP_NAMES)?;
+        let t = prop_enum(cap, "type", |v| crate::CapType::from_name(v).is_some())?;
         let c = match t {
             "mdev" => CapDef::Mdev(parse_mdev(cap)?),
             "scsi_host" => CapDef::ScsiHost(parse_scsi_host(cap)?),
             "mdev_types" | "fc_host" | "vports" | "scsi_generic" | "vdpa" | "vpd" => {
-                let n = CAP_NAMES.iter().position(|c| *c == t).unwrap_or(0);
+                // libvirt prints the enum's number, which is the capability's bit index.
+                let n = crate::CapType::from_name(t).map_or(0, |c| c.list_flag().trailing_zeros());
                 return Err(DefError::internal(format!(
                     "unknown capability type '{n}' for '{NAME}'"
                 )));
