@@ -146,22 +146,8 @@ fn format_pci(b: &mut XmlBuf, p: &PciCap) {
     b.line(&format!("<bus>{}</bus>", p.addr.bus));
     b.line(&format!("<slot>{}</slot>", p.addr.slot));
     b.line(&format!("<function>{}</function>", p.addr.function));
-    match &p.product_name {
-        Some(n) => b.line(&format!(
-            "<product id='0x{:04x}'>{}</product>",
-            p.product,
-            escape(n)
-        )),
-        None => b.line(&format!("<product id='0x{:04x}'/>", p.product)),
-    }
-    match &p.vendor_name {
-        Some(n) => b.line(&format!(
-            "<vendor id='0x{:04x}'>{}</vendor>",
-            p.vendor,
-            escape(n)
-        )),
-        None => b.line(&format!("<vendor id='0x{:04x}'/>", p.vendor)),
-    }
+    id_and_name(b, "product", p.product, p.product_name.as_deref(), "/>");
+    id_and_name(b, "vendor", p.vendor, p.vendor_name.as_deref(), "/>");
     if let Some(pf) = &p.physical_function {
         b.open("<capability type='phys_function'>");
         b.line(&pci_addr_line(pf));
@@ -296,21 +282,23 @@ fn format_storage(b: &mut XmlBuf, s: &StorageCap) {
 fn format_usb_dev(b: &mut XmlBuf, u: &UsbDevCap) {
     b.line(&format!("<bus>{}</bus>", u.bus as i32));
     b.line(&format!("<device>{}</device>", u.device as i32));
-    match &u.product_name {
-        Some(n) => b.line(&format!(
-            "<product id='0x{:04x}'>{}</product>",
-            u.product,
-            escape(n)
-        )),
-        None => b.line(&format!("<product id='0x{:04x}' />", u.product)),
-    }
-    match &u.vendor_name {
-        Some(n) => b.line(&format!(
-            "<vendor id='0x{:04x}'>{}</vendor>",
-            u.vendor,
-            escape(n)
-        )),
-        None => b.line(&format!("<vendor id='0x{:04x}' />", u.vendor)),
+    // libvirt writes USB's empty elements with a space before the slash, PCI's without.
+    id_and_name(b, "product", u.product, u.product_name.as_deref(), " />");
+    id_and_name(b, "vendor", u.vendor, u.vendor_name.as_deref(), " />");
+}
+
+/// `<product id='0x1234'>Name</product>`, or the empty element ending in `empty_end`
+/// when the name is unknown.
+fn id_and_name(
+    b: &mut XmlBuf,
+    tag: &str,
+    id: impl std::fmt::LowerHex,
+    name: Option<&str>,
+    empty_end: &str,
+) {
+    match name {
+        Some(n) => b.line(&format!("<{tag} id='0x{id:04x}'>{}</{tag}>", escape(n))),
+        None => b.line(&format!("<{tag} id='0x{id:04x}'{empty_end}")),
     }
 }
 

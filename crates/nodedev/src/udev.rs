@@ -261,16 +261,7 @@ pub fn parse_ui_prefix(s: &str, base: u32) -> Option<(u32, &str)> {
 
 /// `virStrToLong_i`: strtol, whole string, within i32.
 pub fn parse_i(s: &str, base: u32) -> Option<i32> {
-    let t = s.trim_start();
-    let (neg, rest) = match t.as_bytes().first() {
-        Some(b'-') => (true, &t[1..]),
-        Some(b'+') => (false, &t[1..]),
-        _ => (false, t),
-    };
-    let (digits, radix) = radix_of(rest, base);
-    if digits.is_empty() {
-        return None;
-    }
+    let (neg, digits, radix) = split_number(s, base)?;
     let v = i64::from_str_radix(digits, radix).ok()?;
     let v = if neg { -v } else { v };
     i32::try_from(v).ok()
@@ -279,6 +270,19 @@ pub fn parse_i(s: &str, base: u32) -> Option<i32> {
 /// `virStrToLong_ull`: strtoull over the whole string (negative wraps).
 pub fn parse_ull(s: &str, base: u32) -> Option<u64> {
     parse_strtoull(s, base)
+}
+
+/// strtol's reading of a number: leading blanks, a sign, the radix prefix; `None` when no
+/// digits are left.
+fn split_number(s: &str, base: u32) -> Option<(bool, &str, u32)> {
+    let t = s.trim_start();
+    let (neg, rest) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let (digits, radix) = radix_of(rest, base);
+    (!digits.is_empty()).then_some((neg, digits, radix))
 }
 
 fn radix_of(s: &str, base: u32) -> (&str, u32) {
@@ -295,16 +299,7 @@ fn radix_of(s: &str, base: u32) -> (&str, u32) {
 }
 
 fn parse_strtoull(s: &str, base: u32) -> Option<u64> {
-    let t = s.trim_start();
-    let (neg, rest) = match t.as_bytes().first() {
-        Some(b'-') => (true, &t[1..]),
-        Some(b'+') => (false, &t[1..]),
-        _ => (false, t),
-    };
-    let (digits, radix) = radix_of(rest, base);
-    if digits.is_empty() {
-        return None;
-    }
+    let (neg, digits, radix) = split_number(s, base)?;
     let v = u64::from_str_radix(digits, radix).ok()?;
     Some(if neg { v.wrapping_neg() } else { v })
 }
