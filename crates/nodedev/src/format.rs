@@ -252,30 +252,27 @@ fn format_storage(b: &mut XmlBuf, s: &StorageCap) {
             s.removable_media_size
         ));
         b.opt_elem("media_label", s.media_label.as_deref());
-        if s.logical_block_size > 0 {
-            b.line(&format!(
-                "<logical_block_size>{}</logical_block_size>",
-                s.logical_block_size
-            ));
-        }
-        if s.num_blocks > 0 {
-            b.line(&format!("<num_blocks>{}</num_blocks>", s.num_blocks));
-        }
+        block_geometry(b, s);
         b.close("</capability>");
     } else {
         b.line(&format!("<size>{}</size>", s.size));
-        if s.logical_block_size > 0 {
-            b.line(&format!(
-                "<logical_block_size>{}</logical_block_size>",
-                s.logical_block_size
-            ));
-        }
-        if s.num_blocks > 0 {
-            b.line(&format!("<num_blocks>{}</num_blocks>", s.num_blocks));
-        }
+        block_geometry(b, s);
     }
     if s.hotpluggable {
         b.line("<capability type='hotpluggable'/>");
+    }
+}
+
+/// `<logical_block_size>` and `<num_blocks>`, each only when known.
+fn block_geometry(b: &mut XmlBuf, s: &StorageCap) {
+    if s.logical_block_size > 0 {
+        b.line(&format!(
+            "<logical_block_size>{}</logical_block_size>",
+            s.logical_block_size
+        ));
+    }
+    if s.num_blocks > 0 {
+        b.line(&format!("<num_blocks>{}</num_blocks>", s.num_blocks));
     }
 }
 

@@ -197,18 +197,7 @@ pub fn parse_list(text: &str) -> Option<Vec<Definition>> {
                         _ => String::new(),
                     };
                     let autostart = matches!(get("start"), Some(Json::Str(s)) if s == "auto");
-                    let mut attrs = Vec::new();
-                    if let Some(Json::Arr(a)) = get("attrs") {
-                        for item in a {
-                            match item {
-                                Json::Obj(kv) if kv.len() == 1 => match &kv[0] {
-                                    (k, Json::Str(v)) => attrs.push((k.clone(), v.clone())),
-                                    _ => return None,
-                                },
-                                _ => return None,
-                            }
-                        }
-                    }
+                    let attrs = attrs_of(get("attrs"))?;
                     out.push(Definition {
                         parent_addr: parent.clone(),
                         uuid: uuid.clone(),
@@ -346,19 +335,25 @@ pub fn from_json(text: &str) -> Option<(String, bool, Vec<(String, String)>)> {
         return None;
     };
     let auto = matches!(get("start"), Some(Json::Str(s)) if s == "auto");
-    let mut attrs = Vec::new();
-    if let Some(Json::Arr(a)) = get("attrs") {
-        for item in a {
-            match item {
-                Json::Obj(kv) if kv.len() == 1 => match &kv[0] {
-                    (k, Json::Str(v)) => attrs.push((k.clone(), v.clone())),
-                    _ => return None,
-                },
-                _ => return None,
-            }
-        }
-    }
+    let attrs = attrs_of(get("attrs"))?;
     Some((t.clone(), auto, attrs))
+}
+
+/// mdevctl's `attrs`: an array of one-key objects with string values, in order; `None`
+/// when it has any other shape.
+fn attrs_of(v: Option<&Json>) -> Option<Vec<(String, String)>> {
+    let Some(Json::Arr(a)) = v else {
+        return Some(Vec::new());
+    };
+    a.iter()
+        .map(|item| match item {
+            Json::Obj(kv) if kv.len() == 1 => match &kv[0] {
+                (k, Json::Str(v)) => Some((k.clone(), v.clone())),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
 }
 
 #[cfg(test)]
