@@ -6,15 +6,17 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use futures_util::FutureExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::{sleep_until, Instant};
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 use xdr::Decoder;
 
 use crate::error::VirError;
@@ -727,7 +729,20 @@ async fn run_connection<S: Service>(
                 )))
             } else {
                 let _busy = Busy::new(server);
-                let r = service.call(&mut session, &header, payload).await;
+                // A panic in one call must cost only that call: the client gets the
+                // dispatcher's "no error set" failure, every other client sees nothing.
+                // The session may be left half-updated; sessions hold nothing a later
+                // call could trip over badly (flags, ids, the open URI).
+                let call = AssertUnwindSafe(service.call(&mut session, &header, payload));
+                let r = call.catch_unwind().await.unwrap_or_else(|panic| {
+                    error!(
+                        client = client_id,
+                        procedure = header.proc_,
+                        "call failed: the handler panicked: {}",
+                        panic_message(&*panic)
+                    );
+                    Reply::err(VirError::no_error_set())
+                });
                 reg.set_auth_pending(service.auth_pending(&session));
                 r
             };
@@ -792,6 +807,15 @@ async fn run_connection<S: Service>(
     let _ = wr.shutdown().await;
     service.disconnect(session);
     debug!(client = client_id, "client disconnected");
+}
+
+/// The text a panic was raised with, when it was a string.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }
 
 /// Appends the reply frame; false when an error could not be encoded (libvirt then closes).

@@ -7,10 +7,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nodedev::{Device, HostRoot};
+// parking_lot's locks are not poisoned by a panic: a call that panics while holding one
+// (caught per call by the RPC server) must not make every later call panic too.
+use parking_lot::{Mutex, RwLock};
 use protocol::remote::{LifecycleEventMsg, NodeDevice, UpdateEventMsg};
 use protocol::{event_id, remote::proc, REMOTE_PROGRAM, REMOTE_VERSION};
 use rpc::header::{frame, Header};
@@ -210,7 +213,7 @@ impl Driver {
     }
 
     pub fn devices(&self) -> Arc<DeviceList> {
-        self.devices.read().expect("device lock").clone()
+        self.devices.read().clone()
     }
 
     /// The device with the data libvirt re-reads on every XML or capability query
@@ -221,7 +224,9 @@ impl Driver {
     /// device arrives. Data that changes without any event is therefore at most that old.
     pub fn refreshed(&self, dev: &Device) -> Arc<Refreshed> {
         let now = Instant::now();
-        let mut cache = self.refreshed.lock().expect("refresh cache lock");
+        let mut cache = self.refreshed.lock();
+        #[cfg(debug_assertions)]
+        self.test_panic_hook(dev.name());
         if let Some(r) = cache.get(dev.name()) {
             if now.duration_since(r.at) < REFRESH_AFTER {
                 return r.clone();
@@ -262,14 +267,14 @@ impl Driver {
     /// Applies a batch of changes to the device set, publishes the new snapshot, then
     /// sends the events. Returns the number of devices.
     pub fn apply(&self, f: impl FnOnce(&mut DeviceState) -> Vec<(String, Change)>) -> usize {
-        let mut state = self.state.lock().expect("state lock");
+        let mut state = self.state.lock();
         let changes = f(&mut state);
         crate::mdev::reconcile(&mut state);
         let n = state.list.len();
-        *self.devices.write().expect("device lock") = Arc::new(state.list.clone());
+        *self.devices.write() = Arc::new(state.list.clone());
         drop(state);
         {
-            let mut cache = self.refreshed.lock().expect("refresh cache lock");
+            let mut cache = self.refreshed.lock();
             if changes.len() > cache.len() / 2 {
                 cache.clear();
             } else {
@@ -291,6 +296,21 @@ impl Driver {
         n
     }
 
+    /// Test builds only: an XML or capability query of the device named by
+    /// `VIRTNODEDEVD_TEST_PANIC_DEVICE` panics while holding every lock of the driver, so
+    /// tests can show that a panic costs only that call.
+    #[cfg(debug_assertions)]
+    fn test_panic_hook(&self, name: &str) {
+        static DEVICE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+        let device = DEVICE.get_or_init(|| std::env::var("VIRTNODEDEVD_TEST_PANIC_DEVICE").ok());
+        if device.as_deref() == Some(name) {
+            let _state = self.state.lock();
+            let _devices = self.devices.write();
+            let _callbacks = self.callbacks.lock();
+            panic!("test panic while answering for {name}");
+        }
+    }
+
     pub fn register_callback(
         &self,
         client: u64,
@@ -299,32 +319,26 @@ impl Driver {
         sink: EventSender,
     ) -> i32 {
         let id = self.next_callback.fetch_add(1, Ordering::Relaxed);
-        self.callbacks
-            .lock()
-            .expect("callback lock")
-            .push(Callback {
-                id,
-                event_id,
-                device,
-                client,
-                sink,
-            });
+        self.callbacks.lock().push(Callback {
+            id,
+            event_id,
+            device,
+            client,
+            sink,
+        });
         id
     }
 
     /// False when `id` is not one of `client`'s callbacks.
     pub fn deregister_callback(&self, client: u64, id: i32) -> bool {
-        let mut cbs = self.callbacks.lock().expect("callback lock");
+        let mut cbs = self.callbacks.lock();
         let before = cbs.len();
         cbs.retain(|c| !(c.id == id && c.client == client));
         cbs.len() != before
     }
 
     pub fn client_gone(&self, client: u64) {
-        self.callbacks
-            .lock()
-            .expect("callback lock")
-            .retain(|c| c.client != client);
+        self.callbacks.lock().retain(|c| c.client != client);
     }
 
     fn emit_lifecycle(&self, name: &str, event: Lifecycle) {
@@ -354,7 +368,7 @@ impl Driver {
     }
 
     fn emit(&self, event_id: i32, name: &str, build: impl Fn(i32) -> Vec<u8>) {
-        let cbs = self.callbacks.lock().expect("callback lock");
+        let cbs = self.callbacks.lock();
         for cb in cbs.iter().filter(|c| c.event_id == event_id) {
             if cb.device.as_deref().is_some_and(|d| d != name) {
                 continue;

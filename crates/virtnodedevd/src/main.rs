@@ -12,6 +12,7 @@ mod monitor;
 mod reload;
 mod remote;
 mod store;
+mod supervise;
 mod vhba;
 
 use std::path::PathBuf;

@@ -416,41 +416,51 @@ pub fn spawn_watcher(driver: std::sync::Arc<Driver>) {
     let _ = std::thread::Builder::new()
         .name("mdev-store".into())
         .spawn(move || {
-            let root = driver.root().clone();
-            let mut watch = StoreWatch::new(&root);
-            let mut last = store_stamp(&root);
-            let mut compared = Instant::now();
-            loop {
-                let tick = Duration::from_millis(250);
-                let changed = match &mut watch {
-                    Some(w) => w.wait(tick),
-                    None => {
-                        std::thread::sleep(tick);
-                        false
-                    }
-                };
-                let watching = watch.as_ref().is_some_and(StoreWatch::watching);
-                if changed {
-                    std::thread::sleep(Duration::from_millis(100));
-                    if let Some(w) = &mut watch {
-                        w.wait(Duration::ZERO);
-                    }
+            crate::supervise::restarting("the mdev store watcher", |restarted| {
+                if restarted {
+                    load_store(&driver, true);
                 }
-                if changed || !watching || compared.elapsed() >= Duration::from_secs(5) {
-                    compared = Instant::now();
-                    let now = store_stamp(&root);
-                    if now != last {
-                        last = now;
-                        load_store(&driver, true);
-                    }
-                }
-                // With mdevctl, its udev rule starts autostart devices when their
-                // parent appears (libvirt does nothing); without it, we do.
-                if Mdevctl::get(driver.root()).is_none() {
-                    auto.run(&driver);
-                }
-            }
+                follow_store(&driver, &mut auto)
+            })
         });
+}
+
+/// The store watcher's loop (see [`spawn_watcher`]).
+fn follow_store(driver: &Driver, auto: &mut Autostart) {
+    let root = driver.root().clone();
+    let mut watch = StoreWatch::new(&root);
+    let mut last = store_stamp(&root);
+    let mut compared = Instant::now();
+    loop {
+        let tick = Duration::from_millis(250);
+        let changed = match &mut watch {
+            Some(w) => w.wait(tick),
+            None => {
+                std::thread::sleep(tick);
+                false
+            }
+        };
+        let watching = watch.as_ref().is_some_and(StoreWatch::watching);
+        if changed {
+            std::thread::sleep(Duration::from_millis(100));
+            if let Some(w) = &mut watch {
+                w.wait(Duration::ZERO);
+            }
+        }
+        if changed || !watching || compared.elapsed() >= Duration::from_secs(5) {
+            compared = Instant::now();
+            let now = store_stamp(&root);
+            if now != last {
+                last = now;
+                load_store(driver, true);
+            }
+        }
+        // With mdevctl, its udev rule starts autostart devices when their
+        // parent appears (libvirt does nothing); without it, we do.
+        if Mdevctl::get(driver.root()).is_none() {
+            auto.run(driver);
+        }
+    }
 }
 
 /// inotify watches on the store directory and each parent directory in it.
@@ -632,6 +642,10 @@ impl Autostart {
 
 // ----------------------------------------------------------------------------------------
 // Parsing with the driver's post-parse and validate callbacks.
+
+// Every definition arrives in an RPC string, so libxml2's text-size limits (which our XML
+// parser does not check) can never be reached; this fails to build if that stops holding.
+const _: () = assert!((protocol::REMOTE_STRING_MAX as usize) < parse::MAX_TEXT_LENGTH);
 
 /// virNodeDeviceDefParse + nodeDeviceDefPostParse + nodeDeviceDefValidate: the definition
 /// and, for an mdev, the parent's address.

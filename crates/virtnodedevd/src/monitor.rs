@@ -72,7 +72,15 @@ impl Monitor {
         }
         std::thread::Builder::new()
             .name("uevent-monitor".into())
-            .spawn(move || self.run(&driver))
+            .spawn(move || {
+                crate::supervise::restarting("the uevent monitor", |restarted| {
+                    if restarted {
+                        // The batch being applied when it failed is lost.
+                        driver.enumerate(true);
+                    }
+                    self.run(&driver)
+                })
+            })
             .map(Some)
     }
 
@@ -98,7 +106,7 @@ impl Monitor {
         }
     }
 
-    fn run(self, driver: &Driver) {
+    fn run(&self, driver: &Driver) {
         let mut udevd = self.udevd_active();
         let mut checked = Instant::now();
         if self.inject.is_some() {

@@ -144,17 +144,7 @@ impl Daemon {
 
     /// A client that has done CONNECT_OPEN on `sock`.
     pub fn open_client_on(&self, sock: &Path) -> Client {
-        let mut c = Client::connect(sock, REMOTE_PROGRAM, REMOTE_VERSION).unwrap();
-        let _: () = c
-            .call(
-                proc::CONNECT_OPEN,
-                &ConnectOpenArgs {
-                    name: Some("nodedev:///system".into()),
-                    flags: 0,
-                },
-            )
-            .unwrap();
-        c
+        open_client_at(sock)
     }
 
     pub fn open_client(&self) -> Client {
@@ -232,6 +222,21 @@ pub fn rw_scsi_host(
     fc: Option<RwFc>,
 ) -> String {
     fakesys::trees::scsi_host(f, parent, n, proc_name, fc).unwrap()
+}
+
+/// A raw client that has done CONNECT_OPEN on the socket at `sock` (ours or the reference's).
+pub fn open_client_at(sock: &Path) -> Client {
+    let mut c = Client::connect(sock, REMOTE_PROGRAM, REMOTE_VERSION).unwrap();
+    let _: () = c
+        .call(
+            proc::CONNECT_OPEN,
+            &ConnectOpenArgs {
+                name: Some("nodedev:///system".into()),
+                flags: 0,
+            },
+        )
+        .unwrap();
+    c
 }
 
 /// Debian's client tools are installed (CI installs them; see .ci/run).
@@ -344,6 +349,16 @@ impl Reference {
 
     pub fn ro_uri(&self) -> String {
         format!("{}-ro", self.uri)
+    }
+
+    /// The read-write socket (the path in the URI).
+    pub fn sock(&self) -> PathBuf {
+        PathBuf::from(self.uri.split_once("socket=").expect("socket in URI").1)
+    }
+
+    /// A raw client on the reference's read-write socket that has done CONNECT_OPEN.
+    pub fn open_client(&self) -> Client {
+        open_client_at(&self.sock())
     }
 }
 
