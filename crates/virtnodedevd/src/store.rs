@@ -22,6 +22,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use nodedev::HostRoot;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use tracing::warn;
 
 use crate::mdev::Definition;
@@ -108,102 +110,74 @@ pub fn remove(root: &HostRoot, d: &Definition) -> std::io::Result<()> {
     }
 }
 
-fn json_str(s: &str) -> String {
-    let mut o = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            '\n' => o.push_str("\\n"),
-            '\r' => o.push_str("\\r"),
-            '\t' => o.push_str("\\t"),
-            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
+/// One stored configuration, in mdevctl's field order.
+#[derive(Serialize, Deserialize)]
+struct Config {
+    mdev_type: String,
+    start: String,
+    /// One single-key object per attribute, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    attrs: Vec<serde_json::Map<String, Value>>,
 }
 
-/// The configuration as mdevctl prints it (serde_json's pretty form).
-pub fn to_json(d: &Definition) -> String {
-    let mut s = format!(
-        "{{\n  \"mdev_type\": {},\n  \"start\": {},\n  \"attrs\": ",
-        json_str(&d.type_id),
-        json_str(if d.autostart { "auto" } else { "manual" })
-    );
-    if d.attrs.is_empty() {
-        s.push_str("[]");
-    } else {
-        s.push_str("[\n");
-        let items: Vec<String> = d
-            .attrs
-            .iter()
-            .map(|(n, v)| format!("    {{\n      {}: {}\n    }}", json_str(n), json_str(v)))
-            .collect();
-        s.push_str(&items.join(",\n"));
-        s.push_str("\n  ]");
+impl Config {
+    fn new(type_id: &str, autostart: bool, attrs: &[(String, String)]) -> Config {
+        Config {
+            mdev_type: type_id.to_owned(),
+            start: if autostart { "auto" } else { "manual" }.to_owned(),
+            attrs: attrs
+                .iter()
+                .map(|(n, v)| std::iter::once((n.clone(), Value::String(v.clone()))).collect())
+                .collect(),
+        }
     }
-    s.push_str("\n}");
-    s
+}
+
+/// The configuration as mdevctl writes it to its store (serde_json's pretty form, with
+/// an `attrs` array even when empty).
+pub fn to_json(d: &Definition) -> String {
+    let c = Config::new(&d.type_id, d.autostart, &d.attrs);
+    let mut v = serde_json::to_value(&c).expect("a configuration is plain JSON");
+    v.as_object_mut()
+        .expect("a configuration is an object")
+        .entry("attrs")
+        .or_insert_with(|| Value::Array(Vec::new()));
+    serde_json::to_string_pretty(&v).expect("a configuration is plain JSON")
 }
 
 /// The configuration as libvirt hands it to `mdevctl define/start --jsonfile /dev/stdin`
 /// (`nodeDeviceDefToMdevctlConfig`: compact, `attrs` only when there are some).
 pub fn to_json_compact(type_id: &str, autostart: bool, attrs: &[(String, String)]) -> String {
-    let mut s = format!(
-        "{{\"mdev_type\":{},\"start\":{}",
-        json_str(type_id),
-        json_str(if autostart { "auto" } else { "manual" })
-    );
-    if !attrs.is_empty() {
-        let items: Vec<String> = attrs
-            .iter()
-            .map(|(n, v)| format!("{{{}:{}}}", json_str(n), json_str(v)))
-            .collect();
-        s.push_str(&format!(",\"attrs\":[{}]", items.join(",")));
-    }
-    s.push('}');
-    s
+    serde_json::to_string(&Config::new(type_id, autostart, attrs))
+        .expect("a configuration is plain JSON")
 }
 
 /// The definitions in the output of `mdevctl list --defined --dumpjson`
 /// (`nodeDeviceParseMdevctlJSON`): `[]`, or `[{"<parent>": [{"<uuid>": {config}}, ...], ...}]`.
-/// `None` when the output does not have that shape.
+/// `None` when the output does not have that shape. serde_json bounds the nesting it
+/// follows (128 levels), so no output can exhaust the stack.
 pub fn parse_list(text: &str) -> Option<Vec<Definition>> {
-    let mut j = J {
-        s: text.as_bytes(),
-        i: 0,
-    };
-    let Json::Arr(top) = j.value()? else {
-        return None;
-    };
+    let top: Vec<serde_json::Map<String, Value>> = serde_json::from_str(text).ok()?;
     let mut out = Vec::new();
     match top.as_slice() {
-        [] => return Some(out),
-        [Json::Obj(parents)] => {
+        [] => {}
+        [parents] => {
             for (parent, children) in parents {
-                let Json::Arr(children) = children else {
-                    return None;
-                };
-                for child in children {
-                    let Json::Obj(kv) = child else { return None };
-                    let [(uuid, Json::Obj(props))] = kv.as_slice() else {
-                        return None;
-                    };
-                    let get = |k: &str| props.iter().find(|(n, _)| n == k).map(|(_, v)| v);
-                    let type_id = match get("mdev_type") {
-                        Some(Json::Str(t)) => t.clone(),
-                        _ => String::new(),
-                    };
-                    let autostart = matches!(get("start"), Some(Json::Str(s)) if s == "auto");
-                    let attrs = attrs_of(get("attrs"))?;
+                for child in children.as_array()? {
+                    let kv = child.as_object()?;
+                    let (uuid, props) = kv.iter().next().filter(|_| kv.len() == 1)?;
+                    let props = props.as_object()?;
+                    let type_id = props
+                        .get("mdev_type")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned();
                     out.push(Definition {
                         parent_addr: parent.clone(),
                         uuid: uuid.clone(),
                         type_id,
-                        attrs,
-                        autostart,
+                        attrs: attrs_of(props.get("attrs"))?,
+                        autostart: props.get("start").and_then(Value::as_str) == Some("auto"),
                     });
                 }
             }
@@ -213,145 +187,27 @@ pub fn parse_list(text: &str) -> Option<Vec<Definition>> {
     Some(out)
 }
 
-/// A JSON value, as much as mdevctl's files need.
-#[derive(Debug)]
-enum Json {
-    Str(String),
-    Arr(Vec<Json>),
-    Obj(Vec<(String, Json)>),
-    Other,
-}
-
-struct J<'a> {
-    s: &'a [u8],
-    i: usize,
-}
-
-impl J<'_> {
-    fn ws(&mut self) {
-        while self.s.get(self.i).is_some_and(|c| c.is_ascii_whitespace()) {
-            self.i += 1;
-        }
-    }
-    fn eat(&mut self, c: u8) -> Option<()> {
-        self.ws();
-        (self.s.get(self.i) == Some(&c)).then(|| self.i += 1)
-    }
-    fn string(&mut self) -> Option<String> {
-        self.eat(b'"')?;
-        let mut out = Vec::new();
-        loop {
-            let c = *self.s.get(self.i)?;
-            self.i += 1;
-            match c {
-                b'"' => return String::from_utf8(out).ok(),
-                b'\\' => {
-                    let e = *self.s.get(self.i)?;
-                    self.i += 1;
-                    match e {
-                        b'n' => out.push(b'\n'),
-                        b't' => out.push(b'\t'),
-                        b'r' => out.push(b'\r'),
-                        b'b' => out.push(8),
-                        b'f' => out.push(12),
-                        b'u' => {
-                            let h = std::str::from_utf8(self.s.get(self.i..self.i + 4)?).ok()?;
-                            self.i += 4;
-                            let ch = char::from_u32(u32::from_str_radix(h, 16).ok()?)?;
-                            out.extend_from_slice(ch.to_string().as_bytes());
-                        }
-                        c => out.push(c),
-                    }
-                }
-                c => out.push(c),
-            }
-        }
-    }
-    fn value(&mut self) -> Option<Json> {
-        self.ws();
-        match *self.s.get(self.i)? {
-            b'"' => self.string().map(Json::Str),
-            b'[' => {
-                self.i += 1;
-                let mut v = Vec::new();
-                if self.eat(b']').is_some() {
-                    return Some(Json::Arr(v));
-                }
-                loop {
-                    v.push(self.value()?);
-                    if self.eat(b',').is_none() {
-                        self.eat(b']')?;
-                        return Some(Json::Arr(v));
-                    }
-                }
-            }
-            b'{' => {
-                self.i += 1;
-                let mut v = Vec::new();
-                if self.eat(b'}').is_some() {
-                    return Some(Json::Obj(v));
-                }
-                loop {
-                    let k = self.string()?;
-                    self.eat(b':')?;
-                    v.push((k, self.value()?));
-                    if self.eat(b',').is_none() {
-                        self.eat(b'}')?;
-                        return Some(Json::Obj(v));
-                    }
-                }
-            }
-            _ => {
-                let start = self.i;
-                while self
-                    .s
-                    .get(self.i)
-                    .is_some_and(|c| c.is_ascii_alphanumeric() || b"+-.".contains(c))
-                {
-                    self.i += 1;
-                }
-                (self.i > start).then_some(Json::Other)
-            }
-        }
-    }
-}
-
 /// `(mdev_type, autostart, attrs)` of a stored configuration.
 #[allow(clippy::type_complexity)]
 pub fn from_json(text: &str) -> Option<(String, bool, Vec<(String, String)>)> {
-    let mut j = J {
-        s: text.as_bytes(),
-        i: 0,
-    };
-    let Json::Obj(fields) = j.value()? else {
-        return None;
-    };
-    j.ws();
-    if j.i != j.s.len() {
-        return None;
-    }
-    let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v);
-    let Some(Json::Str(t)) = get("mdev_type") else {
-        return None;
-    };
-    let auto = matches!(get("start"), Some(Json::Str(s)) if s == "auto");
-    let attrs = attrs_of(get("attrs"))?;
-    Some((t.clone(), auto, attrs))
+    let fields: serde_json::Map<String, Value> = serde_json::from_str(text).ok()?;
+    let t = fields.get("mdev_type")?.as_str()?;
+    let auto = fields.get("start").and_then(Value::as_str) == Some("auto");
+    let attrs = attrs_of(fields.get("attrs"))?;
+    Some((t.to_owned(), auto, attrs))
 }
 
 /// mdevctl's `attrs`: an array of one-key objects with string values, in order; `None`
 /// when it has any other shape.
-fn attrs_of(v: Option<&Json>) -> Option<Vec<(String, String)>> {
-    let Some(Json::Arr(a)) = v else {
+fn attrs_of(v: Option<&Value>) -> Option<Vec<(String, String)>> {
+    let Some(Value::Array(a)) = v else {
         return Some(Vec::new());
     };
     a.iter()
-        .map(|item| match item {
-            Json::Obj(kv) if kv.len() == 1 => match &kv[0] {
-                (k, Json::Str(v)) => Some((k.clone(), v.clone())),
-                _ => None,
-            },
-            _ => None,
+        .map(|item| {
+            let kv = item.as_object().filter(|kv| kv.len() == 1)?;
+            let (k, v) = kv.iter().next()?;
+            Some((k.clone(), v.as_str()?.to_owned()))
         })
         .collect()
 }
@@ -386,6 +242,43 @@ mod tests {
         assert_eq!(
             to_json_compact("t", true, &[]),
             "{\"mdev_type\":\"t\",\"start\":\"auto\"}"
+        );
+    }
+
+    #[test]
+    fn stored_form_is_mdevctls_pretty_json() {
+        let mut d = Definition {
+            parent_addr: "0000:00:02.0".into(),
+            uuid: "4b20d080-1b54-4048-85b3-a6a62d165c01".into(),
+            type_id: "nvidia-222".into(),
+            attrs: vec![("name".into(), "va\"lue".into()), ("b".into(), "2".into())],
+            autostart: true,
+        };
+        assert_eq!(
+            to_json(&d),
+            "{\n  \"mdev_type\": \"nvidia-222\",\n  \"start\": \"auto\",\n  \"attrs\": [\n    {\n      \"name\": \"va\\\"lue\"\n    },\n    {\n      \"b\": \"2\"\n    }\n  ]\n}"
+        );
+        d.attrs.clear();
+        d.autostart = false;
+        assert_eq!(
+            to_json(&d),
+            "{\n  \"mdev_type\": \"nvidia-222\",\n  \"start\": \"manual\",\n  \"attrs\": []\n}"
+        );
+    }
+
+    #[test]
+    fn hostile_json_is_refused_without_exhausting_the_stack() {
+        let deep = "[".repeat(1_000_000);
+        assert_eq!(parse_list(&deep), None);
+        let deep_obj = format!("{{\"mdev_type\":\"t\",\"attrs\":{}", "[".repeat(1_000_000));
+        assert_eq!(from_json(&deep_obj), None);
+        assert_eq!(
+            from_json("{\"mdev_type\":\"t\",\"attrs\":[{\"a\":1}]}"),
+            None
+        );
+        assert_eq!(
+            from_json("{\"mdev_type\":\"t\",\"attrs\":[{\"a\":\"1\",\"b\":\"2\"}]}"),
+            None
         );
     }
 
