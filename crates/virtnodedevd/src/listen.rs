@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::{Flock, FlockArg};
 
 use crate::cli::DAEMON_NAME;
+use crate::fault;
 
 /// Socket file paths (virDaemonUnixSocketPaths): the read-only socket exists only for a
 /// privileged daemon; the admin socket only when the directory is the default one or the
@@ -101,6 +102,11 @@ pub struct PidFile {
 }
 
 impl PidFile {
+    /// Takes the pid file. The pid is written, synced and locked under a temporary name
+    /// and then put in place (truncating and writing in place, as libvirt does, leaves an
+    /// empty file to a reader, or for good to a kill, in between): at any moment the path
+    /// holds either no pid file or a complete one. `tests/crash.rs` kills the daemon at
+    /// each step (see `fault.rs`).
     pub fn acquire(path: &Path) -> io::Result<Self> {
         let fail = |e: io::Error| {
             io::Error::new(
@@ -108,24 +114,94 @@ impl PidFile {
                 format!("Failed to acquire pid file '{}': {e}", path.display()),
             )
         };
-        if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir).map_err(fail)?;
-        }
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        fs::create_dir_all(dir).map_err(fail)?;
+        let prefix = format!(
+            ".{}.tmp",
+            path.file_name().unwrap_or_default().to_string_lossy()
+        );
+        let tmp = dir.join(format!("{prefix}{}", std::process::id()));
         let file = OpenOptions::new()
             .write(true)
             .create(true)
-            .truncate(false)
+            .truncate(true)
             .mode(0o644)
-            .open(path)
+            .open(&tmp)
             .map_err(fail)?;
-        let mut lock = Flock::lock(file, FlockArg::LockExclusiveNonblock)
-            .map_err(|(_, errno)| fail(io::Error::from(errno)))?;
-        lock.set_len(0).map_err(fail)?;
-        writeln!(lock, "{}", std::process::id()).map_err(fail)?;
+        fault::point(fault::PID_CREATED);
+        let placed = (|| {
+            let mut lock = Flock::lock(file, FlockArg::LockExclusiveNonblock)
+                .map_err(|(_, errno)| io::Error::from(errno))?;
+            writeln!(lock, "{}", std::process::id())?;
+            fault::point(fault::PID_WRITTEN);
+            lock.sync_all()?;
+            fault::point(fault::PID_FSYNCED);
+            Self::put_in_place(&tmp, path)?;
+            Ok(lock)
+        })();
+        let lock = match placed {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                return Err(fail(e));
+            }
+        };
+        fault::point(fault::PID_RENAMED);
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+        fault::point(fault::PID_DIR_FSYNCED);
+        // Temporaries of starts killed before their rename; any other start now in
+        // progress cannot take the file from us, and fails.
+        for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+            if e.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = fs::remove_file(e.path());
+            }
+        }
         Ok(Self {
             path: path.to_owned(),
             _lock: lock,
         })
+    }
+
+    /// Renames the locked temporary `tmp` to `path` unless a running daemon holds the
+    /// file there.
+    fn put_in_place(tmp: &Path, path: &Path) -> io::Result<()> {
+        use nix::fcntl::{renameat2, RenameFlags};
+        use std::os::unix::fs::MetadataExt;
+        loop {
+            match File::open(path) {
+                Ok(old) => {
+                    let old = Flock::lock(old, FlockArg::LockExclusiveNonblock)
+                        .map_err(|(_, errno)| io::Error::from(errno))?;
+                    // Another start may have replaced the file between our open and
+                    // our lock: the file we hold must still be the one at the path.
+                    match fs::metadata(path) {
+                        Ok(m) if m.ino() == old.metadata()?.ino() => {}
+                        Ok(_) => continue,
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                        Err(e) => return Err(e),
+                    }
+                    // The stale file stays locked until it is replaced.
+                    return fs::rename(tmp, path);
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    // Without NOREPLACE two starts could both find no file and both
+                    // rename; one must see the other's.
+                    match renameat2(None, tmp, None, path, RenameFlags::RENAME_NOREPLACE) {
+                        Ok(()) => return Ok(()),
+                        Err(nix::errno::Errno::EEXIST) => continue,
+                        // A file system without RENAME_NOREPLACE.
+                        Err(nix::errno::Errno::EINVAL) => return fs::rename(tmp, path),
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 }
 

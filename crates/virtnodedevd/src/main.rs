@@ -5,6 +5,7 @@ mod admin;
 mod cli;
 mod daemonize;
 mod driver;
+mod fault;
 mod listen;
 mod logging;
 mod mdev;

@@ -14,7 +14,8 @@
 //! ```
 //!
 //! Writes are atomic (temporary file, fsync, rename, fsync of the directory), so a daemon
-//! killed at any point leaves every definition either old or new, never half written.
+//! killed at any point leaves every definition either old or new, never half written;
+//! `tests/crash.rs` kills the daemon at each of those steps (see `fault.rs`).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -26,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tracing::warn;
 
+use crate::fault;
 use crate::mdev::Definition;
 
 pub fn dir(root: &HostRoot) -> PathBuf {
@@ -46,9 +48,16 @@ pub fn load(root: &HostRoot) -> BTreeMap<String, Definition> {
         for f in files.flatten() {
             let uuid = f.file_name().to_string_lossy().into_owned();
             if nodedev::parse::parse_uuid(&uuid).as_deref() != Some(uuid.as_str()) {
-                continue; // temporary files and strangers
+                // Temporary files and strangers are never definitions.
+                remove_stale_temporary(&p.path(), &uuid);
+                continue;
             }
-            let Ok(text) = fs::read_to_string(f.path()) else {
+            let Some(text) = read_definition(&f.path()) else {
+                warn!(
+                    "ignoring mdevctl definition {}: not a regular file of at most {} bytes",
+                    f.path().display(),
+                    DEFINITION_MAX
+                );
                 continue;
             };
             match from_json(&text) {
@@ -72,28 +81,119 @@ pub fn load(root: &HostRoot) -> BTreeMap<String, Definition> {
     out
 }
 
+/// The largest definition file read; mdevctl's are a few hundred bytes.
+const DEFINITION_MAX: u64 = 1 << 20;
+
+/// A definition file's text. Anything but a regular file of at most [`DEFINITION_MAX`]
+/// bytes is refused, and nothing in the store can block the reader (a FIFO would).
+fn read_definition(path: &Path) -> Option<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    let meta = f.metadata().ok()?;
+    if !meta.is_file() || meta.len() > DEFINITION_MAX {
+        return None;
+    }
+    let mut text = String::new();
+    f.take(DEFINITION_MAX).read_to_string(&mut text).ok()?;
+    Some(text)
+}
+
+// A failed directory sync is not reported: the rename or unlink is already visible to
+// every reader (mdevctl, this daemon's watcher), so failing the call would contradict
+// what they see.
 fn fsync_dir(d: &Path) {
     if let Ok(f) = fs::File::open(d) {
         let _ = f.sync_all();
     }
 }
 
-/// Writes (or replaces) one definition atomically.
+/// Creates the store directory and the parent's directory as needed, each made durable
+/// in its own parent before a definition goes in.
+fn make_dirs(top: &Path, pdir: &Path) -> std::io::Result<()> {
+    for d in [top, pdir] {
+        let made = match fs::create_dir(d) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+            // No `etc/` (a bare test root): made whole, as before.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                fs::create_dir_all(d)?;
+                true
+            }
+            Err(e) => return Err(e),
+        };
+        if made {
+            fault::point(fault::STORE_MKDIR);
+            if let Some(up) = d.parent() {
+                fsync_dir(up);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The name of the temporary file a write of `uuid` uses. The process id keeps a
+/// daemon from truncating a file another process is writing; it also tells
+/// [`remove_stale_temporary`] whose it is.
+fn temporary(uuid: &str) -> String {
+    format!(".{uuid}.tmp{}", std::process::id())
+}
+
+/// Removes `name` in `pdir` when it is a temporary file left by a write that never
+/// finished (a process killed before its rename); anything else stays.
+fn remove_stale_temporary(pdir: &Path, name: &str) {
+    let Some((uuid, pid)) = name.strip_prefix('.').and_then(|n| n.split_once(".tmp")) else {
+        return;
+    };
+    if nodedev::parse::parse_uuid(uuid).as_deref() != Some(uuid)
+        || pid.is_empty()
+        || !pid.bytes().all(|c| c.is_ascii_digit())
+    {
+        return;
+    }
+    // Our own writes hold the store lock, as does every caller of `load`: a temporary of
+    // this process is never in flight here, but leave it alone all the same.
+    if pid != std::process::id().to_string() {
+        match fs::remove_file(pdir.join(name)) {
+            Ok(()) => warn!(
+                "removed {}, left by an interrupted write",
+                pdir.join(name).display()
+            ),
+            Err(e) => warn!("cannot remove {}: {e}", pdir.join(name).display()),
+        }
+    }
+}
+
+/// Writes (or replaces) one definition atomically: a temporary file, written and synced,
+/// renamed over the definition, then the directory synced. A kill before the rename
+/// leaves the old definition (or none) and a stray temporary that [`load`] skips and
+/// removes; from the rename on, the new one.
 pub fn write(root: &HostRoot, d: &Definition) -> std::io::Result<()> {
     let top = dir(root);
     let pdir = top.join(&d.parent_addr);
-    let fresh = !pdir.exists();
-    fs::create_dir_all(&pdir)?;
-    if fresh {
-        fsync_dir(&top);
+    make_dirs(&top, &pdir)?;
+    let tmp = pdir.join(temporary(&d.uuid));
+    let done = (|| {
+        let mut f = fs::File::create(&tmp)?;
+        fault::point(fault::STORE_CREATED);
+        f.write_all(to_json(d).as_bytes())?;
+        fault::point(fault::STORE_WRITTEN);
+        f.sync_all()?;
+        fault::point(fault::STORE_FSYNCED);
+        drop(f);
+        fs::rename(&tmp, pdir.join(&d.uuid))
+    })();
+    if let Err(e) = done {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
     }
-    let tmp = pdir.join(format!(".{}.tmp{}", d.uuid, std::process::id()));
-    let mut f = fs::File::create(&tmp)?;
-    f.write_all(to_json(d).as_bytes())?;
-    f.sync_all()?;
-    drop(f);
-    fs::rename(&tmp, pdir.join(&d.uuid))?;
+    fault::point(fault::STORE_RENAMED);
     fsync_dir(&pdir);
+    fault::point(fault::STORE_DIR_FSYNCED);
     Ok(())
 }
 
@@ -102,7 +202,9 @@ pub fn remove(root: &HostRoot, d: &Definition) -> std::io::Result<()> {
     let pdir = dir(root).join(&d.parent_addr);
     match fs::remove_file(pdir.join(&d.uuid)) {
         Ok(()) => {
+            fault::point(fault::STORE_REMOVED);
             fsync_dir(&pdir);
+            fault::point(fault::STORE_DIR_FSYNCED);
             Ok(())
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -280,6 +382,56 @@ mod tests {
             from_json("{\"mdev_type\":\"t\",\"attrs\":[{\"a\":\"1\",\"b\":\"2\"}]}"),
             None
         );
+    }
+
+    #[test]
+    fn load_removes_only_stale_temporaries() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(tmp.path());
+        let d = Definition {
+            parent_addr: "0000:00:02.0".into(),
+            uuid: "4b20d080-1b54-4048-85b3-a6a62d165c01".into(),
+            type_id: "i915-GVTg_V5_4".into(),
+            attrs: vec![],
+            autostart: false,
+        };
+        write(&root, &d).unwrap();
+        let pdir = dir(&root).join(&d.parent_addr);
+        let stale = format!(".{}.tmp1", d.uuid);
+        let others = [
+            temporary(&d.uuid),
+            format!(".{}.tmp", d.uuid),
+            ".notes.tmp1".to_owned(),
+            "README".to_owned(),
+        ];
+        for n in others.iter().chain([&stale]) {
+            fs::write(pdir.join(n), "{").unwrap();
+        }
+        let loaded = load(&root);
+        assert_eq!(loaded.values().collect::<Vec<_>>(), vec![&d]);
+        assert!(!pdir.join(&stale).exists());
+        for n in &others {
+            assert!(pdir.join(n).exists(), "{n}");
+        }
+    }
+
+    #[test]
+    fn fifos_and_oversized_files_in_the_store_are_skipped_without_blocking() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(tmp.path());
+        let pdir = dir(&root).join("0000:00:02.0");
+        fs::create_dir_all(&pdir).unwrap();
+        nix::unistd::mkfifo(
+            &pdir.join("4b20d080-1b54-4048-85b3-a6a62d165c01"),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
+        let big = format!(
+            "{{\"mdev_type\":\"t\",\"start\":\"auto\",\"x\":\"{}\"}}",
+            "y".repeat(DEFINITION_MAX as usize)
+        );
+        fs::write(pdir.join("5b20d080-1b54-4048-85b3-a6a62d165c01"), big).unwrap();
+        assert!(load(&root).is_empty());
     }
 
     #[test]
