@@ -7,7 +7,7 @@ pub mod admin;
 pub mod procedures;
 pub mod remote;
 
-pub use procedures::{procedure, Family, ProcInfo};
+pub use procedures::{procedure, Family, ProcInfo, ReadOnly};
 pub use rpc::{ErrorCode, ErrorDomain, VirError};
 
 /// REMOTE_PROGRAM and REMOTE_PROTOCOL_VERSION.
