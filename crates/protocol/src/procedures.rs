@@ -34,8 +34,9 @@ pub enum ReadOnly {
     Allowed,
     /// Always refused: "read only access prevents virXxx".
     Denied,
-    /// Refused as `Denied` when the call's flags have one of these bits
-    /// (virDomainGetVcpusFlags with VIR_DOMAIN_VCPU_GUEST).
+    /// Refused as `Denied` when the call asks for one of these bits: its flags
+    /// (virDomainGetVcpusFlags with VIR_DOMAIN_VCPU_GUEST), or, for
+    /// virDomainInterfaceAddresses, `1 << source` (the guest agent as source).
     DeniedWithFlags(u32),
     /// Refused with "virXxx with secure flag" when the call's flags have one of these
     /// bits (the XML dumps with VIR_DOMAIN_XML_SECURE and kin).
@@ -67,8 +68,10 @@ impl ProcInfo {
             Family::NwFilter => ErrorDomain::NwFilter,
             Family::Secret => ErrorDomain::Secret,
             Family::NodeDevice => ErrorDomain::NodeDev,
-            _ if api.starts_with("virDomainSnapshot") => ErrorDomain::DomainSnapshot,
-            _ if api.starts_with("virDomainCheckpoint") => ErrorDomain::DomainCheckpoint,
+            // Every API of libvirt-domain-snapshot.c (virDomainRevertToSnapshot, ...) and
+            // of libvirt-domain-checkpoint.c has the word in its name, and no other has.
+            _ if api.contains("Snapshot") => ErrorDomain::DomainSnapshot,
+            _ if api.contains("Checkpoint") => ErrorDomain::DomainCheckpoint,
             _ if api.starts_with("virNodeDevice") => ErrorDomain::NodeDev,
             _ if api.starts_with("virStream") => ErrorDomain::Streams,
             // libvirt-domain.c and libvirt-host.c both report as VIR_FROM_DOMAIN.
@@ -171,8 +174,8 @@ mod tests {
             .filter_map(procedure)
             .filter(|p| p.read_only == ReadOnly::Denied)
             .count();
-        // 196 public APIs of libvirt 9.0 refuse read-only connections, and virNodeDeviceUpdate.
-        assert_eq!(denied, 197);
+        // 197 public APIs of libvirt 9.0 refuse read-only connections, and virNodeDeviceUpdate.
+        assert_eq!(denied, 198);
         assert_eq!(procedure(10).unwrap().read_only, ReadOnly::Denied);
         assert_eq!(procedure(51).unwrap().read_only, ReadOnly::Allowed);
         assert_eq!(procedure(14).unwrap().read_only, ReadOnly::SecureFlags(0x9));
@@ -198,6 +201,15 @@ mod tests {
         assert_eq!(
             procedure(118).unwrap().no_support_domain(),
             ErrorDomain::NodeDev
+        );
+        // virDomainRevertToSnapshot lives in libvirt-domain-snapshot.c.
+        assert_eq!(
+            procedure(192).unwrap().no_support_domain(),
+            ErrorDomain::DomainSnapshot
+        );
+        assert_eq!(
+            procedure(413).unwrap().no_support_domain(),
+            ErrorDomain::DomainCheckpoint
         );
     }
 }
