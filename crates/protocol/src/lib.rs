@@ -4,6 +4,7 @@
 //! `docs/protocol-reference.md` in the shared notes.
 
 pub mod admin;
+pub mod arg_layouts;
 pub mod procedures;
 pub mod remote;
 
