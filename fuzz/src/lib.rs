@@ -31,6 +31,8 @@ fn check<T: Xdr>(data: &[u8], string_max: u32) {
 /// does it for procedure `p`, including the parsers the decoded values are handed to.
 pub fn remote_call(p: i32, args: &[u8]) {
     let m = REMOTE_STRING_MAX;
+    // Every call's arguments are first checked against the procedure's layout.
+    let _ = protocol::arg_layouts::args_decode(p, args);
     match p {
         proc::CONNECT_OPEN => check::<r::ConnectOpenArgs>(args, m),
         proc::CONNECT_SUPPORTS_FEATURE => check::<r::SupportsFeatureArgs>(args, m),

@@ -102,6 +102,11 @@ impl Service for RemoteProgram {
         if !s.authenticated && !matches!(p, proc::AUTH_LIST..=proc::AUTH_POLKIT) {
             return Reply::err(VirError::rpc("authentication required"));
         }
+        // libvirt decodes a call's arguments before its dispatcher looks at anything, the
+        // procedures this daemon does not serve included.
+        if !protocol::arg_layouts::args_decode(p, args) {
+            return Reply::err(VirError::rpc("Unable to decode message payload"));
+        }
         match p {
             proc::CONNECT_OPEN => return self.open(s, args).into(),
             proc::CONNECT_CLOSE => {
@@ -188,7 +193,7 @@ fn unsupported(info: &ProcInfo, readonly: bool, args: &[u8]) -> VirError {
 /// The checks of libvirt's dispatcher and public API that come before an API's read-only
 /// check and that decoded arguments can fail, as libvirt 9.0 makes them; returns the
 /// call's flags where the read-only check depends on them (0 elsewhere). Arguments are
-/// decoded only here: for the other unsupported procedures nothing depends on them.
+/// checked against their layout in `call` already; they are decoded only here.
 fn checks_before_read_only(
     p: i32,
     api: &str,

@@ -52,9 +52,6 @@ const ARGUMENT_CHECK: &str = "the public API of a call that read-only access may
     daemon answers NO_SUPPORT without looking at them";
 const EVENT_BOOKKEEPING: &str = "the dispatcher looks the callback up in its own list \
     before calling the API (\"... not registered\"); this daemon answers NO_SUPPORT";
-const NOT_DECODED: &str = "arguments of procedures this daemon does not serve are not \
-    decoded, so a malformed payload gets the API's answer instead of \"Unable to decode \
-    message payload\"";
 const NEWER_API: &str = "NODE_DEVICE_UPDATE (libvirt 10.1.0) is served on purpose; 9.0 \
     answers \"unknown procedure: 447\"";
 
@@ -114,8 +111,6 @@ const KNOWN_DIFFERENCES: &[(&str, &str, &str)] = &[
          sends whatever error the worker thread last raised (another call's); ours says so",
     ),
     ("ro rw", "447", NEWER_API),
-    ("ro rw", "DOMAIN_CREATE_XML(no arguments)", NOT_DECODED),
-    ("ro rw", "NODE_DEVICE_DETTACH(no arguments)", NOT_DECODED),
 ];
 
 /// What a call got: "ok", or the error as (code, domain, message).
@@ -342,6 +337,15 @@ fn sweep(sock: &Path, reference: bool) -> BTreeMap<String, String> {
     out.insert("1".into(), answer(&mut c, proc::CONNECT_OPEN, &zero));
     let mut c = open(sock);
     out.insert("2".into(), answer(&mut c, proc::CONNECT_CLOSE, &[]));
+    // Before CONNECT_OPEN: decoding first, then the missing connection.
+    let mut c = Client::connect(sock, REMOTE_PROGRAM, REMOTE_VERSION).unwrap();
+    for p in [10, 41, 76, 118, proc::NODE_DEVICE_DESTROY, 433] {
+        out.insert(format!("unopened {p}"), answer(&mut c, p, &zero));
+        out.insert(
+            format!("unopened {p}, no arguments"),
+            answer(&mut c, p, &[]),
+        );
+    }
     let mut c = open(sock);
     for p in 3..=MAX_PROC {
         if reference && CRASH_LIBVIRT.contains(&p) {
@@ -439,7 +443,18 @@ fn read_only_refusals_follow_the_table() {
         rw["DOMAIN_GET_XML_DESC(secure)"],
         "(3, 20, \"this function is not supported by the connection driver: virDomainGetXMLDesc\")"
     );
-    // Malformed arguments of a served write: decoding first, then the read-only check.
+    // Malformed arguments: decoding first, then the read-only check, for any procedure.
+    for key in [
+        "DOMAIN_CREATE_XML(no arguments)",
+        "NODE_DEVICE_DETTACH(no arguments)",
+        "unopened 10, no arguments",
+    ] {
+        assert_eq!(ro[key], "(39, 7, \"Unable to decode message payload\")");
+    }
+    assert_eq!(
+        ro["unopened 10"],
+        "(1, 7, \"internal error: hypervisor connection not open\")"
+    );
     assert_eq!(
         ro["NODE_DEVICE_DESTROY(truncated)"],
         "(39, 7, \"Unable to decode message payload\")"
