@@ -61,6 +61,14 @@ pub mod proc {
     pub const DOMAIN_AUTHORIZED_SSH_KEYS_SET: i32 = 425;
     pub const DOMAIN_SET_LAUNCH_SECURITY_STATE: i32 = 439;
     pub const DOMAIN_FD_ASSOCIATE: i32 = 443;
+
+    // Event deregistrations the dispatcher answers from its own (here always empty) lists.
+    pub const CONNECT_DOMAIN_EVENT_DEREGISTER_ANY: i32 = 168;
+    pub const CONNECT_DOMAIN_EVENT_DEREGISTER: i32 = 106;
+    pub const CONNECT_NETWORK_EVENT_DEREGISTER_ANY: i32 = 314;
+    pub const CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY: i32 = 317;
+    pub const CONNECT_STORAGE_POOL_EVENT_DEREGISTER_ANY: i32 = 369;
+    pub const CONNECT_SECRET_EVENT_DEREGISTER_ANY: i32 = 381;
 }
 
 /// REMOTE_CPU_BASELINE_MAX.

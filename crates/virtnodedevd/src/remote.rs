@@ -296,6 +296,36 @@ fn checks_before_read_only(
             }
             Ok(0)
         }
+        // libvirt's dispatcher looks a deregistered callback up in the client's own list
+        // first; registering one of these never succeeds on a node-device connection.
+        proc::CONNECT_DOMAIN_EVENT_DEREGISTER => {
+            Err(VirError::rpc_internal("domain event 0 not registered"))
+        }
+        proc::CONNECT_DOMAIN_EVENT_DEREGISTER_ANY => {
+            let id = decode::<r::EventDeregisterAnyArgs>(args)?.callback_id;
+            // The event IDs of the legacy call: up to VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED.
+            Err(VirError::rpc_internal(if (0..=15).contains(&id) {
+                format!("domain event {id} not registered")
+            } else {
+                format!("unsupported event ID {id}")
+            }))
+        }
+        proc::CONNECT_NETWORK_EVENT_DEREGISTER_ANY
+        | proc::CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY
+        | proc::CONNECT_STORAGE_POOL_EVENT_DEREGISTER_ANY
+        | proc::CONNECT_SECRET_EVENT_DEREGISTER_ANY => {
+            let id = decode::<r::EventDeregisterAnyArgs>(args)?.callback_id;
+            let kind = match p {
+                proc::CONNECT_NETWORK_EVENT_DEREGISTER_ANY => "network",
+                proc::CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY => "domain",
+                proc::CONNECT_STORAGE_POOL_EVENT_DEREGISTER_ANY => "storage pool",
+                // libvirt 9.0's secret dispatcher says "node device" (its message, copied).
+                _ => "node device",
+            };
+            Err(VirError::rpc_internal(format!(
+                "{kind} event callback {id} not registered"
+            )))
+        }
         // The node-device driver does not claim VIR_DRV_FEATURE_FD_PASSING.
         proc::DOMAIN_FD_ASSOCIATE => Err(VirError::new(
             ErrorCode::ArgumentUnsupported,

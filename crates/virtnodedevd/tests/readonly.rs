@@ -50,8 +50,6 @@ const CRASH_LIBVIRT: &[i32] = &[
 const ARGUMENT_CHECK: &str = "the public API of a call that read-only access may make checks \
     its arguments before finding no driver method (no read-only matter; both sockets): this \
     daemon answers NO_SUPPORT without looking at them";
-const EVENT_BOOKKEEPING: &str = "the dispatcher looks the callback up in its own list \
-    before calling the API (\"... not registered\"); this daemon answers NO_SUPPORT";
 const NEWER_API: &str = "NODE_DEVICE_UPDATE (libvirt 10.1.0) is served on purpose; 9.0 \
     answers \"unknown procedure: 447\"";
 
@@ -98,12 +96,6 @@ const KNOWN_DIFFERENCES: &[(&str, &str, &str)] = &[
     ("rw", "357", ARGUMENT_CHECK),
     ("rw", "366", ARGUMENT_CHECK),
     ("rw", "402", ARGUMENT_CHECK),
-    ("ro rw", "106", EVENT_BOOKKEEPING),
-    ("ro rw", "168", EVENT_BOOKKEEPING),
-    ("ro rw", "314", EVENT_BOOKKEEPING),
-    ("ro rw", "317", EVENT_BOOKKEEPING),
-    ("ro rw", "369", EVENT_BOOKKEEPING),
-    ("ro rw", "381", EVENT_BOOKKEEPING),
     (
         "ro rw",
         "70",
@@ -308,6 +300,26 @@ fn targeted() -> Vec<(&'static str, i32, Vec<u8>)> {
         ),
         ("DOMAIN_CREATE_XML(no arguments)", 10, Vec::new()),
         ("NODE_DEVICE_DETTACH(no arguments)", 118, Vec::new()),
+        (
+            "CONNECT_DOMAIN_EVENT_DEREGISTER_ANY(15)",
+            proc::CONNECT_DOMAIN_EVENT_DEREGISTER_ANY,
+            a().u32(15).bytes(),
+        ),
+        (
+            "CONNECT_DOMAIN_EVENT_DEREGISTER_ANY(16)",
+            proc::CONNECT_DOMAIN_EVENT_DEREGISTER_ANY,
+            a().u32(16).bytes(),
+        ),
+        (
+            "CONNECT_DOMAIN_EVENT_DEREGISTER_ANY(-1)",
+            proc::CONNECT_DOMAIN_EVENT_DEREGISTER_ANY,
+            a().u32(u32::MAX).bytes(),
+        ),
+        (
+            "CONNECT_SECRET_EVENT_DEREGISTER_ANY(7)",
+            381,
+            a().u32(7).bytes(),
+        ),
         // A name of 8 bytes that are not there.
         (
             "NODE_DEVICE_DESTROY(truncated)",
