@@ -31,6 +31,8 @@ fn check<T: Xdr>(data: &[u8], string_max: u32) {
 /// does it for procedure `p`, including the parsers the decoded values are handed to.
 pub fn remote_call(p: i32, args: &[u8]) {
     let m = REMOTE_STRING_MAX;
+    // Every call's arguments are first checked against the procedure's layout.
+    let _ = protocol::arg_layouts::args_decode(p, args);
     match p {
         proc::CONNECT_OPEN => check::<r::ConnectOpenArgs>(args, m),
         proc::CONNECT_SUPPORTS_FEATURE => check::<r::SupportsFeatureArgs>(args, m),
@@ -65,6 +67,23 @@ pub fn remote_call(p: i32, args: &[u8]) {
                 let _ = nodedev::parse::parse_existing(&x.xml_desc);
             }
         }
+        // Unsupported calls whose answer depends on their arguments (checks before the
+        // read-only one).
+        proc::DOMAIN_GET_XML_DESC
+        | proc::DOMAIN_GET_VCPUS_FLAGS
+        | proc::DOMAIN_MANAGED_SAVE_GET_XML_DESC => check::<r::DomainFlagsArgs>(args, m),
+        proc::DOMAIN_SNAPSHOT_GET_XML_DESC | proc::DOMAIN_CHECKPOINT_GET_XML_DESC => {
+            check::<r::SnapshotFlagsArgs>(args, m)
+        }
+        proc::DOMAIN_SEND_PROCESS_SIGNAL => check::<r::DomainSendProcessSignalArgs>(args, m),
+        proc::DOMAIN_INTERFACE_ADDRESSES => check::<r::DomainInterfaceAddressesArgs>(args, m),
+        proc::DOMAIN_RENAME => check::<r::DomainRenameArgs>(args, m),
+        proc::DOMAIN_MANAGED_SAVE_DEFINE_XML => check::<r::DomainManagedSaveDefineXmlArgs>(args, m),
+        proc::CONNECT_BASELINE_HYPERVISOR_CPU => check::<r::BaselineHypervisorCpuArgs>(args, m),
+        proc::DOMAIN_AUTHORIZED_SSH_KEYS_SET => check::<r::AuthorizedSshKeysSetArgs>(args, m),
+        proc::DOMAIN_SET_LAUNCH_SECURITY_STATE => {
+            check::<r::DomainSetLaunchSecurityStateArgs>(args, m)
+        }
         _ => {}
     }
 }
@@ -96,6 +115,18 @@ pub const REMOTE_PROCS: &[i32] = &[
     proc::NODE_DEVICE_CREATE_XML,
     proc::NODE_DEVICE_DEFINE_XML,
     proc::NODE_DEVICE_UPDATE,
+    proc::DOMAIN_GET_XML_DESC,
+    proc::DOMAIN_GET_VCPUS_FLAGS,
+    proc::DOMAIN_MANAGED_SAVE_GET_XML_DESC,
+    proc::DOMAIN_SNAPSHOT_GET_XML_DESC,
+    proc::DOMAIN_CHECKPOINT_GET_XML_DESC,
+    proc::DOMAIN_SEND_PROCESS_SIGNAL,
+    proc::DOMAIN_INTERFACE_ADDRESSES,
+    proc::DOMAIN_RENAME,
+    proc::DOMAIN_MANAGED_SAVE_DEFINE_XML,
+    proc::CONNECT_BASELINE_HYPERVISOR_CPU,
+    proc::DOMAIN_AUTHORIZED_SSH_KEYS_SET,
+    proc::DOMAIN_SET_LAUNCH_SECURITY_STATE,
 ];
 
 /// The argument decoding of one admin-program call, as `virtnodedevd`'s `admin` module

@@ -4,10 +4,11 @@
 //! `docs/protocol-reference.md` in the shared notes.
 
 pub mod admin;
+pub mod arg_layouts;
 pub mod procedures;
 pub mod remote;
 
-pub use procedures::{procedure, Family, ProcInfo};
+pub use procedures::{procedure, Family, ProcInfo, ReadOnly};
 pub use rpc::{ErrorCode, ErrorDomain, VirError};
 
 /// REMOTE_PROGRAM and REMOTE_PROTOCOL_VERSION.

@@ -24,6 +24,25 @@ pub enum Family {
     Event,
 }
 
+/// What the public API a procedure calls does on a read-only connection. libvirt's daemon
+/// calls the public API on a connection it opened read-only for a read-only client, so
+/// the API's own check decides, before the driver is asked, whether or not the driver
+/// implements the call: a refused API answers OPERATION_DENIED, never NO_SUPPORT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadOnly {
+    /// Allowed: the API has no read-only check.
+    Allowed,
+    /// Always refused: "read only access prevents virXxx".
+    Denied,
+    /// Refused as `Denied` when the call asks for one of these bits: its flags
+    /// (virDomainGetVcpusFlags with VIR_DOMAIN_VCPU_GUEST), or, for
+    /// virDomainInterfaceAddresses, `1 << source` (the guest agent as source).
+    DeniedWithFlags(u32),
+    /// Refused with "virXxx with secure flag" when the call's flags have one of these
+    /// bits (the XML dumps with VIR_DOMAIN_XML_SECURE and kin).
+    SecureFlags(u32),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProcInfo {
     pub number: i32,
@@ -33,10 +52,13 @@ pub struct ProcInfo {
     pub high_priority: bool,
     /// The public API called, e.g. `virConnectNumOfDomains`.
     pub api: Option<&'static str>,
+    /// The public API's read-only check, from libvirt's `src/libvirt-*.c`.
+    pub read_only: ReadOnly,
 }
 
 impl ProcInfo {
-    /// The error domain libvirt reports NO_SUPPORT in for this procedure's API.
+    /// The error domain libvirt reports NO_SUPPORT in for this procedure's API; its
+    /// read-only refusal comes from the same source file, so in the same domain.
     pub fn no_support_domain(&self) -> ErrorDomain {
         let api = self.api.unwrap_or("");
         match self.family {
@@ -46,8 +68,10 @@ impl ProcInfo {
             Family::NwFilter => ErrorDomain::NwFilter,
             Family::Secret => ErrorDomain::Secret,
             Family::NodeDevice => ErrorDomain::NodeDev,
-            _ if api.starts_with("virDomainSnapshot") => ErrorDomain::DomainSnapshot,
-            _ if api.starts_with("virDomainCheckpoint") => ErrorDomain::DomainCheckpoint,
+            // Every API of libvirt-domain-snapshot.c (virDomainRevertToSnapshot, ...) and
+            // of libvirt-domain-checkpoint.c has the word in its name, and no other has.
+            _ if api.contains("Snapshot") => ErrorDomain::DomainSnapshot,
+            _ if api.contains("Checkpoint") => ErrorDomain::DomainCheckpoint,
             _ if api.starts_with("virNodeDevice") => ErrorDomain::NodeDev,
             _ if api.starts_with("virStream") => ErrorDomain::Streams,
             // libvirt-domain.c and libvirt-host.c both report as VIR_FROM_DOMAIN.
@@ -56,8 +80,10 @@ impl ProcInfo {
     }
 }
 
-/// One line per procedure: `number NAME class[*] [api]`, generated from libvirt 9.0; the
-/// last line, 447, is the one later procedure this daemon serves (libvirt 10.1.0).
+/// One line per procedure: `number NAME class[*] [api [ro]]`, generated from libvirt 9.0;
+/// the last line, 447, is the one later procedure this daemon serves (libvirt 10.1.0).
+/// `ro` is the public API's read-only check: `ro` (always refused), `ro-flags=MASK` or
+/// `ro-secure=MASK` (see [`ReadOnly`]); absent when the API allows read-only connections.
 const TABLE: &str = include_str!("remote_procedures.txt");
 
 fn table() -> &'static [Option<ProcInfo>] {
@@ -86,16 +112,31 @@ fn table() -> &'static [Option<ProcInfo>] {
             if v.len() <= idx {
                 v.resize(idx + 1, None);
             }
+            let api = it.next();
+            let read_only = it.next().map_or(ReadOnly::Allowed, parse_read_only);
             v[idx] = Some(ProcInfo {
                 number,
                 name,
                 family,
                 high_priority: class.ends_with('*'),
-                api: it.next(),
+                api,
+                read_only,
             });
         }
         v
     })
+}
+
+fn parse_read_only(token: &str) -> ReadOnly {
+    let mask = |hex: &str| {
+        u32::from_str_radix(hex.trim_start_matches("0x"), 16).expect("procedure table: ro mask")
+    };
+    match token.split_once('=') {
+        None if token == "ro" => ReadOnly::Denied,
+        Some(("ro-flags", m)) => ReadOnly::DeniedWithFlags(mask(m)),
+        Some(("ro-secure", m)) => ReadOnly::SecureFlags(mask(m)),
+        _ => panic!("procedure table: read-only check {token}"),
+    }
 }
 
 /// The procedure with this number, if libvirt 9.0 defines one (or it is 447).
@@ -128,6 +169,29 @@ mod tests {
     }
 
     #[test]
+    fn read_only_checks_follow_the_public_apis() {
+        let denied = (1..=447)
+            .filter_map(procedure)
+            .filter(|p| p.read_only == ReadOnly::Denied)
+            .count();
+        // 197 public APIs of libvirt 9.0 refuse read-only connections, and virNodeDeviceUpdate.
+        assert_eq!(denied, 198);
+        assert_eq!(procedure(10).unwrap().read_only, ReadOnly::Denied);
+        assert_eq!(procedure(51).unwrap().read_only, ReadOnly::Allowed);
+        assert_eq!(procedure(14).unwrap().read_only, ReadOnly::SecureFlags(0x9));
+        assert_eq!(
+            procedure(200).unwrap().read_only,
+            ReadOnly::DeniedWithFlags(0x8)
+        );
+        for p in (1..=447).filter_map(procedure) {
+            if p.read_only != ReadOnly::Allowed {
+                assert!(p.api.is_some(), "{} has a check but no API", p.name);
+                assert_ne!(p.family, Family::Event);
+            }
+        }
+    }
+
+    #[test]
     fn num_of_domains_is_a_hypervisor_call_in_the_domain_family() {
         let p = procedure(51).unwrap();
         assert_eq!(p.name, "CONNECT_NUM_OF_DOMAINS");
@@ -137,6 +201,15 @@ mod tests {
         assert_eq!(
             procedure(118).unwrap().no_support_domain(),
             ErrorDomain::NodeDev
+        );
+        // virDomainRevertToSnapshot lives in libvirt-domain-snapshot.c.
+        assert_eq!(
+            procedure(192).unwrap().no_support_domain(),
+            ErrorDomain::DomainSnapshot
+        );
+        assert_eq!(
+            procedure(413).unwrap().no_support_domain(),
+            ErrorDomain::DomainCheckpoint
         );
     }
 }

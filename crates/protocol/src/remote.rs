@@ -44,7 +44,39 @@ pub mod proc {
     pub const NODE_DEVICE_IS_ACTIVE: i32 = 436;
     /// Since libvirt 10.1.0.
     pub const NODE_DEVICE_UPDATE: i32 = 447;
+
+    // Hypervisor procedures whose public API checks its arguments (or its flags) around
+    // the read-only check, so the answer depends on them although the call is unsupported.
+    pub const DOMAIN_GET_XML_DESC: i32 = 14;
+    pub const DOMAIN_SNAPSHOT_GET_XML_DESC: i32 = 186;
+    pub const DOMAIN_GET_VCPUS_FLAGS: i32 = 200;
+    pub const DOMAIN_OPEN_GRAPHICS: i32 = 249;
+    pub const DOMAIN_SEND_PROCESS_SIGNAL: i32 = 295;
+    pub const DOMAIN_INTERFACE_ADDRESSES: i32 = 353;
+    pub const DOMAIN_RENAME: i32 = 358;
+    pub const DOMAIN_MANAGED_SAVE_GET_XML_DESC: i32 = 388;
+    pub const DOMAIN_MANAGED_SAVE_DEFINE_XML: i32 = 389;
+    pub const CONNECT_BASELINE_HYPERVISOR_CPU: i32 = 394;
+    pub const DOMAIN_CHECKPOINT_GET_XML_DESC: i32 = 412;
+    pub const DOMAIN_AUTHORIZED_SSH_KEYS_SET: i32 = 425;
+    pub const DOMAIN_SET_LAUNCH_SECURITY_STATE: i32 = 439;
+    pub const DOMAIN_FD_ASSOCIATE: i32 = 443;
+
+    // Event deregistrations the dispatcher answers from its own (here always empty) lists.
+    pub const CONNECT_DOMAIN_EVENT_DEREGISTER_ANY: i32 = 168;
+    pub const CONNECT_DOMAIN_EVENT_DEREGISTER: i32 = 106;
+    pub const CONNECT_NETWORK_EVENT_DEREGISTER_ANY: i32 = 314;
+    pub const CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY: i32 = 317;
+    pub const CONNECT_STORAGE_POOL_EVENT_DEREGISTER_ANY: i32 = 369;
+    pub const CONNECT_SECRET_EVENT_DEREGISTER_ANY: i32 = 381;
 }
+
+/// REMOTE_CPU_BASELINE_MAX.
+pub const REMOTE_CPU_BASELINE_MAX: u32 = 256;
+/// REMOTE_DOMAIN_LAUNCH_SECURITY_STATE_PARAMS_MAX.
+pub const REMOTE_DOMAIN_LAUNCH_SECURITY_STATE_PARAMS_MAX: u32 = 64;
+/// REMOTE_DOMAIN_AUTHORIZED_SSH_KEYS_MAX.
+pub const REMOTE_DOMAIN_AUTHORIZED_SSH_KEYS_MAX: u32 = 2048;
 
 /// `remote_auth_type`.
 pub mod auth_type {
@@ -90,6 +122,106 @@ xdr_struct! {
 xdr_struct! {
     /// REMOTE_PROC_NODE_DEVICE_EVENT_UPDATE message body.
     pub struct UpdateEventMsg { pub callback_id: i32, pub dev: NodeDevice }
+}
+
+xdr_struct! {
+    /// `remote_nonnull_domain`.
+    pub struct NonnullDomain { pub name: String, pub uuid: [u8; 16], pub id: i32 }
+}
+xdr_struct! {
+    /// `remote_nonnull_domain_snapshot`, and `remote_nonnull_domain_checkpoint` (same layout).
+    pub struct NonnullDomainSnapshot { pub name: String, pub dom: NonnullDomain }
+}
+xdr_struct! {
+    /// A domain and flags: DOMAIN_GET_XML_DESC, DOMAIN_GET_VCPUS_FLAGS,
+    /// DOMAIN_MANAGED_SAVE_GET_XML_DESC.
+    pub struct DomainFlagsArgs { pub dom: NonnullDomain, pub flags: u32 }
+}
+xdr_struct! {
+    /// A snapshot (or checkpoint) and flags: its GET_XML_DESC.
+    pub struct SnapshotFlagsArgs { pub snap: NonnullDomainSnapshot, pub flags: u32 }
+}
+xdr_struct! {
+    pub struct DomainSendProcessSignalArgs {
+        pub dom: NonnullDomain, pub pid_value: i64, pub signum: u32, pub flags: u32
+    }
+}
+xdr_struct! {
+    pub struct DomainRenameArgs { pub dom: NonnullDomain, pub new_name: Option<String>, pub flags: u32 }
+}
+xdr_struct! {
+    pub struct DomainInterfaceAddressesArgs { pub dom: NonnullDomain, pub source: u32, pub flags: u32 }
+}
+xdr_struct! {
+    pub struct DomainManagedSaveDefineXmlArgs {
+        pub dom: NonnullDomain, pub dxml: Option<String>, pub flags: u32
+    }
+}
+
+/// Strings of an array the protocol bounds.
+fn bounded_strings(d: &mut Decoder<'_>, max: u32) -> xdr::Result<Vec<String>> {
+    let n = d.get_count(max)?;
+    (0..n).map(|_| d.get_string()).collect()
+}
+
+/// CONNECT_BASELINE_HYPERVISOR_CPU arguments.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BaselineHypervisorCpuArgs {
+    pub emulator: Option<String>,
+    pub arch: Option<String>,
+    pub machine: Option<String>,
+    pub virttype: Option<String>,
+    pub xml_cpus: Vec<String>,
+    pub flags: u32,
+}
+
+impl Xdr for BaselineHypervisorCpuArgs {
+    fn encode(&self, e: &mut Encoder) {
+        self.emulator.encode(e);
+        self.arch.encode(e);
+        self.machine.encode(e);
+        self.virttype.encode(e);
+        self.xml_cpus.encode(e);
+        e.put_u32(self.flags);
+    }
+
+    fn decode(d: &mut Decoder<'_>) -> xdr::Result<Self> {
+        Ok(Self {
+            emulator: Xdr::decode(d)?,
+            arch: Xdr::decode(d)?,
+            machine: Xdr::decode(d)?,
+            virttype: Xdr::decode(d)?,
+            xml_cpus: bounded_strings(d, REMOTE_CPU_BASELINE_MAX)?,
+            flags: d.get_u32()?,
+        })
+    }
+}
+
+/// DOMAIN_AUTHORIZED_SSH_KEYS_SET arguments.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuthorizedSshKeysSetArgs {
+    pub dom: NonnullDomain,
+    pub user: String,
+    pub keys: Vec<String>,
+    pub flags: u32,
+}
+
+impl Xdr for AuthorizedSshKeysSetArgs {
+    fn encode(&self, e: &mut Encoder) {
+        self.dom.encode(e);
+        self.user.encode(e);
+        self.keys.encode(e);
+        e.put_u32(self.flags);
+    }
+
+    fn decode(d: &mut Decoder<'_>) -> xdr::Result<Self> {
+        Ok(Self {
+            dom: Xdr::decode(d)?,
+            user: d.get_string()?,
+            keys: bounded_strings(d, REMOTE_DOMAIN_AUTHORIZED_SSH_KEYS_MAX)?,
+            flags: d.get_u32()?,
+        })
+    }
 }
 
 /// `remote_typed_param`: a name and a typed value.
@@ -159,6 +291,35 @@ impl Xdr for SetIdentityArgs {
             .map(|_| TypedParam::decode(d))
             .collect::<xdr::Result<_>>()?;
         Ok(Self {
+            params,
+            flags: d.get_u32()?,
+        })
+    }
+}
+
+/// DOMAIN_SET_LAUNCH_SECURITY_STATE arguments.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DomainSetLaunchSecurityStateArgs {
+    pub dom: NonnullDomain,
+    pub params: Vec<TypedParam>,
+    pub flags: u32,
+}
+
+impl Xdr for DomainSetLaunchSecurityStateArgs {
+    fn encode(&self, e: &mut Encoder) {
+        self.dom.encode(e);
+        self.params.encode(e);
+        e.put_u32(self.flags);
+    }
+
+    fn decode(d: &mut Decoder<'_>) -> xdr::Result<Self> {
+        let dom = NonnullDomain::decode(d)?;
+        let n = d.get_count(REMOTE_DOMAIN_LAUNCH_SECURITY_STATE_PARAMS_MAX)?;
+        let params = (0..n)
+            .map(|_| TypedParam::decode(d))
+            .collect::<xdr::Result<_>>()?;
+        Ok(Self {
+            dom,
             params,
             flags: d.get_u32()?,
         })

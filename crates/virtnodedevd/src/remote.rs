@@ -7,8 +7,8 @@ use std::sync::Arc;
 use nodedev::{CapType, Device};
 use protocol::remote::{self as r, proc};
 use protocol::{
-    feature, list_flags, procedure, ErrorCode, ErrorDomain, Family, VirError, LIB_VERSION,
-    REMOTE_NODE_DEVICE_CAPS_LIST_MAX, REMOTE_NODE_DEVICE_LIST_MAX, REMOTE_PROGRAM,
+    feature, list_flags, procedure, ErrorCode, ErrorDomain, Family, ProcInfo, ReadOnly, VirError,
+    LIB_VERSION, REMOTE_NODE_DEVICE_CAPS_LIST_MAX, REMOTE_NODE_DEVICE_LIST_MAX, REMOTE_PROGRAM,
     REMOTE_STRING_MAX, REMOTE_VERSION, VIR_CONNECT_RO,
 };
 use rpc::{ClientInfo, EventSender, Header, Reply, Service};
@@ -58,10 +58,11 @@ fn no_device(name: &str) -> VirError {
     )
 }
 
-fn read_only(api: &str) -> VirError {
+/// `virCheckReadOnlyGoto()` in the public API `api`, whose source file reports in `domain`.
+fn read_only(domain: ErrorDomain, api: &str) -> VirError {
     VirError::new(
         ErrorCode::OperationDenied,
-        ErrorDomain::NodeDev,
+        domain,
         format!("read only access prevents {api}"),
     )
 }
@@ -100,6 +101,11 @@ impl Service for RemoteProgram {
         };
         if !s.authenticated && !matches!(p, proc::AUTH_LIST..=proc::AUTH_POLKIT) {
             return Reply::err(VirError::rpc("authentication required"));
+        }
+        // libvirt decodes a call's arguments before its dispatcher looks at anything, the
+        // procedures this daemon does not serve included.
+        if !protocol::arg_layouts::args_decode(p, args) {
+            return Reply::err(VirError::rpc("Unable to decode message payload"));
         }
         match p {
             proc::CONNECT_OPEN => return self.open(s, args).into(),
@@ -141,14 +147,7 @@ impl Service for RemoteProgram {
                 .into();
         }
         self.dispatch_open(s, p, args)
-            .unwrap_or_else(|| {
-                // Any other API of the remote program: the node-device driver has none.
-                let api = info.api.unwrap_or(info.name);
-                if s.readonly && is_nodedev_write_api(p) {
-                    return Err(read_only(api));
-                }
-                Err(VirError::no_support(info.no_support_domain(), api))
-            })
+            .unwrap_or_else(|| Err(unsupported(info, s.readonly, args)))
             .into()
     }
 
@@ -162,10 +161,179 @@ impl Service for RemoteProgram {
     }
 }
 
-/// Hypervisor-driver node-device calls that libvirt's public API refuses on read-only
-/// connections before finding they are unsupported.
-fn is_nodedev_write_api(p: i32) -> bool {
-    matches!(p, 118..=120 | 301)
+/// Any other API of the remote program (the node-device driver has none of them), answered
+/// as libvirt's daemon answers it: its dispatcher calls the public API on a connection
+/// opened read-only for a read-only client, and the API's checks run before it finds no
+/// driver method — the argument checks some APIs make first, then the read-only refusal,
+/// then NO_SUPPORT.
+fn unsupported(info: &ProcInfo, readonly: bool, args: &[u8]) -> VirError {
+    let api = info.api.unwrap_or(info.name);
+    let domain = info.no_support_domain();
+    let checks = || -> Result<(), VirError> {
+        let flags = checks_before_read_only(info.number, api, domain, args)?;
+        if !readonly {
+            return Ok(());
+        }
+        match info.read_only {
+            ReadOnly::Denied => Err(read_only(domain, api)),
+            ReadOnly::DeniedWithFlags(mask) if flags & mask != 0 => Err(read_only(domain, api)),
+            ReadOnly::SecureFlags(mask) if flags & mask != 0 => Err(VirError::new(
+                ErrorCode::OperationDenied,
+                domain,
+                format!("{api} with secure flag"),
+            )),
+            _ => Ok(()),
+        }
+    };
+    checks()
+        .err()
+        .unwrap_or_else(|| VirError::no_support(domain, api))
+}
+
+/// The checks of libvirt's dispatcher and public API that come before an API's read-only
+/// check and that decoded arguments can fail, as libvirt 9.0 makes them; returns the
+/// call's flags where the read-only check depends on them (0 elsewhere). Arguments are
+/// checked against their layout in `call` already; they are decoded only here.
+fn checks_before_read_only(
+    p: i32,
+    api: &str,
+    domain: ErrorDomain,
+    args: &[u8],
+) -> Result<u32, VirError> {
+    // virReportInvalidArg() and kin: no "invalid argument:" prefix.
+    let invalid = |arg: &str, message: String| VirError {
+        code: ErrorCode::InvalidArg as i32,
+        domain: domain as i32,
+        message,
+        str1: Some(api.to_owned()),
+        str2: Some(arg.to_owned()),
+        str3: None,
+        int1: 0,
+        int2: 0,
+    };
+    let not_null = |arg: &str| invalid(arg, format!("{arg} in {api} must not be NULL"));
+    match p {
+        proc::DOMAIN_GET_XML_DESC
+        | proc::DOMAIN_GET_VCPUS_FLAGS
+        | proc::DOMAIN_MANAGED_SAVE_GET_XML_DESC => Ok(decode::<r::DomainFlagsArgs>(args)?.flags),
+        proc::DOMAIN_SNAPSHOT_GET_XML_DESC | proc::DOMAIN_CHECKPOINT_GET_XML_DESC => {
+            Ok(decode::<r::SnapshotFlagsArgs>(args)?.flags)
+        }
+        // The dispatcher takes the client's descriptor first; this daemon receives none.
+        proc::DOMAIN_OPEN_GRAPHICS => Err(VirError::rpc_internal("No FD available at slot 0")),
+        proc::DOMAIN_SEND_PROCESS_SIGNAL => {
+            if decode::<r::DomainSendProcessSignalArgs>(args)?.pid_value == 0 {
+                return Err(invalid(
+                    "pid_value",
+                    format!("pid_value in {api} must not be zero"),
+                ));
+            }
+            Ok(0)
+        }
+        proc::DOMAIN_RENAME => match decode::<r::DomainRenameArgs>(args)?.new_name {
+            None => Err(not_null("new_name")),
+            Some(n) if n.is_empty() => Err(invalid(
+                "new_name",
+                format!("string new_name in {api} must not be empty"),
+            )),
+            Some(_) => Ok(0),
+        },
+        proc::DOMAIN_INTERFACE_ADDRESSES => {
+            // The read-only check applies to VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT (1);
+            // the table's mask tests 1 << source.
+            let source = decode::<r::DomainInterfaceAddressesArgs>(args)?.source;
+            Ok(1u32.checked_shl(source).unwrap_or(0))
+        }
+        proc::DOMAIN_SET_LAUNCH_SECURITY_STATE => {
+            let a: r::DomainSetLaunchSecurityStateArgs = decode(args)?;
+            // The dispatcher copies each parameter into virTypedParameter's 80-byte field.
+            if let Some(long) = a.params.iter().find(|t| t.field.len() >= 80) {
+                return Err(VirError::new(
+                    ErrorCode::InternalError,
+                    ErrorDomain::None,
+                    format!("parameter {} too big for destination", long.field),
+                ));
+            }
+            if a.params.is_empty() {
+                return Err(not_null("params"));
+            }
+            Ok(0)
+        }
+        proc::DOMAIN_MANAGED_SAVE_DEFINE_XML => {
+            // VIR_DOMAIN_SAVE_RUNNING, VIR_DOMAIN_SAVE_PAUSED
+            let flags = decode::<r::DomainManagedSaveDefineXmlArgs>(args)?.flags;
+            if flags & 2 != 0 && flags & 4 != 0 {
+                return Err(invalid(
+                    "ctl",
+                    "Flags 'VIR_DOMAIN_SAVE_RUNNING' and 'VIR_DOMAIN_SAVE_PAUSED' are mutually exclusive"
+                        .into(),
+                ));
+            }
+            Ok(0)
+        }
+        proc::CONNECT_BASELINE_HYPERVISOR_CPU => {
+            // An empty array reaches the API as a NULL pointer.
+            if decode::<r::BaselineHypervisorCpuArgs>(args)?
+                .xml_cpus
+                .is_empty()
+            {
+                return Err(not_null("xmlCPUs"));
+            }
+            Ok(0)
+        }
+        proc::DOMAIN_AUTHORIZED_SSH_KEYS_SET => {
+            // VIR_DOMAIN_AUTHORIZED_SSH_KEYS_SET_APPEND, _REMOVE
+            let a: r::AuthorizedSshKeysSetArgs = decode(args)?;
+            if a.flags & 3 != 0 && a.keys.is_empty() {
+                return Err(not_null("keys"));
+            }
+            if a.flags & 3 == 3 {
+                return Err(invalid(
+                    "ctl",
+                    "Flags 'VIR_DOMAIN_AUTHORIZED_SSH_KEYS_SET_APPEND' and 'VIR_DOMAIN_AUTHORIZED_SSH_KEYS_SET_REMOVE' are mutually exclusive"
+                        .into(),
+                ));
+            }
+            Ok(0)
+        }
+        // libvirt's dispatcher looks a deregistered callback up in the client's own list
+        // first; registering one of these never succeeds on a node-device connection.
+        proc::CONNECT_DOMAIN_EVENT_DEREGISTER => {
+            Err(VirError::rpc_internal("domain event 0 not registered"))
+        }
+        proc::CONNECT_DOMAIN_EVENT_DEREGISTER_ANY => {
+            let id = decode::<r::EventDeregisterAnyArgs>(args)?.callback_id;
+            // The event IDs of the legacy call: up to VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED.
+            Err(VirError::rpc_internal(if (0..=15).contains(&id) {
+                format!("domain event {id} not registered")
+            } else {
+                format!("unsupported event ID {id}")
+            }))
+        }
+        proc::CONNECT_NETWORK_EVENT_DEREGISTER_ANY
+        | proc::CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY
+        | proc::CONNECT_STORAGE_POOL_EVENT_DEREGISTER_ANY
+        | proc::CONNECT_SECRET_EVENT_DEREGISTER_ANY => {
+            let id = decode::<r::EventDeregisterAnyArgs>(args)?.callback_id;
+            let kind = match p {
+                proc::CONNECT_NETWORK_EVENT_DEREGISTER_ANY => "network",
+                proc::CONNECT_DOMAIN_EVENT_CALLBACK_DEREGISTER_ANY => "domain",
+                proc::CONNECT_STORAGE_POOL_EVENT_DEREGISTER_ANY => "storage pool",
+                // libvirt 9.0's secret dispatcher says "node device" (its message, copied).
+                _ => "node device",
+            };
+            Err(VirError::rpc_internal(format!(
+                "{kind} event callback {id} not registered"
+            )))
+        }
+        // The node-device driver does not claim VIR_DRV_FEATURE_FD_PASSING.
+        proc::DOMAIN_FD_ASSOCIATE => Err(VirError::new(
+            ErrorCode::ArgumentUnsupported,
+            domain,
+            "fd passing is not supported by this connection",
+        )),
+        _ => Ok(0),
+    }
 }
 
 impl RemoteProgram {
@@ -307,11 +475,14 @@ impl RemoteProgram {
             proc::NODE_DEVICE_IS_ACTIVE => self.device_int(args, |d| d.is_active()),
             proc::NODE_DEVICE_IS_PERSISTENT => self.device_int(args, |d| d.is_persistent()),
             proc::NODE_DEVICE_GET_AUTOSTART => {
-                // libvirt 9.0's public API refuses this one on read-only connections.
-                if s.readonly {
-                    Err(read_only("virNodeDeviceGetAutostart"))
-                } else {
-                    self.device_int(args, |d| d.autostart())
+                // libvirt 9.0's public API refuses this one on read-only connections, once
+                // the arguments are decoded.
+                match decode::<r::NameArgs>(args) {
+                    Err(e) => Err(e),
+                    Ok(_) if s.readonly => {
+                        Err(read_only(ErrorDomain::NodeDev, "virNodeDeviceGetAutostart"))
+                    }
+                    Ok(_) => self.device_int(args, |d| d.autostart()),
                 }
             }
             proc::CONNECT_NODE_DEVICE_EVENT_REGISTER_ANY => self.event_register(s, args),
@@ -527,16 +698,22 @@ fn is_manage(p: i32) -> bool {
     )
 }
 
-/// The calls that change devices: mediated devices and vHBAs (see `mdev`).
+/// The calls that change devices: mediated devices and vHBAs (see `mdev`). libvirt
+/// decodes the arguments, then its public API refuses read-only connections.
 fn manage(driver: &Driver, readonly: bool, p: i32, args: &[u8]) -> CallResult {
     let api = procedure(p).and_then(|i| i.api).unwrap_or("");
-    if readonly {
-        return Err(read_only(api));
+    // The arguments, once the connection may write.
+    fn writable<T: Xdr>(args: &[u8], readonly: bool, api: &str) -> Result<T, VirError> {
+        let a = decode(args)?;
+        if readonly {
+            return Err(read_only(ErrorDomain::NodeDev, api));
+        }
+        Ok(a)
     }
     let list = driver.devices();
     match p {
         proc::NODE_DEVICE_CREATE_XML | proc::NODE_DEVICE_DEFINE_XML => {
-            let a: r::XmlFlagsArgs = decode(args)?;
+            let a: r::XmlFlagsArgs = writable(args, readonly, api)?;
             let function = if p == proc::NODE_DEVICE_CREATE_XML {
                 "nodeDeviceCreateXML"
             } else {
@@ -557,13 +734,13 @@ fn manage(driver: &Driver, readonly: bool, p: i32, args: &[u8]) -> CallResult {
             })
         }
         proc::NODE_DEVICE_DESTROY => {
-            let a: r::NameArgs = decode(args)?;
+            let a: r::NameArgs = writable(args, readonly, api)?;
             lookup(&list, &a.name)?;
             crate::mdev::destroy(driver, &a.name)?;
             encode(&())
         }
         proc::NODE_DEVICE_UNDEFINE | proc::NODE_DEVICE_CREATE => {
-            let a: r::NameFlagsArgs = decode(args)?;
+            let a: r::NameFlagsArgs = writable(args, readonly, api)?;
             let function = if p == proc::NODE_DEVICE_UNDEFINE {
                 "nodeDeviceUndefine"
             } else {
@@ -588,7 +765,7 @@ fn manage(driver: &Driver, readonly: bool, p: i32, args: &[u8]) -> CallResult {
             encode(&())
         }
         proc::NODE_DEVICE_UPDATE => {
-            let a: r::NodeDeviceUpdateArgs = decode(args)?;
+            let a: r::NodeDeviceUpdateArgs = writable(args, readonly, api)?;
             let known = crate::mdev::UPDATE_AFFECT_LIVE | crate::mdev::UPDATE_AFFECT_CONFIG;
             if a.flags & !known != 0 {
                 return Err(bad_flags(a.flags, "nodeDeviceUpdate"));
@@ -598,7 +775,7 @@ fn manage(driver: &Driver, readonly: bool, p: i32, args: &[u8]) -> CallResult {
             encode(&())
         }
         _ => {
-            let a: r::SetAutostartArgs = decode(args)?;
+            let a: r::SetAutostartArgs = writable(args, readonly, api)?;
             lookup(&list, &a.name)?;
             crate::mdev::set_autostart(driver, &a.name, a.autostart != 0)?;
             encode(&())
