@@ -421,10 +421,10 @@ pub fn xml_bombs() -> Vec<(&'static str, String)> {
 /// Sends `xml` with CREATE_XML or DEFINE_XML on `c`. A refusal is the expected answer;
 /// acceptance or no answer fails.
 pub fn send_bomb(c: &mut Client, define: bool, label: &str, xml: &str) -> Result<(), String> {
-    let p = if define {
-        proc::NODE_DEVICE_DEFINE_XML
+    let (p, via) = if define {
+        (proc::NODE_DEVICE_DEFINE_XML, "DEFINE_XML")
     } else {
-        proc::NODE_DEVICE_CREATE_XML
+        (proc::NODE_DEVICE_CREATE_XML, "CREATE_XML")
     };
     let args = xdr::to_bytes(&r::XmlFlagsArgs {
         xml_desc: xml.to_owned(),
@@ -432,7 +432,13 @@ pub fn send_bomb(c: &mut Client, define: bool, label: &str, xml: &str) -> Result
     });
     match c.call_raw(p, &args) {
         Err(CallError::Remote(_)) => Ok(()),
-        Ok(_) => Err(format!("{label} ({} bytes) was accepted", xml.len())),
-        Err(e) => Err(format!("{label} ({} bytes): no answer: {e}", xml.len())),
+        Ok(_) => Err(format!(
+            "{label} ({} bytes) through {via} was accepted",
+            xml.len()
+        )),
+        Err(e) => Err(format!(
+            "{label} ({} bytes) through {via}: no answer: {e}",
+            xml.len()
+        )),
     }
 }

@@ -144,6 +144,9 @@ struct Stats {
     virsh: EventCounts,
     hostile: hostile::Counters,
     log: Mutex<()>,
+    daemon_dead: AtomicBool,
+    /// The XML bomb in flight or last answered, to name a likely killer.
+    last_bomb: Mutex<String>,
 }
 
 impl Stats {
@@ -152,6 +155,10 @@ impl Stats {
     }
     fn error(&self, k: Kind, msg: impl std::fmt::Display) {
         let n = self.errors[k as usize].fetch_add(1, Relaxed);
+        // Once the daemon is dead every thread fails; the first messages tell why.
+        if self.daemon_dead.load(Relaxed) {
+            return;
+        }
         if n < MESSAGES_PER_KIND {
             let _g = self.log.lock();
             eprintln!("soak: {} error: {msg}", k.label());
@@ -725,6 +732,11 @@ fn bombs(s: &Shared) {
             },
         };
         s.stats.call(Kind::Bomb, 1);
+        *s.stats.last_bomb.lock().unwrap_or_else(|e| e.into_inner()) = format!(
+            "{label} ({} bytes) through {}",
+            xml.len(),
+            if define { "DEFINE_XML" } else { "CREATE_XML" },
+        );
         if let Err(e) = hostile::send_bomb(conn, define, label, xml) {
             s.stats.error(Kind::Bomb, e);
             c = None;
@@ -941,6 +953,7 @@ pub fn run(o: Options) -> Result<bool, String> {
     while t0.elapsed() < o.duration {
         std::thread::sleep(Duration::from_millis(200));
         if !alive(pid) {
+            s.stats.daemon_dead.store(true, Relaxed);
             died = Some(t0.elapsed());
             println!("{}", row(&s, t0.elapsed(), None, o.real_clients));
             break;
@@ -984,7 +997,9 @@ pub fn run(o: Options) -> Result<bool, String> {
 
     let last = sample(pid);
     let end = answering(&o);
-    println!("{}", row(&s, t0.elapsed(), last, o.real_clients));
+    if died.is_none() {
+        println!("{}", row(&s, t0.elapsed(), last, o.real_clients));
+    }
     println!();
     println!(
         "summary after {:.1} min:",
@@ -1046,6 +1061,10 @@ pub fn run(o: Options) -> Result<bool, String> {
     let ok_end = match (&died, &end) {
         (Some(at), _) => {
             println!("  daemon: DIED after {:.1} s", at.as_secs_f64());
+            let bomb = s.stats.last_bomb.lock().unwrap_or_else(|e| e.into_inner());
+            if !bomb.is_empty() {
+                println!("  the last XML bomb sent: {bomb}");
+            }
             false
         }
         (None, Ok(n)) if *n == devices => {
