@@ -6,8 +6,8 @@
 //! - sweeps: clients with their own connection listing every device and fetching the XML
 //!   of each, in a loop; at a lower rate the same through `virsh` and libvirt-python;
 //! - event subscribers: our client (lifecycle + update) and `virsh nodedev-event --event
-//!   lifecycle --loop` (virsh 9.0 watches one event type), which must receive every DEFINED/UNDEFINED (and CREATED/DELETED) the load
-//!   causes, exactly once;
+//!   lifecycle --loop` (virsh 9.0 watches one event type), which must receive every
+//!   DEFINED/UNDEFINED (and CREATED/DELETED) the load causes, exactly once;
 //! - churn: define and undefine persistent mdevs on a fake mdev-capable parent;
 //! - hostile clients: random, truncated, oversized and mutated frames on the read-write,
 //!   read-only and admin sockets ([`bench::hostile`]), and XML bombs (deep nesting,
@@ -291,13 +291,13 @@ fn sweeper(s: &Shared) {
     }
 }
 
-/// Runs `cmd` under coreutils' `timeout` (a hung daemon must not hang the soak).
 fn output(cmd: &mut Command) -> Result<std::process::Output, String> {
     cmd.stdin(Stdio::null())
         .output()
         .map_err(|e| format!("cannot run {cmd:?}: {e}"))
 }
 
+/// virsh under coreutils' `timeout`: a hung daemon must not hang the soak.
 fn virsh(s: &Shared, args: &[&str]) -> Command {
     let mut c = Command::new("timeout");
     c.args(["300", "virsh", "-q", "-c", &s.uri()]).args(args);
@@ -467,6 +467,8 @@ fn our_events(s: &Shared, mut c: Client) {
             }
         };
         let d = &mut Decoder::new(&m.payload);
+        // Every event received counts as a call of this kind of load.
+        s.stats.call(Kind::Event, 1);
         match m.header.proc_ {
             proc::NODE_DEVICE_EVENT_LIFECYCLE => match r::LifecycleEventMsg::decode(d) {
                 Ok(e) if volatile(&e.dev.name) => s.stats.ours.add(e.event),
@@ -831,6 +833,121 @@ fn settle(s: &Shared, got: &EventCounts, limit: Duration) {
     }
 }
 
+/// Our subscriber and `virsh nodedev-event`, and what ends them.
+struct Subscribers {
+    threads: Vec<JoinHandle<()>>,
+    ours: std::os::unix::net::UnixStream,
+    virsh: Option<Child>,
+}
+
+impl Subscribers {
+    fn start(s: &Arc<Shared>) -> Result<Subscribers, String> {
+        let sub = subscribe(&s.o)?;
+        let ours = sub.stream().try_clone().map_err(|e| e.to_string())?;
+        let s2 = s.clone();
+        let mut threads = vec![std::thread::spawn(move || our_events(&s2, sub))];
+        let mut virsh = None;
+        if s.o.real_clients {
+            let (child, t) = virsh_events(s.clone())?;
+            virsh = Some(child);
+            threads.push(t);
+        }
+        Ok(Subscribers {
+            threads,
+            ours,
+            virsh,
+        })
+    }
+
+    /// Lets them catch up with what the load caused (bounded), then ends them.
+    fn stop(self, s: &Shared, daemon_alive: bool) {
+        if daemon_alive {
+            settle(s, &s.stats.ours, Duration::from_secs(20));
+            if self.virsh.is_some() {
+                settle(s, &s.stats.virsh, Duration::from_secs(20));
+            }
+        }
+        let _ = self.ours.shutdown(std::net::Shutdown::Both);
+        if let Some(mut c) = self.virsh {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Defines and undefines an mdev until every subscriber has seen it, so that expected
+/// and received count the same events from then on (virsh says nothing once subscribed).
+fn probe(s: &Shared, parent: &str, ch: &mut Churn) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        ch.define(s, parent);
+        ch.undefine_oldest(s);
+        std::thread::sleep(Duration::from_millis(300));
+        if s.stats.total_errors() > 0 {
+            return Err("the probe define/undefine failed (see above)".into());
+        }
+        let virsh_ready = !s.o.real_clients || s.stats.virsh.total() > 0;
+        if virsh_ready && s.stats.ours.total() > 0 {
+            // The probe rounds virsh ran before it subscribed count as seen.
+            std::thread::sleep(Duration::from_millis(500));
+            let (want, got) = (s.stats.expected.get(), s.stats.virsh.get());
+            for i in 0..4 {
+                s.stats.virsh.0[i].fetch_add(want[i].saturating_sub(got[i]), Relaxed);
+            }
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err("the subscribers saw no event of the probe within 30 s".into());
+        }
+    }
+}
+
+/// One part of the load, run in its own thread.
+type Part = Box<dyn FnOnce(&Shared) + Send>;
+
+/// Every part of the load but the subscribers, each in its own thread(s).
+fn start_load(s: &Arc<Shared>, ch: Churn) -> Vec<JoinHandle<()>> {
+    let o = &s.o;
+    let mut parts: Vec<Part> = Vec::new();
+    for _ in 0..o.sweepers {
+        parts.push(Box::new(sweeper));
+    }
+    if o.real_clients {
+        parts.push(Box::new(real_clients));
+    }
+    if let Some(parent) = o.mdev_parent.clone() {
+        parts.push(Box::new(move |s: &Shared| churn(s, &parent, ch)));
+    }
+    if let (Some(root), Some(sock)) = (o.root.clone(), o.uevent_socket.clone()) {
+        parts.push(Box::new(move |s: &Shared| uevents(s, &root, &sock)));
+    }
+    for t in 0..o.hostile {
+        parts.push(Box::new(move |s: &Shared| hostile_thread(s, t)));
+    }
+    if o.xml_bombs {
+        parts.push(Box::new(bombs));
+    }
+    parts
+        .into_iter()
+        .map(|f| {
+            let s = s.clone();
+            std::thread::spawn(move || f(&s))
+        })
+        .collect()
+}
+
+fn on_off(b: bool) -> &'static str {
+    if b {
+        "on"
+    } else {
+        "off"
+    }
+}
+
+/// Runs the soak; true when there was no error and the daemon still answers as before.
 pub fn run(o: Options) -> Result<bool, String> {
     let pid = read_pid(&o.pid_file)?;
     let devices = answering(&o)?;
@@ -840,71 +957,29 @@ pub fn run(o: Options) -> Result<bool, String> {
         stats: Stats::default(),
         stop: AtomicBool::new(false),
     });
-    let mut threads: Vec<JoinHandle<()>> = Vec::new();
-    let mut subscribers: Vec<JoinHandle<()>> = Vec::new();
 
-    // Subscribers first, and proven subscribed (a probe define/undefine each sees) before
-    // the rest of the load starts, so that expected and received count the same events.
-    let sub = subscribe(&o)?;
-    let sub_stream = sub.stream().try_clone().map_err(|e| e.to_string())?;
-    subscribers.push({
-        let s = s.clone();
-        std::thread::spawn(move || our_events(&s, sub))
-    });
-    let mut virsh_child = None;
-    if o.real_clients {
-        let (child, t) = virsh_events(s.clone())?;
-        virsh_child = Some(child);
-        subscribers.push(t);
-    }
+    let subscribers = Subscribers::start(&s)?;
     let mut ch = Churn {
         c: None,
         next: 0,
         defined: VecDeque::new(),
     };
-    if let Some(parent) = &o.mdev_parent {
-        // virsh prints nothing once subscribed: probe until it shows an event.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            ch.define(&s, parent);
-            ch.undefine_oldest(&s);
-            std::thread::sleep(Duration::from_millis(300));
-            let virsh_ready = !o.real_clients || s.stats.virsh.total() > 0;
-            if s.stats.total_errors() > 0 {
-                return Err("the probe define/undefine failed (see above)".into());
-            }
-            if virsh_ready && s.stats.ours.total() > 0 {
-                // The probe rounds virsh ran before it subscribed count as seen: what it
-                // receives from here on must match exactly.
-                std::thread::sleep(Duration::from_millis(500));
-                let (want, got) = (s.stats.expected.get(), s.stats.virsh.get());
-                for i in 0..4 {
-                    s.stats.virsh.0[i].fetch_add(want[i].saturating_sub(got[i]), Relaxed);
-                }
-                break;
-            }
-            if Instant::now() > deadline {
-                return Err("the subscribers saw no event of the probe within 30 s".into());
-            }
-        }
+    match &o.mdev_parent {
+        Some(parent) => probe(&s, parent, &mut ch)?,
+        // Nothing to probe with: give virsh the time it usually needs.
+        None => std::thread::sleep(Duration::from_secs(2)),
     }
 
-    let t0 = Instant::now();
     println!(
-        "soak: {} devices, {} sweepers, {} hostile threads, XML bombs {}, real clients {}, \
-         churn {}/s on {}, uevents {}; a row every {} s for {} min",
-        devices,
+        "soak: {devices} devices, {} sweepers, {} hostile threads, XML bombs {}, real clients \
+         {}, churn {}/s on {}, uevents {}; a row every {} s for {} min",
         o.sweepers,
         o.hostile,
-        if o.xml_bombs { "on" } else { "off" },
-        if o.real_clients { "on" } else { "off" },
+        on_off(o.xml_bombs),
+        on_off(o.real_clients),
         o.churn_rate,
         o.mdev_parent.as_deref().unwrap_or("(none)"),
-        if o.uevent_socket.is_some() {
-            "on"
-        } else {
-            "off"
-        },
+        on_off(o.uevent_socket.is_some()),
         o.interval.as_secs_f64(),
         o.duration.as_secs_f64() / 60.0
     );
@@ -915,38 +990,8 @@ pub fn run(o: Options) -> Result<bool, String> {
     println!("{}", header());
     println!("{}", row(&s, Duration::ZERO, Some(first), o.real_clients));
 
-    let spawn = |threads: &mut Vec<JoinHandle<()>>, f: Box<dyn FnOnce(&Shared) + Send>| {
-        let s = s.clone();
-        threads.push(std::thread::spawn(move || f(&s)));
-    };
-    for _ in 0..o.sweepers {
-        spawn(&mut threads, Box::new(sweeper));
-    }
-    if o.real_clients {
-        spawn(&mut threads, Box::new(real_clients));
-    }
-    if let Some(parent) = o.mdev_parent.clone() {
-        spawn(
-            &mut threads,
-            Box::new(move |s: &Shared| churn(s, &parent, ch)),
-        );
-    }
-    if let (Some(root), Some(sock)) = (o.root.clone(), o.uevent_socket.clone()) {
-        spawn(
-            &mut threads,
-            Box::new(move |s: &Shared| uevents(s, &root, &sock)),
-        );
-    }
-    for t in 0..o.hostile {
-        spawn(
-            &mut threads,
-            Box::new(move |s: &Shared| hostile_thread(s, t)),
-        );
-    }
-    if o.xml_bombs {
-        spawn(&mut threads, Box::new(bombs));
-    }
-
+    let t0 = Instant::now();
+    let load = start_load(&s, ch);
     let mut samples = vec![first];
     let mut died: Option<Duration> = None;
     let mut next_row = o.interval;
@@ -960,127 +1005,120 @@ pub fn run(o: Options) -> Result<bool, String> {
         }
         if t0.elapsed() >= next_row {
             let smp = sample(pid);
-            if let Some(m) = smp {
-                samples.push(m);
-            }
+            samples.extend(smp);
             println!("{}", row(&s, t0.elapsed(), smp, o.real_clients));
             next_row += o.interval;
         }
     }
 
+    // The churn undefines what it still holds before its thread ends.
     s.stop.store(true, Relaxed);
-    // The churn undefines what it still holds before its thread ends; subscribers keep
-    // listening until they have caught up (or 20 s).
-    for t in threads {
+    for t in load {
         let _ = t.join();
     }
-    if died.is_none() {
-        settle(&s, &s.stats.ours, Duration::from_secs(20));
-        if o.real_clients {
-            settle(&s, &s.stats.virsh, Duration::from_secs(20));
-        }
-    }
-    let _ = sub_stream.shutdown(std::net::Shutdown::Both);
-    if let Some(mut c) = virsh_child {
-        let _ = c.kill();
-        let _ = c.wait();
-    }
-    for t in subscribers {
-        let _ = t.join();
-    }
+    subscribers.stop(&s, died.is_none());
     if died.is_none() {
         check_events(&s, "our subscriber", &s.stats.ours);
         if o.real_clients {
             check_events(&s, "virsh nodedev-event", &s.stats.virsh);
         }
     }
-
     let last = sample(pid);
-    let end = answering(&o);
     if died.is_none() {
         println!("{}", row(&s, t0.elapsed(), last, o.real_clients));
     }
+    samples.extend(last);
+    let end = match died {
+        Some(at) => Err(format!("DIED after {:.1} s", at.as_secs_f64())),
+        None => answering(&o).map_err(|e| format!("alive but not answering: {e}")),
+    };
+    Ok(summary(&s, t0.elapsed(), devices, &samples, end))
+}
+
+/// Prints the summary; true when there was no error and the daemon ends as it started.
+fn summary(
+    s: &Shared,
+    elapsed: Duration,
+    devices: usize,
+    samples: &[Sample],
+    end: Result<usize, String>,
+) -> bool {
     println!();
-    println!(
-        "summary after {:.1} min:",
-        t0.elapsed().as_secs_f64() / 60.0
-    );
+    println!("summary after {:.1} min:", elapsed.as_secs_f64() / 60.0);
+    let first = samples[0];
     let first_row = samples.get(1).copied().unwrap_or(first);
-    let last_s = last.unwrap_or_else(|| *samples.last().expect("one sample"));
+    let last = *samples.last().expect("one sample");
     println!(
         "  VmRSS   {:>8.1} MiB at start, {:>8.1} at the first row, {:>8.1} at the end",
         first.rss_kib as f64 / 1024.0,
         first_row.rss_kib as f64 / 1024.0,
-        last_s.rss_kib as f64 / 1024.0
+        last.rss_kib as f64 / 1024.0
     );
     println!(
         "  fds     {:>8} at start, {:>8} at the first row, {:>8} at the end",
-        first.fds, first_row.fds, last_s.fds
+        first.fds, first_row.fds, last.fds
     );
     println!(
         "  threads {:>8} at start, {:>8} at the first row, {:>8} at the end",
-        first.threads, first_row.threads, last_s.threads
+        first.threads, first_row.threads, last.threads
     );
+    let h = &s.stats.hostile;
     println!(
-        "  daemon CPU {:.1} s over the run; {} calls; hostile: {} connections, {} frames, {} checked answers",
-        last_s.cpu_s - first.cpu_s,
-        s.stats.total_calls(),
-        s.stats.hostile.connections.load(Relaxed),
-        s.stats.hostile.frames.load(Relaxed),
-        s.stats.hostile.checked.load(Relaxed)
+        "  daemon CPU {:.1} s over the run; hostile: {} connections, {} frames, {} checked answers",
+        last.cpu_s - first.cpu_s,
+        h.connections.load(Relaxed),
+        h.frames.load(Relaxed),
+        h.checked.load(Relaxed)
     );
     let want = s.stats.expected.get();
-    println!(
-        "  events of the load: {} created, {} deleted, {} defined, {} undefined; ours received {:?}{}",
+    print!(
+        "  events of the load: {} created, {} deleted, {} defined, {} undefined; received: ours {:?}",
         want[0],
         want[1],
         want[2],
         want[3],
-        s.stats.ours.get(),
-        if o.real_clients {
-            format!(", virsh {:?}", s.stats.virsh.get())
-        } else {
-            String::new()
-        }
+        s.stats.ours.get()
     );
-    let (mut calls, mut errs) = (Vec::new(), Vec::new());
-    for k in KINDS {
-        calls.push(format!(
-            "{} {}",
-            k.label(),
-            s.stats.calls[k as usize].load(Relaxed)
-        ));
-        errs.push(format!("{} {}", k.label(), s.stats.errors(k)));
+    if s.o.real_clients {
+        print!(", virsh {:?}", s.stats.virsh.get());
     }
-    println!("  calls:  {}", calls.join(", "));
+    println!();
+    let per_kind = |f: &dyn Fn(Kind) -> u64| {
+        KINDS
+            .iter()
+            .map(|k| format!("{} {}", k.label(), f(*k)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!(
+        "  calls:  {} in all ({})",
+        s.stats.total_calls(),
+        per_kind(&|k| s.stats.calls[k as usize].load(Relaxed))
+    );
     println!(
         "  errors: {} in all ({})",
         s.stats.total_errors(),
-        errs.join(", ")
+        per_kind(&|k| s.stats.errors(k))
     );
-    let ok_end = match (&died, &end) {
-        (Some(at), _) => {
-            println!("  daemon: DIED after {:.1} s", at.as_secs_f64());
+    let ok = match end {
+        Ok(n) if n == devices => {
+            println!("  daemon: alive and answering ({n} devices, as at the start)");
+            true
+        }
+        Ok(n) => {
+            println!(
+                "  daemon: alive and answering, but lists {n} devices ({devices} at the start)"
+            );
+            false
+        }
+        Err(e) => {
+            println!("  daemon: {e}");
             let bomb = s.stats.last_bomb.lock().unwrap_or_else(|e| e.into_inner());
             if !bomb.is_empty() {
                 println!("  the last XML bomb sent: {bomb}");
             }
             false
         }
-        (None, Ok(n)) if *n == devices => {
-            println!("  daemon: alive and answering ({n} devices, as at the start)");
-            true
-        }
-        (None, Ok(n)) => {
-            println!(
-                "  daemon: alive and answering, but lists {n} devices ({devices} at the start)"
-            );
-            false
-        }
-        (None, Err(e)) => {
-            println!("  daemon: alive but not answering: {e}");
-            false
-        }
     };
-    Ok(ok_end && s.stats.total_errors() == 0)
+    ok && s.stats.total_errors() == 0
 }
