@@ -6,9 +6,8 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{have, required, Daemon, Reference};
-use protocol::remote::{proc, ConnectOpenArgs};
-use protocol::{REMOTE_PROGRAM, REMOTE_VERSION};
+use common::{have, open_client_at, required, Daemon, Reference};
+use protocol::remote::proc;
 use rpc::client::Client;
 use xdr::xdr_struct;
 
@@ -55,17 +54,7 @@ impl Target<'_> {
     }
 
     fn open_client(&self) -> Client {
-        let mut c = Client::connect(&self.rw_sock, REMOTE_PROGRAM, REMOTE_VERSION).unwrap();
-        let _: () = c
-            .call(
-                proc::CONNECT_OPEN,
-                &ConnectOpenArgs {
-                    name: Some("nodedev:///system".into()),
-                    flags: 0,
-                },
-            )
-            .unwrap();
-        c
+        open_client_at(&self.rw_sock)
     }
 }
 

@@ -32,7 +32,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{fc_mdev_s390_tree, Daemon, BIN};
+use common::{device_names, fc_mdev_s390_tree, Daemon, BIN};
 use protocol::remote::{self as r, proc};
 use rpc::client::{CallError, Client};
 use xdr::{Decoder, Xdr};
@@ -232,24 +232,11 @@ fn next_event(c: &mut Client) -> Option<Ev> {
 }
 
 fn mdev_names(c: &mut Client) -> Vec<String> {
-    let r: r::ListAllRet = c
-        .call(
-            proc::CONNECT_LIST_ALL_NODE_DEVICES,
-            &r::ListAllArgs {
-                need_results: 1,
-                flags: 0,
-            },
-        )
-        .unwrap();
-    let mut v: Vec<String> = r
-        .devices
+    // The tree's own running mdevs are not ours to count.
+    device_names(c)
         .into_iter()
-        .map(|d| d.name)
-        // The tree's own running mdevs are not ours to count.
         .filter(|n| n.starts_with("mdev_c4a5e000_"))
-        .collect();
-    v.sort();
-    v
+        .collect()
 }
 
 /// What the daemon shows of the device's configuration, as a [`Conf`].

@@ -29,21 +29,6 @@ fn xml_of(c: &mut Client, name: &str) -> Result<String, String> {
     })
 }
 
-fn names(c: &mut Client) -> Vec<String> {
-    let ret: r::ListAllRet = c
-        .call(
-            proc::CONNECT_LIST_ALL_NODE_DEVICES,
-            &r::ListAllArgs {
-                need_results: 1,
-                flags: 0,
-            },
-        )
-        .unwrap();
-    let mut v: Vec<String> = ret.devices.into_iter().map(|d| d.name).collect();
-    v.sort();
-    v
-}
-
 /// The next lifecycle event's (event, device), skipping keepalives.
 fn next_lifecycle(c: &mut Client) -> (i32, String) {
     loop {
@@ -68,7 +53,7 @@ fn a_panicking_call_fails_alone_and_everything_else_goes_on() {
     let pid = d.pid();
 
     let mut bystander = d.open_client();
-    let before = names(&mut bystander);
+    let before = device_names(&mut bystander);
     let other = before.iter().find(|n| *n != "computer").unwrap().clone();
     let other_xml = xml_of(&mut bystander, &other).unwrap();
     let _: r::IntRet = bystander
@@ -91,7 +76,7 @@ fn a_panicking_call_fails_alone_and_everything_else_goes_on() {
         );
         assert_eq!(xml_of(&mut c, &other).as_ref(), Ok(&other_xml));
     }
-    assert_eq!(names(&mut c), before);
+    assert_eq!(device_names(&mut c), before);
 
     // Real clients see the same.
     if virsh_available() {
@@ -108,7 +93,7 @@ fn a_panicking_call_fails_alone_and_everything_else_goes_on() {
 
     // The bystander's connection and subscription, and hotplug (which takes the locks the
     // panics held), still work.
-    assert_eq!(names(&mut bystander), before);
+    assert_eq!(device_names(&mut bystander), before);
     let net = tree
         .net(None, &NetSpec::new("vndiso0", 7, "02:00:00:00:00:07"))
         .unwrap();

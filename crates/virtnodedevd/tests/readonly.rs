@@ -20,12 +20,12 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use protocol::remote::{proc, ConnectOpenArgs, TypedParam, TypedValue};
+use protocol::remote::{proc, TypedParam, TypedValue};
 use protocol::{procedure, ReadOnly, REMOTE_PROGRAM, REMOTE_VERSION};
 use rpc::client::{CallError, Client};
 use xdr::Encoder;
 
-use common::{sample_tree, Daemon, Reference};
+use common::{open_client_at, sample_tree, Daemon, Reference};
 
 /// The last procedure of the table (NODE_DEVICE_UPDATE, libvirt 10.1.0).
 const MAX_PROC: i32 = 447;
@@ -113,20 +113,6 @@ fn answer(c: &mut Client, p: i32, args: &[u8]) -> String {
         Err(CallError::Io(e)) => format!("connection lost: {:?}", e.kind()),
         Err(CallError::Decode) => "undecodable reply".into(),
     }
-}
-
-fn open(sock: &Path) -> Client {
-    let mut c = Client::connect(sock, REMOTE_PROGRAM, REMOTE_VERSION).unwrap();
-    let _: () = c
-        .call(
-            proc::CONNECT_OPEN,
-            &ConnectOpenArgs {
-                name: Some("nodedev:///system".into()),
-                flags: 0,
-            },
-        )
-        .unwrap();
-    c
 }
 
 /// Builds XDR argument bytes.
@@ -345,9 +331,9 @@ fn sweep(sock: &Path, reference: bool) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let zero = vec![0u8; ZERO_ARGS];
     // CONNECT_OPEN on an open connection makes libvirt drop it: its own client.
-    let mut c = open(sock);
+    let mut c = open_client_at(sock);
     out.insert("1".into(), answer(&mut c, proc::CONNECT_OPEN, &zero));
-    let mut c = open(sock);
+    let mut c = open_client_at(sock);
     out.insert("2".into(), answer(&mut c, proc::CONNECT_CLOSE, &[]));
     // Before CONNECT_OPEN: decoding first, then the missing connection.
     let mut c = Client::connect(sock, REMOTE_PROGRAM, REMOTE_VERSION).unwrap();
@@ -358,7 +344,7 @@ fn sweep(sock: &Path, reference: bool) -> BTreeMap<String, String> {
             answer(&mut c, p, &[]),
         );
     }
-    let mut c = open(sock);
+    let mut c = open_client_at(sock);
     for p in 3..=MAX_PROC {
         if reference && CRASH_LIBVIRT.contains(&p) {
             continue;
@@ -472,7 +458,7 @@ fn read_only_refusals_follow_the_table() {
         "(39, 7, \"Unable to decode message payload\")"
     );
     // The daemon is still serving both sockets.
-    let mut c = open(&d.ro_sock());
+    let mut c = open_client_at(&d.ro_sock());
     assert_eq!(answer(&mut c, proc::CONNECT_GET_TYPE, &[]), "ok");
 }
 

@@ -9,7 +9,7 @@ use std::process::Command;
 
 use common::*;
 use protocol::event_id;
-use protocol::remote::{proc, EventRegisterAnyArgs, IntRet, ListAllArgs, ListAllRet, XmlFlagsArgs};
+use protocol::remote::{proc, EventRegisterAnyArgs, IntRet, XmlFlagsArgs};
 use rpc::client::{CallError, Client};
 
 /// Each hostile definition: what it is, and the XML.
@@ -74,21 +74,6 @@ fn answer(c: &mut Client, procedure: i32, xml: &str) -> String {
         ),
         Err(e) => format!("call failed: {e:?}"),
     }
-}
-
-fn device_names(c: &mut Client) -> Vec<String> {
-    let ret: ListAllRet = c
-        .call(
-            proc::CONNECT_LIST_ALL_NODE_DEVICES,
-            &ListAllArgs {
-                need_results: 1,
-                flags: 0,
-            },
-        )
-        .unwrap();
-    let mut names: Vec<String> = ret.devices.into_iter().map(|d| d.name).collect();
-    names.sort();
-    names
 }
 
 /// What a real client prints for a definition in a file: virsh's error lines, then

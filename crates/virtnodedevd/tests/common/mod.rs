@@ -239,6 +239,22 @@ pub fn open_client_at(sock: &Path) -> Client {
     c
 }
 
+/// The sorted names of every device, as ListAllNodeDevices gives them.
+pub fn device_names(c: &mut Client) -> Vec<String> {
+    let ret: protocol::remote::ListAllRet = c
+        .call(
+            proc::CONNECT_LIST_ALL_NODE_DEVICES,
+            &protocol::remote::ListAllArgs {
+                need_results: 1,
+                flags: 0,
+            },
+        )
+        .unwrap();
+    let mut names: Vec<String> = ret.devices.into_iter().map(|d| d.name).collect();
+    names.sort();
+    names
+}
+
 /// Debian's client tools are installed (CI installs them; see .ci/run).
 pub fn have(tool: &str) -> bool {
     Command::new("sh")
