@@ -188,26 +188,6 @@ enum Ev {
     Other(i32, i32, String),
 }
 
-/// A client subscribed to lifecycle and update events of every device.
-fn subscriber(d: &Daemon) -> Client {
-    let mut c = d.open_client();
-    for id in [0, 1] {
-        let _: r::IntRet = c
-            .call(
-                proc::CONNECT_NODE_DEVICE_EVENT_REGISTER_ANY,
-                &r::EventRegisterAnyArgs {
-                    event_id: id,
-                    dev: None,
-                },
-            )
-            .unwrap();
-    }
-    c.stream()
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    c
-}
-
 /// The next event; `None` when the connection is closed (or nothing comes in 10 s).
 fn next_event(c: &mut Client) -> Option<Ev> {
     loop {
@@ -330,7 +310,7 @@ fn store_case(op: Op, point: &str, nth: u32, committed: bool) {
             ("VIRTNODEDEVD_FAULT_MARKER", &marker),
         ],
     );
-    let mut events = subscriber(&d);
+    let mut events = d.subscriber();
     let mut actor = d.open_client();
     let before = mdev_names(&mut actor);
     assert_eq!(before.is_empty(), old.is_none(), "{case}: {before:?}");
@@ -371,7 +351,7 @@ fn store_case(op: Op, point: &str, nth: u32, committed: bool) {
     let (_, strays) = store(&root);
     assert_eq!(strays, Vec::<String>::new(), "{case}: stray files remain");
     assert_eq!(stored(&root, &old, &new, &case), on_disk, "{case}");
-    let mut events = subscriber(&d);
+    let mut events = d.subscriber();
     let mut c = d.open_client();
     let listed = mdev_names(&mut c);
     match &on_disk {

@@ -431,22 +431,7 @@ struct Watcher {
 
 impl Watcher {
     fn new(d: &Daemon) -> Watcher {
-        let mut c = d.open_client();
-        for id in [0, 1] {
-            let _: r::IntRet = c
-                .call(
-                    proc::CONNECT_NODE_DEVICE_EVENT_REGISTER_ANY,
-                    &r::EventRegisterAnyArgs {
-                        event_id: id,
-                        dev: None,
-                    },
-                )
-                .unwrap();
-        }
-        c.stream()
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        Watcher { c }
+        Watcher { c: d.subscriber() }
     }
 
     fn next(&mut self) -> Ev {

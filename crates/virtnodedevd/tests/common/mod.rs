@@ -151,6 +151,27 @@ impl Daemon {
         self.open_client_on(&self.sock())
     }
 
+    /// A client subscribed to lifecycle and update events of every device, reading with a
+    /// 10 s timeout so that a missing event fails the test instead of hanging it.
+    pub fn subscriber(&self) -> Client {
+        let mut c = self.open_client();
+        for id in [protocol::event_id::LIFECYCLE, protocol::event_id::UPDATE] {
+            let _: protocol::remote::IntRet = c
+                .call(
+                    proc::CONNECT_NODE_DEVICE_EVENT_REGISTER_ANY,
+                    &protocol::remote::EventRegisterAnyArgs {
+                        event_id: id,
+                        dev: None,
+                    },
+                )
+                .unwrap();
+        }
+        c.stream()
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        c
+    }
+
     /// SIGTERM and wait; returns the exit status.
     pub fn stop(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().unwrap();
