@@ -680,23 +680,17 @@ fn post_parse(list: &DeviceList, def: &DeviceDef) -> Result<Option<String>, VirE
     Ok(addr)
 }
 
-fn random_uuid() -> String {
-    let mut b = [0u8; 16];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        use std::io::Read;
-        let _ = f.read_exact(&mut b);
-    }
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+/// A new random (version 4) UUID for an mdev created without one, as mdevctl would make.
+/// Without randomness the call fails with libvirt's message for that (virRandomBytes),
+/// rather than making a UUID that could collide.
+fn random_uuid() -> Result<String, VirError> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| internal(format!("failed to generate byte stream: {e}")))?;
+    Ok(uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .hyphenated()
+        .to_string())
 }
 
 /// The parent device of a definition, by the address mdevctl uses.
@@ -825,7 +819,10 @@ pub fn create_xml(driver: &Driver, xml: &str, validate: bool) -> Result<String, 
             def.parent.as_deref().unwrap_or("")
         ))
     })?;
-    let uuid = m.uuid.clone().unwrap_or_else(random_uuid);
+    let uuid = match &m.uuid {
+        Some(u) => u.clone(),
+        None => random_uuid()?,
+    };
     start_mdev(driver.root(), parent, &m.type_id, &uuid)?;
     write_attrs(driver.root(), &uuid, &m.attrs);
     let root = driver.root().clone();
@@ -873,7 +870,10 @@ pub fn define_xml(driver: &Driver, xml: &str, validate: bool) -> Result<String, 
         };
         return Ok(note_defined(driver, d));
     }
-    let uuid = m.uuid.clone().unwrap_or_else(random_uuid);
+    let uuid = match &m.uuid {
+        Some(u) => u.clone(),
+        None => random_uuid()?,
+    };
     // mdevctl refuses a UUID defined under another parent.
     if let Some(other) = list.iter().find(|d| {
         d.is_persistent()
