@@ -68,20 +68,20 @@ pub enum ListenError {
     /// `virGetGroupID`: neither a group name nor a number.
     #[error("invalid argument: Failed to parse group '{0}'")]
     Group(String),
-    #[error("Failed to create socket: {}", .0.desc())]
+    #[error("Failed to create socket: {}", strerror(.0))]
     Socket(Errno),
     /// `sun_path` holds 107 bytes and a NUL.
-    #[error("Path {} too long for unix socket: {}", .0.display(), Errno::ENAMETOOLONG.desc())]
+    #[error("Path {} too long for unix socket: {}", .0.display(), strerror(&Errno::ENAMETOOLONG))]
     PathTooLong(PathBuf),
     /// Ours: libvirt unlinks the path and steals a live daemon's socket.
     #[error("Failed to bind socket to '{}': another daemon is listening on it", .0.display())]
     InUse(PathBuf),
-    #[error("Failed to bind socket to '{}': {}", .0.display(), .1.desc())]
+    #[error("Failed to bind socket to '{}': {}", .0.display(), strerror(.1))]
     Bind(PathBuf, Errno),
     /// The uid is libvirt's -1 ("leave it").
-    #[error("Failed to change ownership of '{}' to -1:{}: {}", .0.display(), *.1 as i32, .2.desc())]
+    #[error("Failed to change ownership of '{}' to -1:{}: {}", .0.display(), *.1 as i32, strerror(.2))]
     Chown(PathBuf, u32, Errno),
-    #[error("Unable to listen on socket: {}", .0.desc())]
+    #[error("Unable to listen on socket: {}", strerror(.0))]
     Listen(Errno),
 }
 
@@ -186,6 +186,16 @@ fn listen(fd: &OwnedFd, backlog: i32) -> nix::Result<()> {
     Errno::result(r).map(drop)
 }
 
+/// The C library's text for `e`, as libvirt's `g_strerror()` gives it (nix's own table
+/// words some differently: EAGAIN is "Try again" there).
+pub fn strerror(e: &Errno) -> String {
+    let text = io::Error::from_raw_os_error(*e as i32).to_string();
+    match text.rfind(" (os error ") {
+        Some(i) => text[..i].to_owned(),
+        None => text,
+    }
+}
+
 fn io_errno(e: &io::Error) -> Errno {
     Errno::from_raw(e.raw_os_error().unwrap_or(0))
 }
@@ -217,23 +227,28 @@ pub fn ensure_rundir(privileged: bool) -> Result<(), String> {
     } else {
         (user_runtime_dir().join("libvirt"), 0o077)
     };
-    mkdir_with_parents(&dir, mask)
-        .map_err(|e| format!("unable to create rundir {}: {}", dir.display(), e.desc()))
+    mkdir_with_parents(&dir, mask).map_err(|e| {
+        format!(
+            "unable to create rundir {}: {}",
+            dir.display(),
+            strerror(&e)
+        )
+    })
 }
 
 /// Why the pid file could not be taken; libvirt's texts (virpidfile.c). The daemon
 /// exits with `VIR_DAEMON_ERR_PIDFILE`.
 #[derive(Debug, thiserror::Error)]
 pub enum PidFileError {
-    #[error("Failed to open pid file '{}': {}", .0.display(), .1.desc())]
+    #[error("Failed to open pid file '{}': {}", .0.display(), strerror(.1))]
     Open(PathBuf, Errno),
-    #[error("Unable to check status of pid file '{}': {}", .0.display(), .1.desc())]
+    #[error("Unable to check status of pid file '{}': {}", .0.display(), strerror(.1))]
     Stat(PathBuf, Errno),
-    #[error("Failed to acquire pid file '{}': {}", .0.display(), .1.desc())]
+    #[error("Failed to acquire pid file '{}': {}", .0.display(), strerror(.1))]
     Acquire(PathBuf, Errno),
-    #[error("Failed to truncate pid file '{}': {}", .0.display(), .1.desc())]
+    #[error("Failed to truncate pid file '{}': {}", .0.display(), strerror(.1))]
     Truncate(PathBuf, Errno),
-    #[error("Failed to write to pid file '{}': {}", .0.display(), .1.desc())]
+    #[error("Failed to write to pid file '{}': {}", .0.display(), strerror(.1))]
     Write(PathBuf, Errno),
 }
 

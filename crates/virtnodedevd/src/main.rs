@@ -72,6 +72,8 @@ fn main() -> ExitCode {
                 .config
                 .clone()
                 .unwrap_or_else(|| DaemonConfig::default_path(privileged));
+            // virReportError logs the error itself, then main() says what it was doing.
+            error!("{e}");
             error!(
                 "Can't load config file: {}: {}",
                 e.message(),
@@ -170,7 +172,7 @@ fn prepare_user_dirs(
                 format!(
                     "Cannot create user runtime directory '{}': {}",
                     dir.display(),
-                    errno.desc()
+                    listen::strerror(&errno)
                 ),
                 "Can't determine pid file path.".into(),
             ]);
