@@ -467,7 +467,12 @@ impl DaemonConfig {
         };
         match parse_uuid(&text) {
             Some(u) => Ok(Some(u)),
-            None => Err(ConfError::Logged(format!("invalid host UUID: {text}"))),
+            // libvirt logs machine-id's newline as well (an empty line follows); ours
+            // would escape it, so it is left out.
+            None => Err(ConfError::Logged(format!(
+                "invalid host UUID: {}",
+                text.strip_suffix('\n').unwrap_or(&text)
+            ))),
         }
     }
 

@@ -25,6 +25,7 @@ pub enum DaemonErr {
     Init = 3,
     Signal = 4,
     Network = 6,
+    Audit = 10,
 }
 
 impl DaemonErr {

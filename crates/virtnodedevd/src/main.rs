@@ -213,6 +213,7 @@ fn run(opts: Options, config: DaemonConfig, privileged: bool) -> Result<(), Fata
             .map_err(|e| format!("cannot handle signals: {e}"))
             .map_err(fatal(DaemonErr::Signal))?
     };
+    check_audit(config.audit_level)?;
     // Bound while this is still the only thread: bind() sets the process umask. A
     // current-thread runtime and signal handlers start no thread; the uevent monitor,
     // the mdev watcher and the blocking pool all start below.
@@ -220,6 +221,48 @@ fn run(opts: Options, config: DaemonConfig, privileged: bool) -> Result<(), Fata
     let result = start_and_serve(opts, config, privileged, &runtime, &mut listeners, signals);
     listeners.remove();
     result
+}
+
+/// `virAuditOpen` at start-up: with `audit_level` 2 or more the daemon must be able to
+/// reach the kernel's audit system, else it exits with `VIR_DAEMON_ERR_AUDIT`. The node
+/// device driver sends no audit records, so the socket is only opened, as a check.
+fn check_audit(level: u32) -> Result<(), Fatal> {
+    use nix::errno::Errno;
+    use nix::sys::socket::{socket, AddressFamily, SockFlag, SockProtocol, SockType};
+    if level == 0 {
+        return Ok(());
+    }
+    let e = match socket(
+        AddressFamily::Netlink,
+        SockType::Raw,
+        SockFlag::SOCK_CLOEXEC,
+        SockProtocol::NetlinkAudit,
+    ) {
+        Ok(_) => return Ok(()),
+        Err(e) => e,
+    };
+    let message = if matches!(
+        e,
+        Errno::EINVAL | Errno::EPROTONOSUPPORT | Errno::EAFNOSUPPORT
+    ) {
+        if level < 2 {
+            info!("Audit is not supported by the kernel");
+            return Ok(());
+        }
+        // libvirt passes VIR_FROM_AUDIT (36) where the error code goes, and 36 is
+        // VIR_ERR_INVALID_NETWORK: its message prefix is what gets logged.
+        "invalid network pointer in Audit is not supported by the kernel".to_owned()
+    } else {
+        format!("Unable to initialize audit layer: {}", listen::strerror(&e))
+    };
+    if level < 2 {
+        error!("{message}");
+        return Ok(());
+    }
+    Err(Fatal {
+        err: DaemonErr::Audit,
+        message,
+    })
 }
 
 fn start_and_serve(

@@ -579,3 +579,90 @@ fn sockets_are_bound_under_their_umask_and_never_chmod_ed() {
         );
     }
 }
+
+/// Runs `daemon` (our binary or libvirtd) after the shell commands `prelude` in a
+/// private mount namespace.
+fn in_namespace(prelude: &str, daemon: &str, conf: &Path, pid: &Path) -> Command {
+    let mut c = Command::new("unshare");
+    c.args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(format!("{prelude} && exec \"$0\" -f \"$1\" -p \"$2\" -t 1"))
+        .arg(daemon)
+        .arg(conf)
+        .arg(pid)
+        .env(LOG_ENV.0, LOG_ENV.1)
+        .env_remove("VIRTNODEDEVD_LOG")
+        .env_remove("LIBVIRT_DEBUG")
+        .env_remove("LIBVIRT_LOG_FILTERS")
+        .stdin(Stdio::null());
+    c
+}
+
+fn can_unshare() -> bool {
+    let ok = nix::unistd::geteuid().is_root() && have("unshare");
+    if !ok {
+        assert!(
+            std::env::var_os("VIRTNODEDEVD_REQUIRE_REFERENCE").is_none(),
+            "root and unshare are required"
+        );
+        eprintln!("skipping: needs root for a private mount namespace");
+    }
+    ok
+}
+
+#[test]
+fn host_uuid_from_a_bad_machine_id_is_refused() {
+    if !can_unshare() {
+        return;
+    }
+    let live = reference_available();
+    for (content, logged) in [
+        (
+            "00000000000000000000000000000000\n",
+            "00000000000000000000000000000000",
+        ),
+        ("not a machine id", "not a machine id"),
+    ] {
+        let tmp = tempfile::Builder::new().prefix("vnd-s").tempdir().unwrap();
+        let dir = tmp.path();
+        let conf = write_conf(dir, "host_uuid_source = \"machine-id\"");
+        let id = dir.join("machine-id");
+        std::fs::write(&id, content).unwrap();
+        let prelude = format!("mount --bind '{}' /etc/machine-id", id.display());
+        let want = (
+            Some(1),
+            vec![
+                format!("invalid host UUID: {logged}"),
+                "Can't setup host uuid".to_string(),
+            ],
+        );
+        let pid = dir.join("pid");
+        assert_eq!(outcome(in_namespace(&prelude, BIN, &conf, &pid)), want);
+        if live {
+            assert_eq!(outcome(in_namespace(&prelude, LIBVIRTD, &conf, &pid)), want);
+        }
+    }
+}
+
+const RO_RUN: &str = "mount -t tmpfs -o ro tmpfs /run";
+
+#[test]
+fn a_run_directory_that_cannot_be_made_is_exit_2() {
+    if !can_unshare() {
+        return;
+    }
+    let tmp = tempfile::Builder::new().prefix("vnd-s").tempdir().unwrap();
+    let dir = tmp.path();
+    let conf = write_conf(dir, "");
+    let pid = dir.join("pid");
+    // VIR_DAEMON_ERR_RUNDIR, after the pid file was taken (and released again).
+    let want = (
+        Some(2),
+        vec!["unable to create rundir /run/libvirt: Read-only file system".to_string()],
+    );
+    assert_eq!(outcome(in_namespace(RO_RUN, BIN, &conf, &pid)), want);
+    assert!(!pid.exists());
+    if reference_available() {
+        assert_eq!(outcome(in_namespace(RO_RUN, LIBVIRTD, &conf, &pid)), want);
+        assert!(!pid.exists());
+    }
+}
