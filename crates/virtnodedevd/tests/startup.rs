@@ -666,3 +666,120 @@ fn a_run_directory_that_cannot_be_made_is_exit_2() {
         assert!(!pid.exists());
     }
 }
+
+/// (nclients, nclients_unauth) and the client ids of server `srv`, from Debian's
+/// virt-admin.
+fn clients_of(admin_sock: &Path, srv: &str) -> ((u32, u32), Vec<u32>) {
+    let run = |args: &[&str]| {
+        let o = Command::new("virt-admin")
+            .arg("-c")
+            .arg(format!(
+                "virtnodedevd+unix:///system?socket={}",
+                admin_sock.display()
+            ))
+            .args(args)
+            .output()
+            .expect("virt-admin");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let info = run(&["srv-clients-info", srv]);
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                (k.trim() == name).then(|| v.trim().parse().ok())?
+            })
+            .unwrap_or(u32::MAX)
+    };
+    let ids = run(&["srv-clients-list", srv])
+        .lines()
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect();
+    ((field("nclients"), field("nclients_unauth")), ids)
+}
+
+/// A client connected as user `nobody` that never authenticates, until killed.
+struct Anonymous(Child);
+
+impl Anonymous {
+    fn connect(sock: &Path) -> Anonymous {
+        let mut c = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .args(["/usr/bin/python3", "-c"])
+            .arg("import socket, sys; s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); print(flush=True); sys.stdin.read()")
+            .arg(sock)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Connected (possibly only into the backlog) once it says so: clients connect in
+        // turn, so the backlog's order is theirs.
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(c.stdout.as_mut().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        Anonymous(c)
+    }
+}
+
+impl Drop for Anonymous {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn clients_beyond_the_anonymous_limit_wait_as_with_libvirt() {
+    if !have("virt-admin") || !have("setpriv") || !nix::unistd::geteuid().is_root() {
+        assert!(
+            std::env::var_os("VIRTNODEDEVD_REQUIRE_CLIENTS").is_none(),
+            "virt-admin, setpriv and root are required"
+        );
+        eprintln!("skipping: needs root, virt-admin and setpriv");
+        return;
+    }
+    let live = reference_available();
+    // Clients of a polkit socket are anonymous until they authenticate; these never do.
+    // (They are not root: libvirt lets root through at AUTH_LIST, ours at once.)
+    let extra = "auth_unix_rw = \"polkit\"\nmax_anonymous_clients = 2";
+    let tmp = tempfile::Builder::new().prefix("vnd-s").tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let conf = write_conf(dir, extra);
+    let mut runs = vec![(
+        command_ours(&conf, &dir.join("pid"), 0),
+        "virtnodedevd-sock",
+        "virtnodedevd-admin-sock",
+        "virtnodedevd",
+    )];
+    if live {
+        runs.push((
+            command_reference(&conf, &dir.join("pid"), 0),
+            "libvirt-sock",
+            "libvirt-admin-sock",
+            "libvirtd",
+        ));
+    }
+    for (cmd, sock, admin, srv) in runs {
+        let sock = dir.join(sock);
+        let admin = dir.join(admin);
+        let _d = Running::start(cmd, &sock);
+        // The start-up probe (client 1) has gone once no client is left.
+        wait_for("the probe to leave", || clients_of(&admin, srv).0 == (0, 0));
+        let mut waiting: Vec<Anonymous> = (0..3).map(|_| Anonymous::connect(&sock)).collect();
+        wait_for("two anonymous clients", || {
+            clients_of(&admin, srv) == ((2, 2), vec![2, 3]) || clients_of(&admin, srv).1.len() > 2
+        });
+        assert_eq!(clients_of(&admin, srv).1.len(), 2, "{srv}");
+        // The first leaves: the third is taken from the backlog, and the limit holds again.
+        drop(waiting.remove(0));
+        wait_for("the waiting client", || {
+            clients_of(&admin, srv).1 == [3, 4] || clients_of(&admin, srv).1.len() > 2
+        });
+        assert_eq!(clients_of(&admin, srv).0, (2, 2), "{srv}");
+        assert_eq!(clients_of(&admin, srv).1, vec![3, 4], "{srv}");
+    }
+}
