@@ -214,11 +214,33 @@ fn run(opts: Options, config: DaemonConfig, privileged: bool) -> Result<(), Fata
             .map_err(fatal(DaemonErr::Signal))?
     };
     check_audit(config.audit_level)?;
+    let root = std::env::var_os(HOST_ROOT_ENV)
+        .map(|r| HostRoot::new(PathBuf::from(r)))
+        .unwrap_or_default();
+    let inject = std::env::var_os(UEVENT_SOCKET_ENV).map(PathBuf::from);
+    // Before the sockets: a client that sees them may already make uevents happen (and
+    // tests send theirs as soon as the sockets answer). libvirt's closest step is its
+    // NETLINK_KOBJECT_UEVENT event service, whose failure is VIR_DAEMON_ERR_NETWORK.
+    let monitor = monitor::Monitor::open(&root, inject.as_deref())
+        .map_err(|e| format!("cannot listen for uevents: {e}"))
+        .map_err(fatal(DaemonErr::Network))?;
+    // The devices are read before the sockets appear, so the first client sees them all
+    // (libvirt binds first and holds its clients until its driver is ready).
+    let driver = Arc::new(Driver::new(root));
+    let n = driver.enumerate(false);
+    info!("enumerated {n} node devices");
+    mdev::load_store(&driver, false);
     // Bound while this is still the only thread: bind() sets the process umask. A
-    // current-thread runtime and signal handlers start no thread; the uevent monitor,
-    // the mdev watcher and the blocking pool all start below.
+    // current-thread runtime, signal handlers and reading the devices start no thread;
+    // the uevent monitor, the mdev watcher and the blocking pool all start below.
     let mut listeners = Listeners::bind(&config, privileged).map_err(fatal(DaemonErr::Network))?;
-    let result = start_and_serve(opts, config, privileged, &runtime, &mut listeners, signals);
+    let started = Started {
+        runtime: &runtime,
+        driver,
+        monitor,
+        signals,
+    };
+    let result = start_and_serve(opts, config, privileged, started, &mut listeners);
     listeners.remove();
     result
 }
@@ -265,27 +287,27 @@ fn check_audit(level: u32) -> Result<(), Fatal> {
     })
 }
 
+/// What start-up prepared before the sockets.
+struct Started<'a> {
+    runtime: &'a tokio::runtime::Runtime,
+    driver: Arc<Driver>,
+    monitor: monitor::Monitor,
+    signals: Signals,
+}
+
 fn start_and_serve(
     opts: Options,
     config: DaemonConfig,
     privileged: bool,
-    runtime: &tokio::runtime::Runtime,
+    started: Started<'_>,
     listeners: &mut Listeners,
-    signals: Signals,
 ) -> Result<(), Fatal> {
-    let root = std::env::var_os(HOST_ROOT_ENV)
-        .map(|r| HostRoot::new(PathBuf::from(r)))
-        .unwrap_or_default();
-    let inject = std::env::var_os(UEVENT_SOCKET_ENV).map(PathBuf::from);
-    // libvirt's closest step is its NETLINK_KOBJECT_UEVENT event service, whose failure
-    // is VIR_DAEMON_ERR_NETWORK.
-    let monitor = monitor::Monitor::open(&root, inject.as_deref())
-        .map_err(|e| format!("cannot listen for uevents: {e}"))
-        .map_err(fatal(DaemonErr::Network))?;
-    let driver = Arc::new(Driver::new(root));
-    let n = driver.enumerate(false);
-    info!("enumerated {n} node devices");
-    mdev::load_store(&driver, false);
+    let Started {
+        runtime,
+        driver,
+        monitor,
+        signals,
+    } = started;
     mdev::spawn_watcher(driver.clone());
     monitor
         .spawn(driver.clone())
@@ -326,6 +348,13 @@ impl Listeners {
     /// `daemonSetupNetworking`'s order: activation, group, modes (ro, admin, rw), then
     /// the rw, ro and admin sockets. Every failure is `VIR_DAEMON_ERR_NETWORK`.
     fn bind(config: &DaemonConfig, privileged: bool) -> Result<Self, String> {
+        // listen::bind sets the process-wide umask: no other thread may exist yet. Debug
+        // builds (every test run) check it.
+        debug_assert_eq!(
+            std::fs::read_dir("/proc/self/task").map_or(1, |d| d.count()),
+            1,
+            "sockets must be bound while the daemon has one thread"
+        );
         let mut act = activation::Activation::from_env()?;
         let gid = match config.unix_sock_group.as_deref() {
             None => 0,
