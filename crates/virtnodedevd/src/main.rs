@@ -185,8 +185,9 @@ fn prepare_user_dirs(
     Ok(())
 }
 
-/// libvirt's start-up order from the pid file on: pid file, run directory, signal
-/// handlers, sockets, then the driver (devices, uevents) and the servers.
+/// Start-up from the pid file on, in libvirt's order of checks (pid file, run
+/// directory, signal handlers, audit, sockets), each failure with its `virDaemonErr`.
+/// Unlike libvirt, the devices are read before the sockets are bound.
 fn run(opts: Options, config: DaemonConfig, privileged: bool) -> Result<(), Fatal> {
     let pid_path = opts
         .pid_file
