@@ -407,16 +407,25 @@ impl Server {
         st.clients.len() < st.max_clients && (st.max_unauth == 0 || st.unauth < st.max_unauth)
     }
 
+    /// `virNetServerAddClient`: the client counts at once, before the next accept
+    /// decision. libvirt knows at accept whether the socket needs authentication; we
+    /// learn it from the session a moment later (the connection's first
+    /// `set_auth_pending`), so until then the client counts as unauthenticated. The
+    /// anonymous limit thus holds exactly: the count can only be high for that moment,
+    /// and lowering it wakes the accept loop.
     fn register(self: &Arc<Self>, info: ClientInfo) -> Registration {
         let close = Arc::new(Notify::new());
-        self.state().clients.insert(
+        let mut st = self.state();
+        st.clients.insert(
             info.id,
             Entry {
                 info: info.clone(),
-                auth_pending: false,
+                auth_pending: true,
                 close: close.clone(),
             },
         );
+        st.unauth += 1;
+        drop(st);
         self.active.fetch_add(1, Ordering::Relaxed);
         Registration {
             server: self.clone(),

@@ -8,31 +8,28 @@
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Mutex;
 
 use nix::unistd::{fork, ForkResult};
 
 /// The daemon's end of the status pipe, until start-up is reported.
 static STATUS: Mutex<Option<File>> = Mutex::new(None);
-/// What start-up step failed, when the failing code knows (0: not noted).
-static NOTED: AtomicU8 = AtomicU8::new(0);
 
-/// Records which start-up step failed, for [`report_failure`].
-pub fn note(err: DaemonErr) {
-    NOTED.store(err as u8, Ordering::Relaxed);
-}
-
-/// `virDaemonErr`: what failed, as the waiting parent prints it.
+/// `virDaemonErr`: what failed at start-up. The daemon exits with this number (libvirt's
+/// `main()` returns it) and a waiting `-d` parent prints its text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum DaemonErr {
     PidFile = 1,
+    RunDir = 2,
     Init = 3,
+    Signal = 4,
     Network = 6,
+    Audit = 10,
 }
 
 impl DaemonErr {
+    /// `virDaemonErrTypeToString`, for every number a daemon can send.
     fn text(status: u8) -> &'static str {
         match status {
             0 => "Initialization successful",
@@ -48,17 +45,6 @@ impl DaemonErr {
             10 => "Unable to initialize audit system",
             11 => "Unable to initialize driver",
             _ => "unknown error",
-        }
-    }
-
-    /// Classifies a start-up failure message of `run()` (unless [`note`]d).
-    pub fn of(msg: &str) -> DaemonErr {
-        if msg.contains("pid file") {
-            DaemonErr::PidFile
-        } else if msg.contains("socket") || msg.contains("activation") {
-            DaemonErr::Network
-        } else {
-            DaemonErr::Init
         }
     }
 }
@@ -144,10 +130,7 @@ pub fn report_ready() {
 
 /// Tells a waiting parent what failed (no-op without `-d` or after [`report_ready`]).
 pub fn report_failure(err: DaemonErr) {
-    match NOTED.load(Ordering::Relaxed) {
-        0 => report(err as u8),
-        n => report(n),
-    }
+    report(err as u8);
 }
 
 fn report(status: u8) {

@@ -16,7 +16,8 @@ mod store;
 mod supervise;
 mod vhba;
 
-use std::path::PathBuf;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +30,7 @@ use virconf::daemon::DaemonConfig;
 use virtnodedevd::uevent;
 
 use crate::cli::{Action, Options, DAEMON_NAME};
+use crate::daemonize::DaemonErr;
 use crate::driver::Driver;
 use crate::listen::{PidFile, SocketPaths};
 use crate::remote::{Auth, RemoteProgram};
@@ -62,6 +64,9 @@ fn main() -> ExitCode {
         }
     };
 
+    // libvirt logs from the start: its default output (stderr, at warning) carries the
+    // start-up errors below until the configured outputs take over.
+    logging::install();
     let config = match DaemonConfig::load(opts.config.as_deref(), privileged) {
         Ok(c) => c,
         Err(e) => {
@@ -69,15 +74,21 @@ fn main() -> ExitCode {
                 .config
                 .clone()
                 .unwrap_or_else(|| DaemonConfig::default_path(privileged));
-            eprintln!(
-                "{DAEMON_NAME}: error: Can't load config file: {}: {}",
+            // virReportError logs the error itself, then main() says what it was doing.
+            error!("{e}");
+            error!(
+                "Can't load config file: {}: {}",
                 e.message(),
                 file.display()
             );
             return ExitCode::FAILURE;
         }
     };
-    logging::install();
+    if let Err(e) = config.setup_host_uuid(Path::new(MACHINE_ID)) {
+        error!("{e}");
+        error!("Can't setup host uuid");
+        return ExitCode::FAILURE;
+    }
     let log_mode = logging::StartMode {
         daemon: opts.daemon,
         privileged,
@@ -93,48 +104,101 @@ fn main() -> ExitCode {
         eprintln!("libvirt:  error : {}", e.message());
         return ExitCode::FAILURE;
     }
+    if let Err(e) = config.access_manager() {
+        error!("{e}");
+        error!("Can't initialize access manager");
+        return ExitCode::FAILURE;
+    }
+    if let Err(msgs) = prepare_user_dirs(&opts, &config, privileged) {
+        for m in msgs {
+            error!("{m}");
+        }
+        return ExitCode::FAILURE;
+    }
 
     if opts.daemon {
         // Forking is only sound while the process has one thread: the runtime is
         // created after this. Only the daemon returns; the caller exits with its status.
         if let Err(e) = daemonize::fork_into_background(&argv0) {
-            eprintln!("{DAEMON_NAME}: error: Failed to fork as daemon: {e}");
+            error!("Failed to fork as daemon: {e}");
             return ExitCode::FAILURE;
         }
     }
 
     match run(opts, config, privileged) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(msg) => {
-            daemonize::report_failure(daemonize::DaemonErr::of(&msg));
-            error!("{msg}");
-            eprintln!("{DAEMON_NAME}: error: {msg}");
-            ExitCode::FAILURE
+        Err(f) => {
+            daemonize::report_failure(f.err);
+            error!("{}", f.message);
+            // libvirt's main() returns the virDaemonErr number.
+            ExitCode::from(f.err as u8)
         }
     }
 }
 
-fn run(opts: Options, config: DaemonConfig, privileged: bool) -> Result<(), String> {
+/// `/etc/machine-id`, for `host_uuid_source = "machine-id"`.
+const MACHINE_ID: &str = "/etc/machine-id";
+
+/// A start-up failure after the fork point: what is logged and the `virDaemonErr` the
+/// daemon exits with (and a `-d` parent is told).
+struct Fatal {
+    err: DaemonErr,
+    message: String,
+}
+
+fn fatal(err: DaemonErr) -> impl FnOnce(String) -> Fatal {
+    move |message| Fatal { err, message }
+}
+
+/// An unprivileged daemon's runtime directory, made as libvirt makes it while deciding
+/// the pid file path (no `-p`) and the default socket directory; libvirt's messages on
+/// failure, exit status 1. Runs single-threaded (the umask is process-wide).
+fn prepare_user_dirs(
+    opts: &Options,
+    config: &DaemonConfig,
+    privileged: bool,
+) -> Result<(), Vec<String>> {
+    if privileged {
+        return Ok(());
+    }
+    let dir = listen::user_runtime_dir().join("libvirt");
+    if opts.pid_file.is_none() {
+        // virPidFileConstructPath: mode 0700 under the process umask.
+        let made = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir);
+        if let Err(e) = made {
+            let errno = nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0));
+            return Err(vec![
+                format!(
+                    "Cannot create user runtime directory '{}': {}",
+                    dir.display(),
+                    listen::strerror(&errno)
+                ),
+                "Can't determine pid file path.".into(),
+            ]);
+        }
+    }
+    // virDaemonUnixSocketPaths reports no detail of its own.
+    if config.unix_sock_dir.is_none() && listen::mkdir_with_parents(&dir, 0o077).is_err() {
+        return Err(vec!["Can't determine socket paths".into()]);
+    }
+    Ok(())
+}
+
+/// Start-up from the pid file on, in libvirt's order of checks (pid file, run
+/// directory, signal handlers, audit, sockets), each failure with its `virDaemonErr`.
+/// Unlike libvirt, the devices are read before the sockets are bound.
+fn run(opts: Options, config: DaemonConfig, privileged: bool) -> Result<(), Fatal> {
     let pid_path = opts
         .pid_file
         .clone()
         .unwrap_or_else(|| listen::default_pid_file(privileged));
-    let _pid_file = PidFile::acquire(&pid_path).map_err(|e| e.to_string())?;
-
-    let root = std::env::var_os(HOST_ROOT_ENV)
-        .map(|r| HostRoot::new(PathBuf::from(r)))
-        .unwrap_or_default();
-    let inject = std::env::var_os(UEVENT_SOCKET_ENV).map(PathBuf::from);
-    let monitor = monitor::Monitor::open(&root, inject.as_deref())
-        .map_err(|e| format!("cannot listen for uevents: {e}"))?;
-    let driver = Arc::new(Driver::new(root));
-    let n = driver.enumerate(false);
-    info!("enumerated {n} node devices");
-    mdev::load_store(&driver, false);
-    mdev::spawn_watcher(driver.clone());
-    monitor
-        .spawn(driver.clone())
-        .map_err(|e| format!("cannot start the uevent monitor: {e}"))?;
+    let _pid_file = PidFile::acquire(&pid_path)
+        .map_err(|e| e.to_string())
+        .map_err(fatal(DaemonErr::PidFile))?;
+    listen::ensure_rundir(privileged).map_err(fatal(DaemonErr::RunDir))?;
 
     // One thread serves every client: calls are short and in memory, and a single
     // thread avoids the cross-thread wake-ups that dominate the cost of a small call.
@@ -142,17 +206,119 @@ fn run(opts: Options, config: DaemonConfig, privileged: bool) -> Result<(), Stri
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    runtime.block_on(async {
-        // Signal handlers go in before the sockets appear, so a client that sees the
-        // sockets can also stop the daemon cleanly.
-        let signals = Signals::new().map_err(|e| format!("cannot handle signals: {e}"))?;
-        let mut listeners = Listeners::bind(&config, privileged)
-            .inspect_err(|_| daemonize::note(daemonize::DaemonErr::Network))?;
-        let result = serve(opts, config, privileged, driver, &mut listeners, signals).await;
-        listeners.remove();
-        result
+        .map_err(|e| format!("cannot start the runtime: {e}"))
+        .map_err(fatal(DaemonErr::Init))?;
+    // Signal handlers go in before the sockets appear, so a client that sees the
+    // sockets can also stop the daemon cleanly.
+    let signals = {
+        let _rt = runtime.enter();
+        Signals::new()
+            .map_err(|e| format!("cannot handle signals: {e}"))
+            .map_err(fatal(DaemonErr::Signal))?
+    };
+    check_audit(config.audit_level)?;
+    let root = std::env::var_os(HOST_ROOT_ENV)
+        .map(|r| HostRoot::new(PathBuf::from(r)))
+        .unwrap_or_default();
+    let inject = std::env::var_os(UEVENT_SOCKET_ENV).map(PathBuf::from);
+    // Before the sockets: a client that sees them may already make uevents happen (and
+    // tests send theirs as soon as the sockets answer). libvirt's closest step is its
+    // NETLINK_KOBJECT_UEVENT event service, whose failure is VIR_DAEMON_ERR_NETWORK.
+    let monitor = monitor::Monitor::open(&root, inject.as_deref())
+        .map_err(|e| format!("cannot listen for uevents: {e}"))
+        .map_err(fatal(DaemonErr::Network))?;
+    // The devices are read before the sockets appear, so the first client sees them all
+    // (libvirt binds first and holds its clients until its driver is ready).
+    let driver = Arc::new(Driver::new(root));
+    let n = driver.enumerate(false);
+    info!("enumerated {n} node devices");
+    mdev::load_store(&driver, false);
+    // Bound while this is still the only thread: bind() sets the process umask. A
+    // current-thread runtime, signal handlers and reading the devices start no thread;
+    // the uevent monitor, the mdev watcher and the blocking pool all start below.
+    let mut listeners = Listeners::bind(&config, privileged).map_err(fatal(DaemonErr::Network))?;
+    let started = Started {
+        runtime: &runtime,
+        driver,
+        monitor,
+        signals,
+    };
+    let result = start_and_serve(opts, config, privileged, started, &mut listeners);
+    listeners.remove();
+    result
+}
+
+/// `virAuditOpen` at start-up: with `audit_level` 2 or more the daemon must be able to
+/// reach the kernel's audit system, else it exits with `VIR_DAEMON_ERR_AUDIT`. The node
+/// device driver sends no audit records, so the socket is only opened, as a check.
+fn check_audit(level: u32) -> Result<(), Fatal> {
+    use nix::errno::Errno;
+    use nix::sys::socket::{socket, AddressFamily, SockFlag, SockProtocol, SockType};
+    if level == 0 {
+        return Ok(());
+    }
+    let e = match socket(
+        AddressFamily::Netlink,
+        SockType::Raw,
+        SockFlag::SOCK_CLOEXEC,
+        SockProtocol::NetlinkAudit,
+    ) {
+        Ok(_) => return Ok(()),
+        Err(e) => e,
+    };
+    let message = if matches!(
+        e,
+        Errno::EINVAL | Errno::EPROTONOSUPPORT | Errno::EAFNOSUPPORT
+    ) {
+        if level < 2 {
+            info!("Audit is not supported by the kernel");
+            return Ok(());
+        }
+        // libvirt passes VIR_FROM_AUDIT (36) where the error code goes, and 36 is
+        // VIR_ERR_INVALID_NETWORK: its message prefix is what gets logged.
+        "invalid network pointer in Audit is not supported by the kernel".to_owned()
+    } else {
+        format!("Unable to initialize audit layer: {}", listen::strerror(&e))
+    };
+    if level < 2 {
+        error!("{message}");
+        return Ok(());
+    }
+    Err(Fatal {
+        err: DaemonErr::Audit,
+        message,
     })
+}
+
+/// What start-up prepared before the sockets.
+struct Started<'a> {
+    runtime: &'a tokio::runtime::Runtime,
+    driver: Arc<Driver>,
+    monitor: monitor::Monitor,
+    signals: Signals,
+}
+
+fn start_and_serve(
+    opts: Options,
+    config: DaemonConfig,
+    privileged: bool,
+    started: Started<'_>,
+    listeners: &mut Listeners,
+) -> Result<(), Fatal> {
+    let Started {
+        runtime,
+        driver,
+        monitor,
+        signals,
+    } = started;
+    mdev::spawn_watcher(driver.clone());
+    monitor
+        .spawn(driver.clone())
+        .map_err(|e| format!("cannot start the uevent monitor: {e}"))
+        .map_err(fatal(DaemonErr::Network))?;
+    runtime
+        .block_on(serve(opts, config, privileged, driver, listeners, signals))
+        .map_err(fatal(DaemonErr::Init))
 }
 
 struct Signals {
@@ -182,20 +348,24 @@ struct Listeners {
 }
 
 impl Listeners {
+    /// `daemonSetupNetworking`'s order: activation, group, modes (ro, admin, rw), then
+    /// the rw, ro and admin sockets. Every failure is `VIR_DAEMON_ERR_NETWORK`.
     fn bind(config: &DaemonConfig, privileged: bool) -> Result<Self, String> {
-        let modes = config.socket_modes().map_err(|e| e.message())?;
-        let gid = match config.unix_sock_group.as_deref() {
-            None => None,
-            Some(g) => Some(
-                nix::unistd::Group::from_name(g)
-                    .ok()
-                    .flatten()
-                    .ok_or_else(|| format!("Failed to lookup group '{g}'"))?
-                    .gid
-                    .as_raw(),
-            ),
-        };
+        // listen::bind sets the process-wide umask: no other thread may exist yet. Debug
+        // builds (every test run) check it.
+        debug_assert_eq!(
+            std::fs::read_dir("/proc/self/task").map_or(1, |d| d.count()),
+            1,
+            "sockets must be bound while the daemon has one thread"
+        );
         let mut act = activation::Activation::from_env()?;
+        let gid = match config.unix_sock_group.as_deref() {
+            None => 0,
+            Some(g) => listen::group_id(g).map_err(|e| e.to_string())?,
+        };
+        let modes = config.socket_modes().map_err(|e| e.message())?;
+        let queued = listen::backlog(config.max_queued_clients);
+        let admin_queued = listen::backlog(config.admin_max_queued_clients);
         let [rw_unit, ro_unit, admin_unit] = activation::unit_names();
         let mut l = Listeners {
             paths: SocketPaths::new(privileged, config.unix_sock_dir.as_deref()),
@@ -204,8 +374,8 @@ impl Listeners {
             ro: None,
             admin: None,
         };
-        let bind = |p: &PathBuf, mode: i32| -> Result<_, String> {
-            listen::bind(p, mode as u32, gid).map_err(|e| e.to_string())
+        let bind = |p: &PathBuf, mode: i32, backlog: i32| -> Result<_, String> {
+            listen::bind(p, mode, gid, backlog).map_err(|e| e.to_string())
         };
         // Bound one at a time so that a failure removes only what this daemon created.
         let mut made = Vec::new();
@@ -218,7 +388,7 @@ impl Listeners {
             l.rw = Some(match passed(&rw_unit)? {
                 Some(s) => s,
                 None => {
-                    let s = bind(&l.paths.rw, modes.rw)?;
+                    let s = bind(&l.paths.rw, modes.rw, queued)?;
                     made.push(l.paths.rw.clone());
                     s
                 }
@@ -227,7 +397,7 @@ impl Listeners {
                 l.ro = Some(match passed(&ro_unit)? {
                     Some(s) => s,
                     None => {
-                        let s = bind(&p, modes.ro)?;
+                        let s = bind(&p, modes.ro, queued)?;
                         made.push(p);
                         s
                     }
@@ -237,7 +407,7 @@ impl Listeners {
                 l.admin = Some(match passed(&admin_unit)? {
                     Some(s) => s,
                     None => {
-                        let s = bind(&p, modes.admin)?;
+                        let s = bind(&p, modes.admin, admin_queued)?;
                         made.push(p);
                         s
                     }

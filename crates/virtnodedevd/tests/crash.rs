@@ -537,7 +537,7 @@ fn pid_case(point: &str, stale: bool) {
         signal(&first, nix::sys::signal::Signal::SIGKILL);
         first.wait().unwrap();
         let text = std::fs::read_to_string(&pid_file).unwrap();
-        assert_eq!(text, format!("{}\n", first.id()), "{case}");
+        assert_eq!(text, first.id().to_string(), "{case}");
         text
     });
 
@@ -555,7 +555,7 @@ fn pid_case(point: &str, stale: bool) {
     std::fs::remove_file(dir.join("fault-marker")).unwrap();
     // No pid file or a complete one: the stale daemon's before the rename, the killed
     // one's from then on.
-    let mine = format!("{}\n", killed.id());
+    let mine = killed.id().to_string();
     let text = std::fs::read_to_string(&pid_file).ok();
     let committed = matches!(point, "pid-renamed" | "pid-dir-fsynced");
     let want = if committed { Some(mine) } else { old };
@@ -566,7 +566,7 @@ fn pid_case(point: &str, stale: bool) {
     serving(&dir, &mut next);
     assert_eq!(
         std::fs::read_to_string(&pid_file).unwrap(),
-        format!("{}\n", next.id()),
+        next.id().to_string(),
         "{case}"
     );
     assert_eq!(
