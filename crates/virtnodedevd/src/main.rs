@@ -464,7 +464,8 @@ async fn serve(
     let server = rpc::server::Server::new(limits);
     let to_auth = |a: virconf::daemon::Auth| match a {
         virconf::daemon::Auth::Polkit => Auth::Polkit,
-        _ => Auth::None,
+        virconf::daemon::Auth::Sasl => Auth::Sasl,
+        virconf::daemon::Auth::None => Auth::None,
     };
     let program = |auth| {
         Arc::new(RemoteProgram {

@@ -109,6 +109,31 @@ fn calls_before_open_are_refused_as_libvirt_does() {
 }
 
 #[test]
+fn sasl_sockets_admit_no_one_without_a_mechanism() {
+    // No SASL mechanism is implemented: a socket configured for SASL offers it and lets
+    // nobody in, root included, rather than falling open to "none".
+    let tree = tempfile::tempdir().unwrap();
+    sample_tree(tree.path());
+    let d = Daemon::start(Some(tree.path()), "auth_unix_rw = \"sasl\"");
+    let mut c = d.client();
+    let l: r::AuthListRet = c.call(proc::AUTH_LIST, &()).unwrap();
+    assert_eq!(l.types, [r::auth_type::SASL]);
+    let e = remote_err(c.call::<_, ()>(
+        proc::CONNECT_OPEN,
+        &r::ConnectOpenArgs {
+            name: Some("nodedev:///system".into()),
+            flags: 0,
+        },
+    ));
+    assert_eq!(e.message, "authentication required");
+    let e = remote_err(c.call::<_, ()>(proc::AUTH_SASL_INIT, &()));
+    assert_eq!(e.code, 45, "{e:?}");
+    // The read-only socket keeps its own setting.
+    let mut ro = d.open_client_on(&d.ro_sock());
+    assert!(!list_all(&mut ro, 0).is_empty());
+}
+
+#[test]
 fn second_open_is_refused() {
     let (_t, d) = fake_daemon();
     let mut c = d.open_client();

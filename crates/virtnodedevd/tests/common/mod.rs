@@ -47,7 +47,8 @@ impl Daemon {
         std::fs::write(
             &conf,
             format!(
-                "unix_sock_dir = \"{}\"\nauth_unix_rw = \"none\"\nauth_unix_ro = \"none\"\n{extra_conf}\n",
+                // The first of duplicate keys wins: the test's own settings go first.
+                "{extra_conf}\nunix_sock_dir = \"{}\"\nauth_unix_rw = \"none\"\nauth_unix_ro = \"none\"\n",
                 dir.path().display()
             ),
         )
