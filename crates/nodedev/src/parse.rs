@@ -16,7 +16,8 @@
 //! messages for the common cases.
 
 /// Where a definition error belongs, as libvirt reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{detail}")]
 pub struct DefError {
     /// virErrorNumber.
     pub code: i32,

@@ -14,8 +14,10 @@ pub enum ErrorCode {
     NoConnect = 5,
     InvalidArg = 8,
     OperationFailed = 9,
+    NoName = 21,
     XmlError = 27,
     OperationDenied = 29,
+    ParseFailed = 32,
     ConfSyntax = 33,
     XmlDetail = 35,
     SystemError = 38,
@@ -42,8 +44,11 @@ impl ErrorCode {
             NoConnect => "no connection driver available for %s",
             InvalidArg => "invalid argument: %s",
             OperationFailed => "operation failed: %s",
+            // Reported with its whole text as the detail ("missing name information").
+            NoName => "%s",
             XmlError => "XML error: %s",
             OperationDenied => "operation forbidden: %s",
+            ParseFailed => "failed to parse configuration file %s",
             ConfSyntax => "configuration file syntax error: %s",
             XmlDetail | SystemError | Rpc => "%s",
             AuthFailed => "authentication failed: %s",
@@ -57,6 +62,41 @@ impl ErrorCode {
             NoServer => "Server not found: %s",
             NoClient => "Client not found: %s",
         }
+    }
+}
+
+impl TryFrom<i32> for ErrorCode {
+    type Error = i32;
+
+    /// The code of a number another crate reports (e.g. a definition parser's error).
+    fn try_from(n: i32) -> Result<Self, i32> {
+        use ErrorCode::*;
+        const ALL: [ErrorCode; 23] = [
+            InternalError,
+            NoSupport,
+            NoConnect,
+            InvalidArg,
+            OperationFailed,
+            NoName,
+            XmlError,
+            OperationDenied,
+            ParseFailed,
+            ConfSyntax,
+            XmlDetail,
+            SystemError,
+            Rpc,
+            AuthFailed,
+            NoNodeDevice,
+            OperationInvalid,
+            ConfigUnsupported,
+            OperationTimeout,
+            ArgumentUnsupported,
+            OperationUnsupported,
+            XmlInvalidSchema,
+            NoServer,
+            NoClient,
+        ];
+        ALL.into_iter().find(|c| *c as i32 == n).ok_or(n)
     }
 }
 
@@ -80,6 +120,33 @@ pub enum ErrorDomain {
     Polkit = 60,
     Admin = 62,
     DomainCheckpoint = 69,
+}
+
+impl TryFrom<i32> for ErrorDomain {
+    type Error = i32;
+
+    fn try_from(n: i32) -> Result<Self, i32> {
+        use ErrorDomain::*;
+        const ALL: [ErrorDomain; 16] = [
+            None,
+            Xml,
+            Rpc,
+            Conf,
+            Storage,
+            Network,
+            Domain,
+            NodeDev,
+            Interface,
+            Secret,
+            NwFilter,
+            DomainSnapshot,
+            Streams,
+            Polkit,
+            Admin,
+            DomainCheckpoint,
+        ];
+        ALL.into_iter().find(|d| *d as i32 == n).ok_or(n)
+    }
 }
 
 /// VIR_ERR_ERROR: the only level libvirt sends.

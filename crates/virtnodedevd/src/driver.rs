@@ -41,6 +41,35 @@ impl DeviceList {
     }
 }
 
+/// One persistent mediated device (an mdevctl definition).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Definition {
+    pub parent_addr: String,
+    pub uuid: String,
+    pub type_id: String,
+    pub attrs: Vec<(String, String)>,
+    pub autostart: bool,
+}
+
+impl Definition {
+    /// `mdevGenerateDeviceName`: `mdev_<uuid>_<parent address>`, non-alphanumerics as `_`.
+    pub fn name(&self) -> String {
+        generate_name(&format!("mdev_{}_{}", self.uuid, self.parent_addr))
+    }
+}
+
+fn generate_name(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                b as char
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// What happened to a device, as a lifecycle or update event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
@@ -59,7 +88,7 @@ pub struct DeviceState {
     list: DeviceList,
     by_path: HashMap<String, Arc<str>>,
     /// Persistent mediated device definitions (mdevctl's store), by device name.
-    pub defined: BTreeMap<String, crate::mdev::Definition>,
+    pub defined: BTreeMap<String, Definition>,
     /// Attributes of running mediated devices whose live configuration differs from their
     /// definition (set by NodeDeviceUpdate), by device name.
     pub live_attrs: BTreeMap<String, Vec<(String, String)>>,
@@ -137,7 +166,7 @@ impl DeviceState {
         let mut new = Self::from_devices(devices);
         new.defined = std::mem::take(&mut self.defined);
         new.live_attrs = std::mem::take(&mut self.live_attrs);
-        crate::mdev::reconcile(&mut new);
+        crate::manage::reconcile(&mut new);
         let mut changes = Vec::new();
         for (name, dev) in &self.list.by_name {
             match new.list.by_name.get(name) {
@@ -269,7 +298,7 @@ impl Driver {
     pub fn apply(&self, f: impl FnOnce(&mut DeviceState) -> Vec<(String, Change)>) -> usize {
         let mut state = self.state.lock();
         let changes = f(&mut state);
-        crate::mdev::reconcile(&mut state);
+        crate::manage::reconcile(&mut state);
         let n = state.list.len();
         *self.devices.write() = Arc::new(state.list.clone());
         drop(state);

@@ -8,13 +8,11 @@ mod driver;
 mod fault;
 mod listen;
 mod logging;
-mod mdev;
+mod manage;
 mod monitor;
 mod reload;
 mod remote;
-mod store;
 mod supervise;
-mod vhba;
 
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
@@ -232,7 +230,7 @@ fn run(opts: Options, config: DaemonConfig, privileged: bool) -> Result<(), Fata
     let driver = Arc::new(Driver::new(root));
     let n = driver.enumerate(false);
     info!("enumerated {n} node devices");
-    mdev::load_store(&driver, false);
+    manage::load_store(&driver, false);
     // Bound while this is still the only thread: bind() sets the process umask. A
     // current-thread runtime, signal handlers and reading the devices start no thread;
     // the uevent monitor, the mdev watcher and the blocking pool all start below.
@@ -311,7 +309,7 @@ fn start_and_serve(
         monitor,
         signals,
     } = started;
-    mdev::spawn_watcher(driver.clone());
+    manage::spawn_watcher(driver.clone());
     monitor
         .spawn(driver.clone())
         .map_err(|e| format!("cannot start the uevent monitor: {e}"))

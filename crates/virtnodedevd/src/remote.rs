@@ -602,7 +602,7 @@ impl RemoteProgram {
         let dev = self.driver.refreshed(lookup(&list, &a.name)?);
         let inactive;
         let xml = if a.flags & 1 != 0 {
-            inactive = crate::mdev::inactive_xml(&self.driver, &dev.device)?;
+            inactive = crate::manage::inactive_xml(&self.driver, &dev.device)?;
             &inactive
         } else {
             &dev.xml
@@ -732,9 +732,9 @@ fn manage(driver: &Driver, readonly: bool, p: i32, args: &[u8]) -> CallResult {
             }
             let validate = a.flags & 1 != 0;
             let name = if p == proc::NODE_DEVICE_CREATE_XML {
-                crate::mdev::create_xml(driver, &a.xml_desc, validate)?
+                crate::manage::create_xml(driver, &a.xml_desc, validate)?
             } else {
-                crate::mdev::define_xml(driver, &a.xml_desc, validate)?
+                crate::manage::define_xml(driver, &a.xml_desc, validate)?
             };
             encode(&r::NodeDeviceRet {
                 dev: r::NodeDevice { name },
@@ -743,7 +743,7 @@ fn manage(driver: &Driver, readonly: bool, p: i32, args: &[u8]) -> CallResult {
         proc::NODE_DEVICE_DESTROY => {
             let a: r::NameArgs = writable(args, readonly, api)?;
             lookup(&list, &a.name)?;
-            crate::mdev::destroy(driver, &a.name)?;
+            crate::manage::destroy(driver, &a.name)?;
             encode(&())
         }
         proc::NODE_DEVICE_UNDEFINE | proc::NODE_DEVICE_CREATE => {
@@ -765,26 +765,26 @@ fn manage(driver: &Driver, readonly: bool, p: i32, args: &[u8]) -> CallResult {
                 ));
             }
             if p == proc::NODE_DEVICE_UNDEFINE {
-                crate::mdev::undefine(driver, &a.name)?;
+                crate::manage::undefine(driver, &a.name)?;
             } else {
-                crate::mdev::start(driver, &a.name)?;
+                crate::manage::start(driver, &a.name)?;
             }
             encode(&())
         }
         proc::NODE_DEVICE_UPDATE => {
             let a: r::NodeDeviceUpdateArgs = writable(args, readonly, api)?;
-            let known = crate::mdev::UPDATE_AFFECT_LIVE | crate::mdev::UPDATE_AFFECT_CONFIG;
+            let known = crate::manage::UPDATE_AFFECT_LIVE | crate::manage::UPDATE_AFFECT_CONFIG;
             if a.flags & !known != 0 {
                 return Err(bad_flags(a.flags, "nodeDeviceUpdate"));
             }
             lookup(&list, &a.name)?;
-            crate::mdev::update(driver, &a.name, &a.xml_desc, a.flags)?;
+            crate::manage::update(driver, &a.name, &a.xml_desc, a.flags)?;
             encode(&())
         }
         _ => {
             let a: r::SetAutostartArgs = writable(args, readonly, api)?;
             lookup(&list, &a.name)?;
-            crate::mdev::set_autostart(driver, &a.name, a.autostart != 0)?;
+            crate::manage::set_autostart(driver, &a.name, a.autostart != 0)?;
             encode(&())
         }
     }

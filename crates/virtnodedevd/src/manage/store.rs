@@ -27,8 +27,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tracing::warn;
 
+use crate::driver::Definition;
 use crate::fault;
-use crate::mdev::Definition;
 
 pub fn dir(root: &HostRoot) -> PathBuf {
     root.join("/etc/mdevctl.d")

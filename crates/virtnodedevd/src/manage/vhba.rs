@@ -4,17 +4,16 @@
 
 use nodedev::parse::DeviceDef;
 use nodedev::{Cap, CapType, Device};
-use protocol::VirError;
 
+use super::ManageError;
 use crate::driver::{DeviceList, Driver};
-use crate::mdev::vir;
 
-fn internal(detail: impl Into<String>) -> VirError {
-    vir(nodedev::parse::DefError::new(1, 22, detail))
+fn internal(detail: impl Into<String>) -> ManageError {
+    ManageError::internal(detail)
 }
 
 /// `virNodeDeviceFindFCParentHost`: the parent's SCSI host number, if it can make vports.
-fn fc_parent_host(parent: &Device) -> Result<u32, VirError> {
+fn fc_parent_host(parent: &Device) -> Result<u32, ManageError> {
     parent
         .cap_data()
         .iter()
@@ -44,16 +43,14 @@ fn manage_vport(
     wwpn: &str,
     wwnn: &str,
     file: &str,
-) -> Result<(), VirError> {
+) -> Result<(), ManageError> {
     let root = driver.root();
     let mut path = root.join(&format!("/sys/class/fc_host/host{host}/{file}"));
     if !path.exists() {
         path = root.join(&format!("/sys/class/scsi_host/host{host}/{file}"));
         if !path.exists() {
-            return Err(vir(nodedev::parse::DefError::new(
-                55,
-                22,
-                format!("vport operation '{file}' is not supported for host{host}"),
+            return Err(ManageError::OperationInvalid(format!(
+                "vport operation '{file}' is not supported for host{host}"
             )));
         }
     }
@@ -64,19 +61,17 @@ fn manage_vport(
             path.strip_prefix(root.join("/sys/class"))
                 .map_or_else(|_| path.display().to_string(), |p| p.display().to_string())
         );
-        let mut v = internal(format!(
-            "Write of '{name}' to '{shown}' during vport create/delete failed: {e}"
-        ));
-        v.code = 38;
-        v.message = v.str2.clone().unwrap_or_default();
-        v.str1 = Some("%s".into());
-        v.int1 = e.raw_os_error().unwrap_or(0);
-        v
+        ManageError::System {
+            detail: format!(
+                "Write of '{name}' to '{shown}' during vport create/delete failed: {e}"
+            ),
+            errno: e.raw_os_error().unwrap_or(0),
+        }
     })
 }
 
 /// The vHBA part of nodeDeviceCreateXML.
-pub fn create(driver: &Driver, list: &DeviceList, def: &DeviceDef) -> Result<String, VirError> {
+pub fn create(driver: &Driver, list: &DeviceList, def: &DeviceDef) -> Result<String, ManageError> {
     let h = def.scsi_host().expect("scsi_host definition");
     let Some((wwnn, wwpn)) = h.fc_host.clone() else {
         return Err(internal("Device is not a fibre channel HBA"));
@@ -111,12 +106,8 @@ pub fn create(driver: &Driver, list: &DeviceList, def: &DeviceDef) -> Result<Str
     manage_vport(driver, host, &wwpn, &wwnn, "vport_create")?;
     let found = wait(driver, &wwnn, &wwpn);
     found.ok_or_else(|| {
-        vir(nodedev::parse::DefError::new(
-            53,
-            22,
-            format!(
-                "no node device for 'new device' with matching wwnn '{wwnn}' and wwpn '{wwpn}'"
-            ),
+        ManageError::NoNodeDevice(format!(
+            "no node device for 'new device' with matching wwnn '{wwnn}' and wwpn '{wwpn}'"
         ))
     })
 }
@@ -146,7 +137,7 @@ fn wait(driver: &Driver, wwnn: &str, wwpn: &str) -> Option<String> {
 }
 
 /// The vHBA part of nodeDeviceDestroy.
-pub fn destroy(driver: &Driver, list: &DeviceList, dev: &Device) -> Result<(), VirError> {
+pub fn destroy(driver: &Driver, list: &DeviceList, dev: &Device) -> Result<(), ManageError> {
     let Some((wwnn, wwpn)) = dev.scsi_host_wwns() else {
         return Err(internal("Device is not a fibre channel HBA"));
     };
