@@ -1,4 +1,4 @@
-//! The node-device driver's state: the current device set and the event callbacks.
+//! The node-device driver's state: the current device set and the persistent definitions.
 //!
 //! One owner applies changes to [`DeviceState`] (start-up, the uevent monitor, a resync)
 //! and publishes an immutable [`DeviceList`] snapshot; readers take the snapshot (an
@@ -6,7 +6,6 @@
 //! that contains their change is published.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,12 +13,7 @@ use nodedev::{Device, HostRoot};
 // parking_lot's locks are not poisoned by a panic: a call that panics while holding one
 // (caught per call by the RPC server) must not make every later call panic too.
 use parking_lot::{Mutex, RwLock};
-use protocol::remote::{LifecycleEventMsg, NodeDevice, UpdateEventMsg};
-use protocol::{event_id, remote::proc, REMOTE_PROGRAM, REMOTE_VERSION};
-use rpc::header::{frame, Header};
-use rpc::EventSender;
-use tracing::{debug, warn};
-use xdr::Xdr;
+use tracing::debug;
 
 /// All devices known at one moment.
 #[derive(Default, Clone)]
@@ -162,11 +156,11 @@ impl DeviceState {
     }
 
     /// Replaces the whole set with a fresh enumeration; returns what differs.
-    fn replace(&mut self, devices: Vec<Device>) -> Vec<(String, Change)> {
+    fn replace(&mut self, devices: Vec<Device>, overlay: Overlay) -> Vec<(String, Change)> {
         let mut new = Self::from_devices(devices);
         new.defined = std::mem::take(&mut self.defined);
         new.live_attrs = std::mem::take(&mut self.live_attrs);
-        crate::manage::reconcile(&mut new);
+        overlay(&mut new);
         let mut changes = Vec::new();
         for (name, dev) in &self.list.by_name {
             match new.list.by_name.get(name) {
@@ -185,31 +179,23 @@ impl DeviceState {
     }
 }
 
-/// virNodeDeviceEventLifecycleType.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(i32)]
-pub enum Lifecycle {
-    Created = 0,
-    Deleted = 1,
-    Defined = 2,
-    Undefined = 3,
+/// Where the device state's published changes go: the remote program's event registry.
+/// The state knows nothing of the wire.
+pub trait ChangeListener: Send + Sync {
+    fn changed(&self, device: &str, change: Change);
 }
 
-struct Callback {
-    id: i32,
-    event_id: i32,
-    device: Option<String>,
-    client: u64,
-    sink: EventSender,
-}
+/// Brings the device set in line with something outside sysfs after every change: the
+/// persistent mdev overlay ([`crate::manage::reconcile`]). Given to [`Driver::new`], so the
+/// state does not depend on the management area.
+pub type Overlay = fn(&mut DeviceState);
 
 pub struct Driver {
     root: HostRoot,
     state: Mutex<DeviceState>,
     devices: RwLock<Arc<DeviceList>>,
-    callbacks: Mutex<Vec<Callback>>,
-    /// One counter for the whole daemon, from 0, as libvirt hands out callback ids.
-    next_callback: AtomicI32,
+    overlay: Overlay,
+    listener: Arc<dyn ChangeListener>,
     refreshed: Mutex<HashMap<String, Arc<Refreshed>>>,
 }
 
@@ -226,13 +212,13 @@ pub struct Refreshed {
 }
 
 impl Driver {
-    pub fn new(root: HostRoot) -> Self {
+    pub fn new(root: HostRoot, overlay: Overlay, listener: Arc<dyn ChangeListener>) -> Self {
         Self {
             root,
             state: Mutex::new(DeviceState::default()),
             devices: RwLock::new(Arc::new(DeviceList::default())),
-            callbacks: Mutex::new(Vec::new()),
-            next_callback: AtomicI32::new(0),
+            overlay,
+            listener,
             refreshed: Mutex::new(HashMap::new()),
         }
     }
@@ -284,7 +270,7 @@ impl Driver {
     pub fn enumerate(&self, notify: bool) -> usize {
         let devices = nodedev::enumerate(&self.root);
         self.apply(|state| {
-            let changes = state.replace(devices);
+            let changes = state.replace(devices, self.overlay);
             if notify {
                 changes
             } else {
@@ -298,7 +284,7 @@ impl Driver {
     pub fn apply(&self, f: impl FnOnce(&mut DeviceState) -> Vec<(String, Change)>) -> usize {
         let mut state = self.state.lock();
         let changes = f(&mut state);
-        crate::manage::reconcile(&mut state);
+        (self.overlay)(&mut state);
         let n = state.list.len();
         *self.devices.write() = Arc::new(state.list.clone());
         drop(state);
@@ -314,13 +300,7 @@ impl Driver {
         }
         for (name, change) in changes {
             debug!(device = %name, ?change, "device event");
-            match change {
-                Change::Created => self.emit_lifecycle(&name, Lifecycle::Created),
-                Change::Deleted => self.emit_lifecycle(&name, Lifecycle::Deleted),
-                Change::Updated => self.emit_update(&name),
-                Change::Defined => self.emit_lifecycle(&name, Lifecycle::Defined),
-                Change::Undefined => self.emit_lifecycle(&name, Lifecycle::Undefined),
-            }
+            self.listener.changed(&name, change);
         }
         n
     }
@@ -335,82 +315,7 @@ impl Driver {
         if device.as_deref() == Some(name) {
             let _state = self.state.lock();
             let _devices = self.devices.write();
-            let _callbacks = self.callbacks.lock();
             panic!("test panic while answering for {name}");
         }
     }
-
-    pub fn register_callback(
-        &self,
-        client: u64,
-        event_id: i32,
-        device: Option<String>,
-        sink: EventSender,
-    ) -> i32 {
-        let id = self.next_callback.fetch_add(1, Ordering::Relaxed);
-        self.callbacks.lock().push(Callback {
-            id,
-            event_id,
-            device,
-            client,
-            sink,
-        });
-        id
-    }
-
-    /// False when `id` is not one of `client`'s callbacks.
-    pub fn deregister_callback(&self, client: u64, id: i32) -> bool {
-        let mut cbs = self.callbacks.lock();
-        let before = cbs.len();
-        cbs.retain(|c| !(c.id == id && c.client == client));
-        cbs.len() != before
-    }
-
-    pub fn client_gone(&self, client: u64) {
-        self.callbacks.lock().retain(|c| c.client != client);
-    }
-
-    fn emit_lifecycle(&self, name: &str, event: Lifecycle) {
-        self.emit(event_id::LIFECYCLE, name, |id| {
-            let msg = LifecycleEventMsg {
-                callback_id: id,
-                dev: NodeDevice {
-                    name: name.to_owned(),
-                },
-                event: event as i32,
-                detail: 0,
-            };
-            event_frame(proc::NODE_DEVICE_EVENT_LIFECYCLE, &msg)
-        });
-    }
-
-    fn emit_update(&self, name: &str) {
-        self.emit(event_id::UPDATE, name, |id| {
-            let msg = UpdateEventMsg {
-                callback_id: id,
-                dev: NodeDevice {
-                    name: name.to_owned(),
-                },
-            };
-            event_frame(proc::NODE_DEVICE_EVENT_UPDATE, &msg)
-        });
-    }
-
-    fn emit(&self, event_id: i32, name: &str, build: impl Fn(i32) -> Vec<u8>) {
-        let cbs = self.callbacks.lock();
-        for cb in cbs.iter().filter(|c| c.event_id == event_id) {
-            if cb.device.as_deref().is_some_and(|d| d != name) {
-                continue;
-            }
-            if !cb.sink.send(build(cb.id)) {
-                warn!(client = cb.client, callback = cb.id, "event not queued");
-            }
-        }
-    }
-}
-
-/// Event messages carry serial 1, a libvirt quirk clients ignore but we keep.
-fn event_frame<T: Xdr>(procedure: i32, body: &T) -> Vec<u8> {
-    let h = Header::message(REMOTE_PROGRAM, REMOTE_VERSION, procedure, 1);
-    frame(&h, |e| body.encode(e))
 }

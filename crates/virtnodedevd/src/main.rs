@@ -5,6 +5,7 @@ mod admin;
 mod cli;
 mod daemonize;
 mod driver;
+mod events;
 mod fault;
 mod listen;
 mod logging;
@@ -227,7 +228,8 @@ fn run(opts: Options, config: DaemonConfig, privileged: bool) -> Result<(), Fata
         .map_err(fatal(DaemonErr::Network))?;
     // The devices are read before the sockets appear, so the first client sees them all
     // (libvirt binds first and holds its clients until its driver is ready).
-    let driver = Arc::new(Driver::new(root));
+    let events = Arc::new(events::Events::default());
+    let driver = Arc::new(Driver::new(root, manage::reconcile, events.clone()));
     let n = driver.enumerate(false);
     info!("enumerated {n} node devices");
     manage::load_store(&driver, false);
@@ -238,6 +240,7 @@ fn run(opts: Options, config: DaemonConfig, privileged: bool) -> Result<(), Fata
     let started = Started {
         runtime: &runtime,
         driver,
+        events,
         monitor,
         signals,
     };
@@ -292,6 +295,7 @@ fn check_audit(level: u32) -> Result<(), Fatal> {
 struct Started<'a> {
     runtime: &'a tokio::runtime::Runtime,
     driver: Arc<Driver>,
+    events: Arc<events::Events>,
     monitor: monitor::Monitor,
     signals: Signals,
 }
@@ -306,6 +310,7 @@ fn start_and_serve(
     let Started {
         runtime,
         driver,
+        events,
         monitor,
         signals,
     } = started;
@@ -315,7 +320,14 @@ fn start_and_serve(
         .map_err(|e| format!("cannot start the uevent monitor: {e}"))
         .map_err(fatal(DaemonErr::Network))?;
     runtime
-        .block_on(serve(opts, config, privileged, driver, listeners, signals))
+        .block_on(serve(
+            opts,
+            config,
+            privileged,
+            (driver, events),
+            listeners,
+            signals,
+        ))
         .map_err(fatal(DaemonErr::Init))
 }
 
@@ -443,7 +455,7 @@ async fn serve(
     opts: Options,
     config: DaemonConfig,
     privileged: bool,
-    driver: Arc<Driver>,
+    (driver, events): (Arc<Driver>, Arc<events::Events>),
     listeners: &mut Listeners,
     mut signals: Signals,
 ) -> Result<(), String> {
@@ -468,6 +480,7 @@ async fn serve(
     let program = |auth| {
         Arc::new(RemoteProgram {
             driver: driver.clone(),
+            events: events.clone(),
             auth,
             privileged,
         })

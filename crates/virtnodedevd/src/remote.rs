@@ -29,6 +29,7 @@ pub enum Auth {
 /// The remote program on one listening socket.
 pub struct RemoteProgram {
     pub driver: Arc<Driver>,
+    pub events: Arc<crate::events::Events>,
     pub auth: Auth,
     pub privileged: bool,
 }
@@ -159,7 +160,7 @@ impl Service for RemoteProgram {
     }
 
     fn disconnect(&self, s: Session) {
-        self.driver.client_gone(s.info.id);
+        self.events.client_gone(s.info.id);
     }
 
     /// Clients of a polkit socket count against max_anonymous_clients until they pass.
@@ -670,7 +671,7 @@ impl RemoteProgram {
                 a.event_id
             )));
         }
-        let id = self.driver.register_callback(
+        let id = self.events.register(
             s.info.id,
             a.event_id,
             a.dev.map(|d| d.name),
@@ -681,7 +682,7 @@ impl RemoteProgram {
 
     fn event_deregister(&self, s: &mut Session, args: &[u8]) -> CallResult {
         let a: r::EventDeregisterAnyArgs = decode(args)?;
-        if !self.driver.deregister_callback(s.info.id, a.callback_id) {
+        if !self.events.deregister(s.info.id, a.callback_id) {
             return Err(VirError::rpc_internal(format!(
                 "node device event callback {} not registered",
                 a.callback_id
@@ -838,8 +839,14 @@ mod tests {
     use super::*;
 
     fn program(privileged: bool) -> RemoteProgram {
+        let events = Arc::new(crate::events::Events::default());
         RemoteProgram {
-            driver: Arc::new(Driver::new(nodedev::HostRoot::new("/nonexistent"))),
+            driver: Arc::new(Driver::new(
+                nodedev::HostRoot::new("/nonexistent"),
+                |_| {},
+                events.clone(),
+            )),
+            events,
             auth: Auth::None,
             privileged,
         }
