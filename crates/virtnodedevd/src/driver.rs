@@ -33,6 +33,10 @@ impl DeviceList {
     pub fn len(&self) -> usize {
         self.by_name.len()
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
 }
 
 /// One persistent mediated device (an mdevctl definition).
