@@ -247,8 +247,23 @@ fn virt_admin_answers_like_libvirtd() {
     };
     let want = battery(&theirs);
     let want_clients = client_session(&theirs);
+    // libvirtd's freeWorkers counts its workers idle at that instant, and a worker still
+    // finishing the previous virt-admin's calls makes it vary from run to run (seen under
+    // load: 3 instead of 4). Ours is checked exactly above; the comparison leaves it out.
+    let steady = |s: &str| {
+        s.lines()
+            .map(|l| {
+                if l.starts_with("freeWorkers") {
+                    "freeWorkers    : (varies)"
+                } else {
+                    l
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
     for (g, w) in got.iter().zip(&want) {
-        assert_eq!(g, w, "virt-admin differs from libvirtd");
+        assert_eq!(steady(g), steady(w), "virt-admin differs from libvirtd");
     }
     assert_eq!(got.len(), want.len());
     assert_eq!(got_clients, want_clients);
