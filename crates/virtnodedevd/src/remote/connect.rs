@@ -1,0 +1,171 @@
+//! Opening a connection: authentication, CONNECT_OPEN's URI, and the features a client
+//! asks about.
+
+use protocol::remote as r;
+use protocol::{feature, ErrorCode, ErrorDomain, VirError, VIR_CONNECT_RO};
+use rpc::Reply;
+
+use super::{encode, Auth, CallResult, RemoteProgram, Session};
+
+impl RemoteProgram {
+    pub(super) fn auth_list(&self, s: &mut Session) -> CallResult {
+        let t = match self.auth {
+            _ if s.authenticated => r::auth_type::NONE,
+            Auth::Sasl => r::auth_type::SASL,
+            _ => r::auth_type::POLKIT,
+        };
+        encode(&r::AuthListRet { types: vec![t] })
+    }
+
+    pub(super) fn auth_polkit(&self, s: &mut Session) -> CallResult {
+        if self.auth != Auth::Polkit || s.authenticated {
+            return Err(VirError::no_error_set());
+        }
+        // Asking polkitd over D-Bus is not implemented yet: refuse rather than let an
+        // unprivileged client in.
+        Err(VirError::new(
+            ErrorCode::AuthFailed,
+            ErrorDomain::Polkit,
+            "access denied by policy",
+        ))
+    }
+
+    pub(super) fn supports_feature(&self, s: &mut Session, a: r::SupportsFeatureArgs) -> Reply {
+        if s.uri.is_none() && a.feature != feature::PROGRAM_KEEPALIVE {
+            return Reply::err(VirError::rpc_internal("hypervisor connection not open"));
+        }
+        let supported = matches!(
+            a.feature,
+            feature::FD_PASSING
+                | feature::PROGRAM_KEEPALIVE
+                | feature::REMOTE_EVENT_CALLBACK
+                | feature::REMOTE_CLOSE_CALLBACK
+        );
+        Reply {
+            result: encode(&r::IntRet {
+                value: supported as i32,
+            }),
+            close: false,
+            start_keepalive: a.feature == feature::PROGRAM_KEEPALIVE,
+        }
+    }
+
+    pub(super) fn open(&self, s: &mut Session, a: r::ConnectOpenArgs) -> CallResult {
+        if s.uri.is_some() {
+            // libvirt also forgets the connection it had.
+            s.uri = None;
+            s.readonly = s.info.readonly;
+            return Err(VirError::rpc_internal("connection already open"));
+        }
+        let Some(name) = a.name else {
+            return Err(VirError::rpc_internal("connection not open"));
+        };
+        s.uri = Some(self.accept_uri(&name)?);
+        s.readonly = s.info.readonly || a.flags & VIR_CONNECT_RO != 0;
+        Ok(Vec::new())
+    }
+
+    /// Checks a CONNECT_OPEN URI as the nodedev driver's open does, returning the URI
+    /// that CONNECT_GET_URI reports.
+    pub(super) fn accept_uri(&self, name: &str) -> Result<String, VirError> {
+        let expected = if self.privileged {
+            "/system"
+        } else {
+            "/session"
+        };
+        // An empty name comes from `remote:` URIs; this daemon has only one driver.
+        if name.is_empty() {
+            return Ok(format!("nodedev://{expected}"));
+        }
+        let no_driver = |what: String| VirError::new(ErrorCode::NoConnect, ErrorDomain::None, what);
+        let Some((scheme, rest)) = name.split_once(':') else {
+            return Err(no_driver(format!(
+                "URI '{name}' does not include a driver name"
+            )));
+        };
+        if scheme != "nodedev" {
+            return Err(no_driver(name.to_owned()));
+        }
+        let (rest, query) = match rest.split_once('?') {
+            Some((r, q)) => (r, Some(q)),
+            None => (rest, None),
+        };
+        let path = if let Some(after) = rest.strip_prefix("//") {
+            let (host, path) = after.split_at(after.find('/').unwrap_or(after.len()));
+            if !host.is_empty() {
+                // The node-device driver is local only.
+                return Err(no_driver(name.to_owned()));
+            }
+            path
+        } else {
+            rest
+        };
+        let path = path.split('#').next().unwrap_or("");
+        if path != expected {
+            return Err(VirError::new(
+                ErrorCode::InternalError,
+                ErrorDomain::None,
+                format!("unexpected nodedev URI path '{path}', try nodedev://{expected}"),
+            ));
+        }
+        Ok(match query {
+            Some(q) => format!("nodedev://{expected}?{q}"),
+            None => format!("nodedev://{expected}"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::driver::Driver;
+
+    fn program(privileged: bool) -> RemoteProgram {
+        let events = Arc::new(crate::events::Events::default());
+        RemoteProgram {
+            driver: Arc::new(Driver::new(
+                nodedev::HostRoot::new("/nonexistent"),
+                |_| {},
+                events.clone(),
+            )),
+            events,
+            auth: Auth::None,
+            privileged,
+        }
+    }
+
+    #[test]
+    fn open_accepts_system_uris_as_libvirt_does() {
+        let p = program(true);
+        assert_eq!(
+            p.accept_uri("nodedev:///system").unwrap(),
+            "nodedev:///system"
+        );
+        assert_eq!(
+            p.accept_uri("nodedev:/system").unwrap(),
+            "nodedev:///system"
+        );
+        assert_eq!(
+            p.accept_uri("nodedev:///system?foo=bar").unwrap(),
+            "nodedev:///system?foo=bar"
+        );
+        assert_eq!(
+            p.accept_uri("nodedev:///session").unwrap_err().message,
+            "internal error: unexpected nodedev URI path '/session', try nodedev:///system"
+        );
+        assert_eq!(
+            p.accept_uri("bogus:///system").unwrap_err().message,
+            "no connection driver available for bogus:///system"
+        );
+        assert_eq!(
+            p.accept_uri("nodedev").unwrap_err().message,
+            "no connection driver available for URI 'nodedev' does not include a driver name"
+        );
+        assert_eq!(
+            p.accept_uri("NODEDEV:///system").unwrap_err().code,
+            ErrorCode::NoConnect as i32
+        );
+    }
+}
