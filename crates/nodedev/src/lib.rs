@@ -16,6 +16,7 @@ pub mod parse;
 mod schema;
 pub mod udev;
 pub mod xml;
+pub mod xml_reader;
 
 pub use discover::{discover_device, enumerate, parse_vpd, PciIds};
 pub use hostroot::HostRoot;
