@@ -89,6 +89,21 @@ fn checks_before_read_only(
             let source = decode::<r::DomainInterfaceAddressesArgs>(args)?.source;
             Ok(1u32.checked_shl(source).unwrap_or(0))
         }
+        _ => later_checks(p, api, domain, args, invalid),
+    }
+}
+
+/// The rest of [`checks_before_read_only`]: typed-parameter and array arguments, mutually
+/// exclusive flags, other drivers' event deregistrations, descriptor passing.
+fn later_checks(
+    p: i32,
+    api: &str,
+    domain: ErrorDomain,
+    args: &[u8],
+    invalid: impl Fn(&str, String) -> VirError,
+) -> Result<u32, VirError> {
+    let not_null = |arg: &str| invalid(arg, format!("{arg} in {api} must not be NULL"));
+    match p {
         proc::DOMAIN_SET_LAUNCH_SECURITY_STATE => {
             let a: r::DomainSetLaunchSecurityStateArgs = decode(args)?;
             // The dispatcher copies each parameter into virTypedParameter's 80-byte field.
