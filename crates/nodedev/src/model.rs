@@ -54,6 +54,20 @@ impl CapType {
         CapType::Vpd,
     ];
 
+    /// The ListAllNodeDevices flag bits of every capability type: derived from [`ALL`], so
+    /// a new type is listable as soon as it is in that list.
+    ///
+    /// [`ALL`]: CapType::ALL
+    pub const LIST_MASK: u32 = {
+        let mut mask = 0;
+        let mut i = 0;
+        while i < CapType::ALL.len() {
+            mask |= 1 << (CapType::ALL[i] as u32);
+            i += 1;
+        }
+        mask
+    };
+
     /// libvirt's `virNodeDevCapTypeToString`.
     pub fn name(self) -> &'static str {
         match self {
@@ -640,5 +654,20 @@ impl Device {
                 .map(|f| (f.wwnn.as_str(), f.wwpn.as_str())),
             _ => None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CapType;
+
+    #[test]
+    fn list_mask_covers_every_capability_type_once() {
+        // libvirt 9.0's VIR_CONNECT_LIST_NODE_DEVICES_CAP_SYSTEM … CAP_VPD: bits 0 to 21.
+        assert_eq!(CapType::LIST_MASK, (1 << 22) - 1);
+        for c in CapType::ALL {
+            assert_eq!(CapType::from_name(c.name()), Some(c));
+            assert_ne!(CapType::LIST_MASK & c.list_flag(), 0);
+        }
     }
 }

@@ -45,9 +45,7 @@ pub const VIR_CONNECT_RO: u32 = 1;
 pub mod list_flags {
     pub const INACTIVE: u32 = 1 << 30;
     pub const ACTIVE: u32 = 1 << 31;
-    /// Every capability bit libvirt 9.0 knows (CAP_SYSTEM … CAP_VPD).
-    pub const CAP_MASK: u32 = (1 << 22) - 1;
-    pub const ALL: u32 = CAP_MASK | INACTIVE | ACTIVE;
+    // The capability bits are `nodedev::CapType::list_flag`, derived from its list.
 }
 
 /// virNodeDeviceEventID.

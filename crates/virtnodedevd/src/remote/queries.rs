@@ -43,7 +43,7 @@ impl RemoteProgram {
     }
 
     pub(super) fn list_all(&self, a: r::ListAllArgs) -> CallResult {
-        if a.flags & !list_flags::ALL != 0 {
+        if a.flags & !(CapType::LIST_MASK | list_flags::INACTIVE | list_flags::ACTIVE) != 0 {
             return Err(bad_flags(a.flags, "nodeConnectListAllNodeDevices"));
         }
         let list = self.driver.devices();
@@ -224,7 +224,7 @@ fn has_cap_str(d: &Device, cap: Option<&str>) -> bool {
 
 /// virNodeDeviceMatch: any requested capability, and one of the requested states.
 fn matches_list_flags(d: &Device, flags: u32) -> bool {
-    let caps = flags & list_flags::CAP_MASK;
+    let caps = flags & CapType::LIST_MASK;
     if caps != 0
         && !CapType::ALL
             .iter()
