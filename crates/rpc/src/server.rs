@@ -11,10 +11,10 @@ use std::time::{Duration, SystemTime};
 
 use futures_util::FutureExt;
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{watch, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 use tracing::{debug, error, warn};
 
-use crate::connection::Connection;
+use crate::connection::{Connection, Frame};
 use crate::error::VirError;
 use crate::header::{Header, Status};
 use crate::keepalive::{self, Keepalive};
@@ -89,9 +89,8 @@ async fn run_connection<S: Service>(
     service: Arc<S>,
     server: &Server,
     reg: Registration,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    let limits = server.limits();
     let client_id = info.id;
     debug!(
         client = client_id,
@@ -99,110 +98,154 @@ async fn run_connection<S: Service>(
         uid = info.uid,
         "client connected"
     );
-    let (events_tx, mut events, overflow) = event_queue(limits.event_queue);
-    let mut session = service.connect(info, events_tx);
+    let (events_tx, events, overflow) = event_queue(server.limits().event_queue);
+    let session = service.connect(info, events_tx);
     reg.set_auth_pending(service.auth_pending(&session));
-    let mut conn = Connection::new(stream);
-    let mut keepalive: Option<Keepalive> = None;
-    let mut events_open = true;
-
-    loop {
-        // The frames one read brought are all answered before anything else is looked
-        // at, and their replies go out in one write.
-        let frame = match conn.buffered_frame() {
-            Ok(None) => {
-                if !flush(&mut conn, &overflow, &mut shutdown, client_id).await {
-                    break;
-                }
-                tokio::select! {
-                    r = conn.read_frame() => r,
-                    ev = events.recv(), if events_open => {
-                        match ev {
-                            Some(msg) => conn.queue(&msg),
-                            None => events_open = false,
-                        }
-                        continue;
-                    }
-                    _ = keepalive::deadline(keepalive.as_ref()) => {
-                        let k = keepalive.as_mut().expect("a deadline only runs with keepalive");
-                        match k.expired() {
-                            Some(ping) => conn.queue_message(&ping),
-                            None => {
-                                debug!(client = client_id, "no keepalive response, closing");
-                                break;
-                            }
-                        }
-                        continue;
-                    }
-                    _ = overflow.notified() => {
-                        warn!(client = client_id, "client is not reading its events, disconnecting it");
-                        break;
-                    }
-                    _ = shutdown.changed() => break,
-                    _ = reg.closed() => {
-                        debug!(client = client_id, "closed by the admin");
-                        break;
-                    }
-                }
-            }
-            buffered => buffered,
-        };
-        // A client that closed its end, or sent a length libvirt drops it for, still
-        // gets the replies to the frames before.
-        let Ok(Some(frame)) = frame else {
-            flush(&mut conn, &overflow, &mut shutdown, client_id).await;
-            break;
-        };
-        if let Some(k) = keepalive.as_mut() {
-            k.heard();
-        }
-        if keepalive::is_keepalive(&frame.header) {
-            if let Some(pong) = keepalive::pong_for(&frame.header) {
-                conn.queue_message(&pong);
-            }
-            continue;
-        }
-        let Some(args) = frame.call_args() else {
-            continue;
-        };
-        let reply = dispatch(&*service, server, &mut session, &reg, &frame.header, args).await;
-        if reply.start_keepalive && keepalive.is_none() {
-            keepalive = Keepalive::start(limits);
-        }
-        let queued = conn.queue_reply(&frame.header, reply.result);
-        if !queued {
-            warn!(client = client_id, "Failed to serialize remote error");
-        }
-        if !queued || reply.close {
-            flush(&mut conn, &overflow, &mut shutdown, client_id).await;
+    let mut client = Client {
+        service: &*service,
+        server,
+        reg,
+        session,
+        conn: Connection::new(stream),
+        keepalive: None,
+        events,
+        events_open: true,
+        overflow,
+        shutdown,
+    };
+    while let Some(frame) = client.read_frame().await {
+        if !client.answer(frame).await {
+            client.flush().await;
             break;
         }
     }
+    let Client { conn, session, .. } = client;
     conn.shutdown().await;
     service.disconnect(session);
     debug!(client = client_id, "client disconnected");
 }
 
-/// Writes what the connection has queued; false when the connection is to end.
-///
-/// A client that stops reading must not pin its task forever: its event queue filling
-/// up, or shutdown, ends the write.
-async fn flush(
-    conn: &mut Connection,
-    overflow: &Notify,
-    shutdown: &mut watch::Receiver<bool>,
-    client_id: u64,
-) -> bool {
-    if !conn.has_output() {
-        return true;
-    }
-    tokio::select! {
-        r = conn.flush() => r.is_ok(),
-        _ = overflow.notified() => {
-            warn!(client = client_id, "client is not reading its events, disconnecting it");
-            false
+/// One connected client: its socket, its session with the programs, and what can wake
+/// its task between frames.
+struct Client<'a, S: Service> {
+    service: &'a S,
+    server: &'a Server,
+    reg: Registration,
+    session: S::Session,
+    conn: Connection,
+    keepalive: Option<Keepalive>,
+    events: mpsc::Receiver<Vec<u8>>,
+    events_open: bool,
+    /// Notified when the client's event queue overflows.
+    overflow: Arc<Notify>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl<S: Service> Client<'_, S> {
+    /// The next frame to answer, writing events and keepalive pings while waiting for it;
+    /// `None` when the connection is to end.
+    ///
+    /// The frames one read brought are all answered before anything else is looked at,
+    /// and their replies go out in one write.
+    async fn read_frame(&mut self) -> Option<Frame> {
+        let client_id = self.reg.id();
+        let frame = loop {
+            match self.conn.buffered_frame() {
+                Ok(None) => {}
+                buffered => break buffered,
+            }
+            if !self.flush().await {
+                return None;
+            }
+            tokio::select! {
+                r = self.conn.read_frame() => break r,
+                ev = self.events.recv(), if self.events_open => match ev {
+                    Some(msg) => self.conn.queue(&msg),
+                    None => self.events_open = false,
+                },
+                _ = keepalive::deadline(self.keepalive.as_ref()) => {
+                    let k = self.keepalive.as_mut().expect("a deadline only runs with keepalive");
+                    match k.expired() {
+                        Some(ping) => self.conn.queue_message(&ping),
+                        None => {
+                            debug!(client = client_id, "no keepalive response, closing");
+                            return None;
+                        }
+                    }
+                }
+                _ = self.overflow.notified() => {
+                    warn!(client = client_id, "client is not reading its events, disconnecting it");
+                    return None;
+                }
+                _ = self.shutdown.changed() => return None,
+                _ = self.reg.closed() => {
+                    debug!(client = client_id, "closed by the admin");
+                    return None;
+                }
+            }
+        };
+        match frame {
+            Ok(Some(frame)) => {
+                if let Some(k) = self.keepalive.as_mut() {
+                    k.heard();
+                }
+                Some(frame)
+            }
+            // A client that closed its end, or sent a length libvirt drops it for, still
+            // gets the replies to the frames before.
+            Ok(None) | Err(_) => {
+                self.flush().await;
+                None
+            }
         }
-        _ = shutdown.changed() => false,
+    }
+
+    /// Answers one frame, queueing the reply; false when the connection ends after it.
+    async fn answer(&mut self, frame: Frame) -> bool {
+        if keepalive::is_keepalive(&frame.header) {
+            if let Some(pong) = keepalive::pong_for(&frame.header) {
+                self.conn.queue_message(&pong);
+            }
+            return true;
+        }
+        let Some(args) = frame.call_args() else {
+            return true;
+        };
+        let reply = dispatch(
+            self.service,
+            self.server,
+            &mut self.session,
+            &self.reg,
+            &frame.header,
+            args,
+        )
+        .await;
+        if reply.start_keepalive && self.keepalive.is_none() {
+            self.keepalive = Keepalive::start(self.server.limits());
+        }
+        if !self.conn.queue_reply(&frame.header, reply.result) {
+            warn!(client = self.reg.id(), "Failed to serialize remote error");
+            return false;
+        }
+        !reply.close
+    }
+
+    /// Writes what the connection has queued; false when the connection is to end.
+    ///
+    /// A client that stops reading must not pin its task forever: its event queue
+    /// filling up, or shutdown, ends the write.
+    async fn flush(&mut self) -> bool {
+        if !self.conn.has_output() {
+            return true;
+        }
+        tokio::select! {
+            r = self.conn.flush() => r.is_ok(),
+            _ = self.overflow.notified() => {
+                warn!(client = self.reg.id(), "client is not reading its events, disconnecting it");
+                false
+            }
+            _ = self.shutdown.changed() => false,
+        }
     }
 }
 
