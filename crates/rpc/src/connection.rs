@@ -64,13 +64,13 @@ pub struct Frame {
     pub header: Header,
     bytes: Vec<u8>,
     /// Where the payload lies in `bytes`.
-    payload: std::ops::Range<usize>,
+    payload_at: std::ops::Range<usize>,
 }
 
 impl Frame {
     /// Everything after the header.
     pub fn payload(&self) -> &[u8] {
-        &self.bytes[self.payload.clone()]
+        &self.bytes[self.payload_at.clone()]
     }
 
     /// The arguments of a call, or `None` for a message a server does not answer:
@@ -155,13 +155,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             Frame {
                 header,
                 bytes,
-                payload: start + LEN_LEN + HEADER_LEN..start + len,
+                payload_at: start + LEN_LEN + HEADER_LEN..start + len,
             }
         } else {
             let bytes = self.input[start + LEN_LEN + HEADER_LEN..start + len].to_vec();
             Frame {
                 header,
-                payload: 0..bytes.len(),
+                payload_at: 0..bytes.len(),
                 bytes,
             }
         };
