@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 
 use bench::hostile;
 use protocol::remote::{self as r, proc};
+use rpc::client::Client;
 
 use crate::measure::{list_all, open};
 use crate::procfs;
@@ -204,6 +205,21 @@ impl Shared {
     }
     fn uri(&self) -> String {
         format!("nodedev+unix:///system?socket={}", self.o.socket.display())
+    }
+    /// The connection in `conn`, opened on the read-write socket first if needed; a
+    /// failure to open counts as an error of `k` and is followed by a pause (`None`).
+    fn connected<'a>(&self, conn: &'a mut Option<Client>, k: Kind) -> Option<&'a mut Client> {
+        if conn.is_none() {
+            match open(&self.o.socket, Duration::from_secs(60)) {
+                Ok(c) => *conn = Some(c),
+                Err(e) => {
+                    self.stats.error(k, e);
+                    self.pause(Duration::from_secs(1));
+                    return None;
+                }
+            }
+        }
+        conn.as_mut()
     }
 }
 

@@ -7,7 +7,6 @@ use bench::hostile::{self, Rng};
 use rpc::client::Client;
 
 use super::{Kind, Shared, HOSTILE_PAUSE};
-use crate::measure::open;
 
 /// Hostile thread `t`: the read-write socket, the read-only one, the admin one, and then
 /// the read-write one again.
@@ -43,16 +42,8 @@ pub(super) fn bombs(s: &Shared) {
         let (label, xml) = &bombs[i % bombs.len()];
         let define = (i / bombs.len()) % 2 == 1;
         i += 1;
-        let conn = match c.as_mut() {
-            Some(c) => c,
-            None => match open(&s.o.socket, Duration::from_secs(60)) {
-                Ok(x) => c.insert(x),
-                Err(e) => {
-                    s.stats.error(Kind::Bomb, e);
-                    s.pause(Duration::from_secs(1));
-                    continue;
-                }
-            },
+        let Some(conn) = s.connected(&mut c, Kind::Bomb) else {
+            continue;
         };
         s.stats.call(Kind::Bomb, 1);
         *s.stats.last_bomb.lock().unwrap_or_else(|e| e.into_inner()) = format!(

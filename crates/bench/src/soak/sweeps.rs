@@ -2,13 +2,12 @@
 //! lower rate the same through `virsh` and libvirt-python.
 
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use protocol::remote::{self as r, proc};
 use rpc::client::{CallError, Client};
 
 use super::{volatile, Kind, Shared, CHURN_NAME_PREFIX, UEVENT_NAME_PREFIX};
-use crate::measure::{list_all, open};
+use crate::measure::list_all;
 
 fn xml_desc(c: &mut Client, name: &str) -> Result<String, CallError> {
     let x: r::StringRet = c.call(
@@ -24,16 +23,8 @@ fn xml_desc(c: &mut Client, name: &str) -> Result<String, CallError> {
 pub(super) fn sweeper(s: &Shared) {
     let mut conn: Option<Client> = None;
     while !s.stopping() {
-        let c = match conn.as_mut() {
-            Some(c) => c,
-            None => match open(&s.o.socket, Duration::from_secs(60)) {
-                Ok(c) => conn.insert(c),
-                Err(e) => {
-                    s.stats.error(Kind::Sweep, e);
-                    s.pause(Duration::from_secs(1));
-                    continue;
-                }
-            },
+        let Some(c) = s.connected(&mut conn, Kind::Sweep) else {
+            continue;
         };
         let names = match list_all(c) {
             Ok(n) => n,
