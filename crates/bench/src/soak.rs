@@ -17,24 +17,33 @@
 //!
 //! An error is an unexpected error answer, a call left unanswered, a wrong answer or a
 //! missing or duplicated event; a refusal of a hostile call is the expected answer.
+//!
+//! Each part of the load has its module (`sweeps`, `events`, `churn`, `abuse`); `report`
+//! prints the rows and the summary; this one holds the counters and runs the whole.
 
-use std::collections::VecDeque;
-use std::io::{BufRead, BufReader};
-use std::os::unix::net::UnixDatagram;
+mod abuse;
+mod churn;
+mod events;
+mod report;
+mod sweeps;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use bench::hostile::{self, Rng};
+use bench::hostile;
 use protocol::remote::{self as r, proc};
-use rpc::client::{CallError, Client};
-use xdr::{Decoder, Xdr};
+use rpc::client::Client;
 
 use crate::measure::{list_all, open};
 use crate::procfs;
+use abuse::{bombs, hostile_thread};
+use churn::{churn, probe, uevents, Churn};
+use events::{check_events, Subscribers};
+use report::{header, on_off, row, summary};
+use sweeps::{real_clients, sweeper};
 
 /// Node devices the load creates and removes; sweeps may find them gone between listing
 /// and fetching, which is not an error.
@@ -197,6 +206,21 @@ impl Shared {
     fn uri(&self) -> String {
         format!("nodedev+unix:///system?socket={}", self.o.socket.display())
     }
+    /// The connection in `conn`, opened on the read-write socket first if needed; a
+    /// failure to open counts as an error of `k` and is followed by a pause (`None`).
+    fn connected<'a>(&self, conn: &'a mut Option<Client>, k: Kind) -> Option<&'a mut Client> {
+        if conn.is_none() {
+            match open(&self.o.socket, Duration::from_secs(60)) {
+                Ok(c) => *conn = Some(c),
+                Err(e) => {
+                    self.stats.error(k, e);
+                    self.pause(Duration::from_secs(1));
+                    return None;
+                }
+            }
+        }
+        conn.as_mut()
+    }
 }
 
 /// One sample of the daemon's resources.
@@ -233,584 +257,6 @@ fn read_pid(f: &Path) -> Result<u32, String> {
         .map_err(|_| format!("{}: no pid", f.display()))
 }
 
-// ----------------------------------------------------------------------------------------
-// The load.
-
-fn xml_desc(c: &mut Client, name: &str) -> Result<String, CallError> {
-    let x: r::StringRet = c.call(
-        proc::NODE_DEVICE_GET_XML_DESC,
-        &r::NameFlagsArgs {
-            name: name.into(),
-            flags: 0,
-        },
-    )?;
-    Ok(x.value)
-}
-
-fn sweeper(s: &Shared) {
-    let mut conn: Option<Client> = None;
-    while !s.stopping() {
-        let c = match conn.as_mut() {
-            Some(c) => c,
-            None => match open(&s.o.socket, Duration::from_secs(60)) {
-                Ok(c) => conn.insert(c),
-                Err(e) => {
-                    s.stats.error(Kind::Sweep, e);
-                    s.pause(Duration::from_secs(1));
-                    continue;
-                }
-            },
-        };
-        let names = match list_all(c) {
-            Ok(n) => n,
-            Err(e) => {
-                s.stats.error(Kind::Sweep, format!("LIST_ALL: {e}"));
-                conn = None;
-                continue;
-            }
-        };
-        s.stats.call(Kind::Sweep, 1);
-        for n in &names {
-            if s.stopping() {
-                break;
-            }
-            match xml_desc(c, n) {
-                Ok(x) if x.starts_with("<device>") => s.stats.call(Kind::Sweep, 1),
-                Ok(x) => s.stats.error(Kind::Sweep, format!("XML of {n}: {x:.80}")),
-                Err(CallError::Remote(_)) if volatile(n) => s.stats.call(Kind::Sweep, 1),
-                Err(CallError::Remote(e)) => s
-                    .stats
-                    .error(Kind::Sweep, format!("XML of {n}: {}", e.message)),
-                Err(e) => {
-                    s.stats.error(Kind::Sweep, format!("XML of {n}: {e}"));
-                    conn = None;
-                    break;
-                }
-            }
-        }
-    }
-}
-
-fn output(cmd: &mut Command) -> Result<std::process::Output, String> {
-    cmd.stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run {cmd:?}: {e}"))
-}
-
-/// virsh under coreutils' `timeout`: a hung daemon must not hang the soak.
-fn virsh(s: &Shared, args: &[&str]) -> Command {
-    let mut c = Command::new("timeout");
-    c.args(["300", "virsh", "-q", "-c", &s.uri()]).args(args);
-    c
-}
-
-/// Runs virsh commands read from its standard input (a command line could not hold a
-/// few thousand); returns stdout and stderr. virsh goes on after a failed command and
-/// then reports it only on stderr.
-fn virsh_script(s: &Shared, script: String) -> Result<(String, String), String> {
-    let mut child = virsh(s, &[])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run virsh: {e}"))?;
-    let mut stdin = child.stdin.take().expect("piped");
-    // Written from another thread: virsh answers while it reads, and its output would
-    // fill the pipe before all the commands are written.
-    let writer = std::thread::spawn(move || {
-        use std::io::Write;
-        let _ = stdin.write_all(script.as_bytes());
-    });
-    let o = child
-        .wait_with_output()
-        .map_err(|e| format!("virsh: {e}"))?;
-    let _ = writer.join();
-    if !o.status.success() {
-        return Err(format!(
-            "virsh exited with {}: {:.300}",
-            o.status,
-            String::from_utf8_lossy(&o.stderr).trim()
-        ));
-    }
-    Ok((
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    ))
-}
-
-/// libvirt-python's sweep: every device's XML; a device of the load may vanish.
-const PY_SWEEP: &str = r#"
-import os, sys, libvirt
-volatile = tuple(os.environ["VOLATILE"].split(","))
-conn = libvirt.open(os.environ["URI"])
-n = 0
-for d in conn.listAllDevices(0):
-    try:
-        if not d.XMLDesc(0).startswith("<device>"):
-            sys.exit("bad XML for " + d.name())
-        n += 1
-    except libvirt.libvirtError as e:
-        if not d.name().startswith(volatile):
-            sys.exit("%s: %s" % (d.name(), e))
-print(n)
-"#;
-
-/// One sweep through virsh (one process running every `nodedev-dumpxml`) and one through
-/// libvirt-python, then a pause.
-fn real_clients(s: &Shared) {
-    while !s.stopping() {
-        let list = output(&mut virsh(s, &["nodedev-list", "--all"]));
-        match list {
-            Ok(o) if o.status.success() => {
-                let names: Vec<String> = String::from_utf8_lossy(&o.stdout)
-                    .lines()
-                    .map(str::trim)
-                    .filter(|n| !n.is_empty() && !volatile(n))
-                    .map(str::to_owned)
-                    .collect();
-                s.stats.call(Kind::Real, 1);
-                let script: String = names
-                    .iter()
-                    .map(|n| format!("nodedev-dumpxml {n}\n"))
-                    .collect();
-                match virsh_script(s, script) {
-                    Ok((out, err)) => {
-                        let got = out.matches("<device>").count();
-                        if got == names.len() && err.trim().is_empty() {
-                            s.stats.call(Kind::Real, got as u64);
-                        } else {
-                            s.stats.error(
-                                Kind::Real,
-                                format!(
-                                    "virsh dumped {got} of {} devices: {:.300}",
-                                    names.len(),
-                                    err.trim()
-                                ),
-                            );
-                        }
-                    }
-                    Err(e) => s.stats.error(Kind::Real, e),
-                }
-            }
-            Ok(o) => s.stats.error(
-                Kind::Real,
-                format!(
-                    "virsh nodedev-list: {}",
-                    String::from_utf8_lossy(&o.stderr).trim()
-                ),
-            ),
-            Err(e) => s.stats.error(Kind::Real, e),
-        }
-        if s.stopping() {
-            break;
-        }
-        let py = output(
-            Command::new("timeout")
-                .args(["300", "/usr/bin/python3", "-c", PY_SWEEP])
-                .env("URI", s.uri())
-                .env(
-                    "VOLATILE",
-                    format!("{CHURN_NAME_PREFIX},{UEVENT_NAME_PREFIX}"),
-                ),
-        );
-        match py {
-            Ok(o) if o.status.success() => {
-                let n: u64 = String::from_utf8_lossy(&o.stdout)
-                    .trim()
-                    .parse()
-                    .unwrap_or(0);
-                s.stats.call(Kind::Real, n + 1);
-            }
-            Ok(o) => s.stats.error(
-                Kind::Real,
-                format!("python: {}", String::from_utf8_lossy(&o.stderr).trim()),
-            ),
-            Err(e) => s.stats.error(Kind::Real, e),
-        }
-        s.pause(s.o.real_every);
-    }
-}
-
-/// Our subscriber: registered for lifecycle and update events of every device.
-fn subscribe(o: &Options) -> Result<Client, String> {
-    let mut c = open(&o.socket, Duration::from_secs(60))?;
-    for id in [0, 1] {
-        let _: r::IntRet = c
-            .call(
-                proc::CONNECT_NODE_DEVICE_EVENT_REGISTER_ANY,
-                &r::EventRegisterAnyArgs {
-                    event_id: id,
-                    dev: None,
-                },
-            )
-            .map_err(|e| format!("EVENT_REGISTER_ANY {id}: {e}"))?;
-    }
-    // Events may be minutes apart; the main thread ends the wait by shutting the socket.
-    c.stream()
-        .set_read_timeout(None)
-        .map_err(|e| e.to_string())?;
-    Ok(c)
-}
-
-fn our_events(s: &Shared, mut c: Client) {
-    loop {
-        let m = match c.read_message() {
-            Ok(m) => m,
-            Err(e) => {
-                if !s.stopping() {
-                    s.stats.error(
-                        Kind::Event,
-                        format!("our subscriber lost its connection: {e}"),
-                    );
-                }
-                return;
-            }
-        };
-        let d = &mut Decoder::new(&m.payload);
-        // Every event received counts as a call of this kind of load.
-        s.stats.call(Kind::Event, 1);
-        match m.header.proc_ {
-            proc::NODE_DEVICE_EVENT_LIFECYCLE => match r::LifecycleEventMsg::decode(d) {
-                Ok(e) if volatile(&e.dev.name) => s.stats.ours.add(e.event),
-                Ok(_) => {}
-                Err(_) => s.stats.error(Kind::Event, "undecodable lifecycle event"),
-            },
-            proc::NODE_DEVICE_EVENT_UPDATE if r::UpdateEventMsg::decode(d).is_err() => {
-                s.stats.error(Kind::Event, "undecodable update event")
-            }
-            _ => {}
-        }
-    }
-}
-
-const VIRSH_EVENTS: [&str; 4] = ["Created", "Deleted", "Defined", "Undefined"];
-
-/// `virsh nodedev-event --event lifecycle --loop`, its lines counted as they come.
-fn virsh_events(s: Arc<Shared>) -> Result<(Child, JoinHandle<()>), String> {
-    let mut child = Command::new("stdbuf")
-        .args([
-            "-oL",
-            "virsh",
-            "-c",
-            &s.uri(),
-            "nodedev-event",
-            "--event",
-            "lifecycle",
-            "--loop",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot run virsh nodedev-event: {e}"))?;
-    let out = child.stdout.take().expect("piped");
-    let t = std::thread::spawn(move || {
-        for line in BufReader::new(out).lines() {
-            let Ok(line) = line else { break };
-            // event 'lifecycle' for node device NAME: Defined
-            let Some(rest) = line.strip_prefix("event 'lifecycle' for node device ") else {
-                continue;
-            };
-            let Some((name, ev)) = rest.rsplit_once(": ") else {
-                continue;
-            };
-            if volatile(name) {
-                match VIRSH_EVENTS.iter().position(|e| *e == ev) {
-                    Some(i) => s.stats.virsh.add(i as i32),
-                    None => s
-                        .stats
-                        .error(Kind::Event, format!("virsh printed {line:?}")),
-                }
-            }
-        }
-        if !s.stopping() {
-            s.stats.error(Kind::Event, "virsh nodedev-event ended");
-        }
-    });
-    Ok((child, t))
-}
-
-fn churn_uuid(i: u64) -> String {
-    format!(
-        "{CHURN_UUID_PREFIX}-{:04x}-4000-8000-{:012x}",
-        (i >> 48) & 0xffff,
-        i & 0xffff_ffff_ffff
-    )
-}
-
-/// Defines persistent mdevs and undefines them, CHURN_WINDOW defined at any time.
-struct Churn {
-    c: Option<Client>,
-    next: u64,
-    defined: VecDeque<String>,
-}
-
-impl Churn {
-    /// A call on the churn's connection, reopened after a transport error.
-    fn call<A: Xdr, R: Xdr>(&mut self, s: &Shared, p: i32, args: &A) -> Result<R, String> {
-        let c = match self.c {
-            Some(ref mut c) => c,
-            None => self.c.insert(open(&s.o.socket, Duration::from_secs(60))?),
-        };
-        c.call(p, args).map_err(|e| {
-            if !matches!(e, CallError::Remote(_)) {
-                self.c = None;
-            }
-            e.to_string()
-        })
-    }
-
-    fn define(&mut self, s: &Shared, parent: &str) {
-        let uuid = churn_uuid(self.next);
-        self.next += 1;
-        let xml = format!(
-            "<device><parent>{parent}</parent><capability type='mdev'><type id='{}'/>\
-             <uuid>{uuid}</uuid><attr name='soak' value='{}'/></capability></device>",
-            s.o.mdev_type, self.next
-        );
-        let r: Result<r::NodeDeviceRet, String> = self
-            .call(
-                s,
-                proc::NODE_DEVICE_DEFINE_XML,
-                &r::XmlFlagsArgs {
-                    xml_desc: xml,
-                    flags: 0,
-                },
-            )
-            .map_err(|e| format!("define {uuid}: {e}"));
-        s.stats.call(Kind::Churn, 1);
-        match r {
-            Ok(d) if d.dev.name.starts_with(CHURN_NAME_PREFIX) => {
-                s.stats.expected.add(2);
-                self.defined.push_back(d.dev.name);
-            }
-            Ok(d) => s
-                .stats
-                .error(Kind::Churn, format!("define named it {}", d.dev.name)),
-            Err(e) => s.stats.error(Kind::Churn, e),
-        }
-    }
-
-    fn undefine_oldest(&mut self, s: &Shared) {
-        let Some(name) = self.defined.pop_front() else {
-            return;
-        };
-        let r: Result<(), String> = self
-            .call(
-                s,
-                proc::NODE_DEVICE_UNDEFINE,
-                &r::NameFlagsArgs {
-                    name: name.clone(),
-                    flags: 0,
-                },
-            )
-            .map_err(|e| format!("undefine {name}: {e}"));
-        s.stats.call(Kind::Churn, 1);
-        match r {
-            Ok(()) => s.stats.expected.add(3),
-            Err(e) => s.stats.error(Kind::Churn, e),
-        }
-    }
-}
-
-fn churn(s: &Shared, parent: &str, mut ch: Churn) {
-    let period = Duration::from_secs_f64(1.0 / s.o.churn_rate.max(0.01));
-    let mut next = Instant::now();
-    while !s.stopping() {
-        ch.define(s, parent);
-        while ch.defined.len() > CHURN_WINDOW {
-            ch.undefine_oldest(s);
-        }
-        next += period;
-        let now = Instant::now();
-        if next > now {
-            s.pause(next - now);
-        } else {
-            next = now;
-        }
-    }
-    while !ch.defined.is_empty() {
-        ch.undefine_oldest(s);
-    }
-}
-
-/// Virtual interfaces `vndsoakN` added to the fake tree and announced, then removed and
-/// announced: one CREATED and one DELETED each.
-fn uevents(s: &Shared, root: &Path, sock: &Path) {
-    let f = match fakesys::FakeSys::new(root) {
-        Ok(f) => f,
-        Err(e) => {
-            return s
-                .stats
-                .error(Kind::Uevent, format!("{}: {e}", root.display()))
-        }
-    };
-    let tx = match UnixDatagram::unbound() {
-        Ok(t) => t,
-        Err(e) => return s.stats.error(Kind::Uevent, e),
-    };
-    let send = |action: &str, devpath: &str| {
-        let devpath = devpath.strip_prefix("/sys").unwrap_or(devpath);
-        let msg = format!(
-            "{action}@{devpath}\0ACTION={action}\0DEVPATH={devpath}\0SUBSYSTEM=net\0SEQNUM=1\0"
-        );
-        tx.send_to(msg.as_bytes(), sock).map(|_| ())
-    };
-    let mut i = 0u32;
-    while !s.stopping() {
-        let name = format!("{UEVENT_IF_PREFIX}{i}");
-        let spec = fakesys::NetSpec::new(
-            &name,
-            100_000 + i,
-            &format!("52:54:00:5a:{:02x}:{:02x}", i >> 8 & 0xff, i & 0xff),
-        );
-        let r = f
-            .net(None, &spec)
-            .map_err(|e| e.to_string())
-            .and_then(|dev| {
-                send("add", &dev).map_err(|e| format!("add {name}: {e}"))?;
-                s.stats.expected.add(0);
-                s.stats.call(Kind::Uevent, 1);
-                s.pause(Duration::from_millis(500));
-                std::fs::remove_file(f.path(&format!("/sys/class/net/{name}")))
-                    .and_then(|()| std::fs::remove_dir_all(f.path(&dev)))
-                    .map_err(|e| format!("remove {name}: {e}"))?;
-                send("remove", &dev).map_err(|e| format!("remove {name}: {e}"))?;
-                s.stats.expected.add(1);
-                s.stats.call(Kind::Uevent, 1);
-                Ok(())
-            });
-        if let Err(e) = r {
-            s.stats.error(Kind::Uevent, e);
-        }
-        i += 1;
-        s.pause(Duration::from_millis(1500));
-    }
-}
-
-/// Hostile thread `t`: the read-write socket, the read-only one, the admin one, and then
-/// the read-write one again.
-fn hostile_thread(s: &Shared, t: usize) {
-    let mut rng = Rng(Rng::seed(s.o.seed, t as u64));
-    let valid = hostile::valid_remote_calls();
-    let n = &s.stats.hostile;
-    while !s.stopping() {
-        let before = n.frames.load(Relaxed);
-        let r = match t % 3 {
-            2 => hostile::admin_abuse(&mut rng, &s.o.admin_socket, n),
-            1 => hostile::remote_abuse(&mut rng, &s.o.ro_socket, &valid, n),
-            _ => hostile::remote_abuse(&mut rng, &s.o.socket, &valid, n),
-        };
-        s.stats
-            .call(Kind::Hostile, n.frames.load(Relaxed).saturating_sub(before));
-        if let Err(e) = r {
-            s.stats.error(Kind::Hostile, e);
-            s.pause(Duration::from_millis(500));
-        }
-        // A breath between connections: enough abuse to matter, not so much that the
-        // rest of the load starves on a small machine.
-        s.pause(HOSTILE_PAUSE);
-    }
-}
-
-/// One XML bomb a second, through CREATE_XML and DEFINE_XML in turn.
-fn bombs(s: &Shared) {
-    let bombs = hostile::xml_bombs();
-    let mut c: Option<Client> = None;
-    let mut i = 0usize;
-    while !s.stopping() {
-        let (label, xml) = &bombs[i % bombs.len()];
-        let define = (i / bombs.len()) % 2 == 1;
-        i += 1;
-        let conn = match c.as_mut() {
-            Some(c) => c,
-            None => match open(&s.o.socket, Duration::from_secs(60)) {
-                Ok(x) => c.insert(x),
-                Err(e) => {
-                    s.stats.error(Kind::Bomb, e);
-                    s.pause(Duration::from_secs(1));
-                    continue;
-                }
-            },
-        };
-        s.stats.call(Kind::Bomb, 1);
-        *s.stats.last_bomb.lock().unwrap_or_else(|e| e.into_inner()) = format!(
-            "{label} ({} bytes) through {}",
-            xml.len(),
-            if define { "DEFINE_XML" } else { "CREATE_XML" },
-        );
-        if let Err(e) = hostile::send_bomb(conn, define, label, xml) {
-            s.stats.error(Kind::Bomb, e);
-            c = None;
-        }
-        s.pause(Duration::from_secs(1));
-    }
-}
-
-// ----------------------------------------------------------------------------------------
-// The report.
-
-fn header() -> String {
-    let mut h = format!("{:>8} {:>10}  errors:", "elapsed", "calls");
-    for k in KINDS {
-        h.push_str(&format!(" {:>5}", k.label()));
-    }
-    h.push_str(&format!(
-        "  {:>8} {:>8} {:>8}  {:>8} {:>5} {:>4} {:>8}",
-        "ev.want", "ev.ours", "ev.virsh", "RSS.MiB", "fds", "thr", "cpu.s"
-    ));
-    h
-}
-
-fn row(s: &Shared, elapsed: Duration, smp: Option<Sample>, virsh: bool) -> String {
-    let secs = elapsed.as_secs();
-    let mut l = format!(
-        "{:>5}:{:02} {:>10}         ",
-        secs / 60,
-        secs % 60,
-        s.stats.total_calls()
-    );
-    for k in KINDS {
-        l.push_str(&format!(" {:>5}", s.stats.errors(k)));
-    }
-    let v = if virsh {
-        s.stats.virsh.total().to_string()
-    } else {
-        "-".into()
-    };
-    l.push_str(&format!(
-        "  {:>8} {:>8} {:>8}",
-        s.stats.expected.total(),
-        s.stats.ours.total(),
-        v
-    ));
-    match smp {
-        Some(m) => l.push_str(&format!(
-            "  {:>8.1} {:>5} {:>4} {:>8.2}",
-            m.rss_kib as f64 / 1024.0,
-            m.fds,
-            m.threads,
-            m.cpu_s
-        )),
-        None => l.push_str("  (daemon gone)"),
-    }
-    l
-}
-
-/// Compares what a subscriber received with what the load caused.
-fn check_events(s: &Shared, who: &str, got: &EventCounts) {
-    let want = s.stats.expected.get();
-    let got = got.get();
-    for (i, name) in VIRSH_EVENTS.iter().enumerate() {
-        if got[i] != want[i] {
-            s.stats.error(
-                Kind::Event,
-                format!("{who}: {} {name} events, expected {}", got[i], want[i]),
-            );
-        }
-    }
-}
-
 /// Whether the daemon answers a fresh client, and its device count.
 fn answering(o: &Options) -> Result<usize, String> {
     let mut c = open(&o.socket, Duration::from_secs(30))?;
@@ -823,86 +269,6 @@ fn answering(o: &Options) -> Result<usize, String> {
     list_all(&mut c)
         .map(|n| n.len())
         .map_err(|e| format!("LIST_ALL: {e}"))
-}
-
-/// Waits (bounded) until `got` has caught up with the expected events.
-fn settle(s: &Shared, got: &EventCounts, limit: Duration) {
-    let end = Instant::now() + limit;
-    while got.total() < s.stats.expected.total() && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Our subscriber and `virsh nodedev-event`, and what ends them.
-struct Subscribers {
-    threads: Vec<JoinHandle<()>>,
-    ours: std::os::unix::net::UnixStream,
-    virsh: Option<Child>,
-}
-
-impl Subscribers {
-    fn start(s: &Arc<Shared>) -> Result<Subscribers, String> {
-        let sub = subscribe(&s.o)?;
-        let ours = sub.stream().try_clone().map_err(|e| e.to_string())?;
-        let s2 = s.clone();
-        let mut threads = vec![std::thread::spawn(move || our_events(&s2, sub))];
-        let mut virsh = None;
-        if s.o.real_clients {
-            let (child, t) = virsh_events(s.clone())?;
-            virsh = Some(child);
-            threads.push(t);
-        }
-        Ok(Subscribers {
-            threads,
-            ours,
-            virsh,
-        })
-    }
-
-    /// Lets them catch up with what the load caused (bounded), then ends them.
-    fn stop(self, s: &Shared, daemon_alive: bool) {
-        if daemon_alive {
-            settle(s, &s.stats.ours, Duration::from_secs(20));
-            if self.virsh.is_some() {
-                settle(s, &s.stats.virsh, Duration::from_secs(20));
-            }
-        }
-        let _ = self.ours.shutdown(std::net::Shutdown::Both);
-        if let Some(mut c) = self.virsh {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        for t in self.threads {
-            let _ = t.join();
-        }
-    }
-}
-
-/// Defines and undefines an mdev until every subscriber has seen it, so that expected
-/// and received count the same events from then on (virsh says nothing once subscribed).
-fn probe(s: &Shared, parent: &str, ch: &mut Churn) -> Result<(), String> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        ch.define(s, parent);
-        ch.undefine_oldest(s);
-        std::thread::sleep(Duration::from_millis(300));
-        if s.stats.total_errors() > 0 {
-            return Err("the probe define/undefine failed (see above)".into());
-        }
-        let virsh_ready = !s.o.real_clients || s.stats.virsh.total() > 0;
-        if virsh_ready && s.stats.ours.total() > 0 {
-            // The probe rounds virsh ran before it subscribed count as seen.
-            std::thread::sleep(Duration::from_millis(500));
-            let (want, got) = (s.stats.expected.get(), s.stats.virsh.get());
-            for i in 0..4 {
-                s.stats.virsh.0[i].fetch_add(want[i].saturating_sub(got[i]), Relaxed);
-            }
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err("the subscribers saw no event of the probe within 30 s".into());
-        }
-    }
 }
 
 /// One part of the load, run in its own thread.
@@ -939,14 +305,6 @@ fn start_load(s: &Arc<Shared>, ch: Churn) -> Vec<JoinHandle<()>> {
         .collect()
 }
 
-fn on_off(b: bool) -> &'static str {
-    if b {
-        "on"
-    } else {
-        "off"
-    }
-}
-
 /// Runs the soak; true when there was no error and the daemon still answers as before.
 pub fn run(o: Options) -> Result<bool, String> {
     let pid = read_pid(&o.pid_file)?;
@@ -959,11 +317,7 @@ pub fn run(o: Options) -> Result<bool, String> {
     });
 
     let subscribers = Subscribers::start(&s)?;
-    let mut ch = Churn {
-        c: None,
-        next: 0,
-        defined: VecDeque::new(),
-    };
+    let mut ch = Churn::default();
     match &o.mdev_parent {
         Some(parent) => probe(&s, parent, &mut ch)?,
         // Nothing to probe with: give virsh the time it usually needs.
@@ -1033,92 +387,4 @@ pub fn run(o: Options) -> Result<bool, String> {
         None => answering(&o).map_err(|e| format!("alive but not answering: {e}")),
     };
     Ok(summary(&s, t0.elapsed(), devices, &samples, end))
-}
-
-/// Prints the summary; true when there was no error and the daemon ends as it started.
-fn summary(
-    s: &Shared,
-    elapsed: Duration,
-    devices: usize,
-    samples: &[Sample],
-    end: Result<usize, String>,
-) -> bool {
-    println!();
-    println!("summary after {:.1} min:", elapsed.as_secs_f64() / 60.0);
-    let first = samples[0];
-    let first_row = samples.get(1).copied().unwrap_or(first);
-    let last = *samples.last().expect("one sample");
-    println!(
-        "  VmRSS   {:>8.1} MiB at start, {:>8.1} at the first row, {:>8.1} at the end",
-        first.rss_kib as f64 / 1024.0,
-        first_row.rss_kib as f64 / 1024.0,
-        last.rss_kib as f64 / 1024.0
-    );
-    println!(
-        "  fds     {:>8} at start, {:>8} at the first row, {:>8} at the end",
-        first.fds, first_row.fds, last.fds
-    );
-    println!(
-        "  threads {:>8} at start, {:>8} at the first row, {:>8} at the end",
-        first.threads, first_row.threads, last.threads
-    );
-    let h = &s.stats.hostile;
-    println!(
-        "  daemon CPU {:.1} s over the run; hostile: {} connections, {} frames, {} checked answers",
-        last.cpu_s - first.cpu_s,
-        h.connections.load(Relaxed),
-        h.frames.load(Relaxed),
-        h.checked.load(Relaxed)
-    );
-    let want = s.stats.expected.get();
-    print!(
-        "  events of the load: {} created, {} deleted, {} defined, {} undefined; received: ours {:?}",
-        want[0],
-        want[1],
-        want[2],
-        want[3],
-        s.stats.ours.get()
-    );
-    if s.o.real_clients {
-        print!(", virsh {:?}", s.stats.virsh.get());
-    }
-    println!();
-    let per_kind = |f: &dyn Fn(Kind) -> u64| {
-        KINDS
-            .iter()
-            .map(|k| format!("{} {}", k.label(), f(*k)))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    println!(
-        "  calls:  {} in all ({})",
-        s.stats.total_calls(),
-        per_kind(&|k| s.stats.calls[k as usize].load(Relaxed))
-    );
-    println!(
-        "  errors: {} in all ({})",
-        s.stats.total_errors(),
-        per_kind(&|k| s.stats.errors(k))
-    );
-    let ok = match end {
-        Ok(n) if n == devices => {
-            println!("  daemon: alive and answering ({n} devices, as at the start)");
-            true
-        }
-        Ok(n) => {
-            println!(
-                "  daemon: alive and answering, but lists {n} devices ({devices} at the start)"
-            );
-            false
-        }
-        Err(e) => {
-            println!("  daemon: {e}");
-            let bomb = s.stats.last_bomb.lock().unwrap_or_else(|e| e.into_inner());
-            if !bomb.is_empty() {
-                println!("  the last XML bomb sent: {bomb}");
-            }
-            false
-        }
-    };
-    ok && s.stats.total_errors() == 0
 }

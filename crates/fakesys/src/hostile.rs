@@ -42,6 +42,41 @@ impl FakeSys {
 /// for tests that use python).
 pub fn hostile_tree(dir: &std::path::Path, non_utf8: bool) -> io::Result<FakeSys> {
     let f = FakeSys::new(dir)?;
+    odd_dmi(&f, non_utf8)?;
+    odd_pci(&f)?;
+    odd_net(&f, non_utf8)?;
+    odd_usb(&f)?;
+    odd_scsi(&f)?;
+    Ok(f)
+}
+
+/// An Intel PCI function at `addr` whose device ID follows its `class`.
+fn pci(f: &FakeSys, addr: &str, class: u32, driver: Option<&str>) -> io::Result<String> {
+    f.pci_device(
+        addr,
+        None,
+        &PciSpec {
+            vendor: 0x8086,
+            device: 0x1500 + (class >> 16) as u16,
+            class,
+            driver: driver.map(str::to_owned),
+            ..Default::default()
+        },
+    )
+}
+
+/// Interface number `i` of this tree, below `parent` (virtual without).
+fn net(f: &FakeSys, parent: Option<&str>, i: u32) -> io::Result<String> {
+    let n = NetSpec::new(
+        &format!("{HOSTILE_NET_PREFIX}{i}"),
+        200 + i,
+        &format!("52:54:00:00:02:{i:02x}"),
+    );
+    f.net(parent, &n)
+}
+
+/// The `computer` device's DMI attributes.
+fn odd_dmi(f: &FakeSys, non_utf8: bool) -> io::Result<()> {
     let dmi = "/sys/devices/virtual/dmi/id";
     f.dmi(&DmiSpec {
         product_name: Some("Odd Machine".into()),
@@ -70,78 +105,61 @@ pub fn hostile_tree(dir: &std::path::Path, non_utf8: bool) -> io::Result<FakeSys
             b"01/01/\xff\xfe20\n".as_slice(),
         )?;
     }
+    Ok(())
+}
 
-    let pci = |addr: &str, class: u32, driver: Option<&str>| -> io::Result<String> {
-        f.pci_device(
-            addr,
-            None,
-            &PciSpec {
-                vendor: 0x8086,
-                device: 0x1500 + (class >> 16) as u16,
-                class,
-                driver: driver.map(str::to_owned),
-                ..Default::default()
-            },
-        )
-    };
-    let net = |parent: Option<&str>, i: u32| -> io::Result<String> {
-        let n = NetSpec::new(
-            &format!("{HOSTILE_NET_PREFIX}{i}"),
-            200 + i,
-            &format!("52:54:00:00:02:{i:02x}"),
-        );
-        f.net(parent, &n)
-    };
-
+fn odd_pci(f: &FakeSys) -> io::Result<()> {
     // PCI: numa_node a directory (shown as absent), a dangling driver link.
-    let p = pci("0000:00:02.0", 0x020000, Some("e1000e"))?;
+    let p = pci(f, "0000:00:02.0", 0x020000, Some("e1000e"))?;
     f.make_dir_instead(&format!("{p}/numa_node"))?;
     f.make_symlink_instead("/sys/bus/pci/drivers/gone", &format!("{p}/driver"))?;
     // `sriov_totalvfs` a directory, and empty.
-    let p = pci("0000:00:05.0", 0x020000, None)?;
+    let p = pci(f, "0000:00:05.0", 0x020000, None)?;
     f.make_dir_instead(&format!("{p}/sriov_totalvfs"))?;
-    let p = pci("0000:00:05.1", 0x020000, None)?;
+    let p = pci(f, "0000:00:05.1", 0x020000, None)?;
     f.write(&format!("{p}/sriov_totalvfs"), "")?;
     // A dangling physfn (no PF) and a dangling virtfn0 (the PF is dropped).
-    let p = pci("0000:00:06.0", 0x020000, None)?;
+    let p = pci(f, "0000:00:06.0", 0x020000, None)?;
     f.make_symlink_instead(
         "/sys/devices/pci0000:00/0000:00:7f.0",
         &format!("{p}/physfn"),
     )?;
-    let p = pci("0000:00:06.1", 0x020000, None)?;
+    let p = pci(f, "0000:00:06.1", 0x020000, None)?;
     f.write(&format!("{p}/sriov_totalvfs"), "4\n")?;
     f.make_symlink_instead(
         "/sys/devices/pci0000:00/0000:00:7f.1",
         &format!("{p}/virtfn0"),
     )?;
     // A dangling iommu_group link.
-    let p = pci("0000:00:07.0", 0x030000, None)?;
+    let p = pci(f, "0000:00:07.0", 0x030000, None)?;
     f.make_symlink_instead("/sys/kernel/iommu_groups/999", &format!("{p}/iommu_group"))?;
     // numa_node empty (unparsable: dropped) and unreadable by mode.
-    let p = pci("0000:00:08.0", 0x030000, None)?;
+    let p = pci(f, "0000:00:08.0", 0x030000, None)?;
     f.write(&format!("{p}/numa_node"), "")?;
-    let p = pci("0000:00:08.1", 0x030000, None)?;
+    let p = pci(f, "0000:00:08.1", 0x030000, None)?;
     f.write(&format!("{p}/numa_node"), "1\n")?;
-    f.make_unreadable(&format!("{p}/numa_node"))?;
+    f.make_unreadable(&format!("{p}/numa_node"))
+}
 
+fn odd_net(f: &FakeSys, non_utf8: bool) -> io::Result<()> {
     // Net devices below a good PCI device.
-    let nic = pci("0000:00:09.0", 0x020000, Some("igb"))?;
-    let n = net(Some(&nic), 1)?;
+    let nic = pci(f, "0000:00:09.0", 0x020000, Some("igb"))?;
+    let n = net(f, Some(&nic), 1)?;
     f.make_dir_instead(&format!("{n}/address"))?;
-    let n = net(Some(&nic), 2)?;
+    let n = net(f, Some(&nic), 2)?;
     f.write(&format!("{n}/addr_len"), "")?;
-    let n = net(Some(&nic), 3)?;
+    let n = net(f, Some(&nic), 3)?;
     f.make_dir_instead(&format!("{n}/operstate"))?;
-    let n = net(Some(&nic), 4)?;
+    let n = net(f, Some(&nic), 4)?;
     f.make_dir_instead(&format!("{n}/speed"))?;
-    let n = net(Some(&nic), 5)?;
+    let n = net(f, Some(&nic), 5)?;
     f.write(&format!("{n}/operstate"), "")?;
-    let n = net(Some(&nic), 6)?;
+    let n = net(f, Some(&nic), 6)?;
     f.write(&format!("{n}/address"), "52:54:00:\t00:02:06\x02\n")?;
-    let n = net(Some(&nic), 7)?;
+    let n = net(f, Some(&nic), 7)?;
     f.make_unreadable(&format!("{n}/address"))?;
     if non_utf8 {
-        let n = net(Some(&nic), 8)?;
+        let n = net(f, Some(&nic), 8)?;
         f.write(
             &format!("{n}/address"),
             b"52:54:\xc3\xa9:\xff:02:08\n".as_slice(),
@@ -153,20 +171,23 @@ pub fn hostile_tree(dir: &std::path::Path, non_utf8: bool) -> io::Result<FakeSys
         "/sys/class/net/vndtzgone",
     )?;
     // A device whose uevent is a directory.
-    let n = net(None, 9)?;
+    let n = net(f, None, 9)?;
     f.make_dir_instead(&format!("{n}/uevent"))?;
     // A device whose uevent has a non-UTF-8 property.
     if non_utf8 {
-        let n = net(None, 10)?;
+        let n = net(f, None, 10)?;
         f.write(
             &format!("{n}/uevent"),
             b"INTERFACE=vndtz10\nIFINDEX=210\nID_X=\xff\xfe\n".as_slice(),
         )?;
     }
+    Ok(())
+}
 
+fn odd_usb(f: &FakeSys) -> io::Result<()> {
     // USB: names from attributes that are unreadable or symlinks; interface
     // attributes missing, a directory, empty.
-    let xhci = pci("0000:00:14.0", 0x0c0330, Some("xhci_hcd"))?;
+    let xhci = pci(f, "0000:00:14.0", 0x0c0330, Some("xhci_hcd"))?;
     let hub = format!("{xhci}/usb3");
     f.device(
         &hub,
@@ -217,11 +238,14 @@ pub fn hostile_tree(dir: &std::path::Path, non_utf8: bool) -> io::Result<FakeSys
             _ => f.write(&a, "zz\n")?,
         }
     }
+    Ok(())
+}
 
+fn odd_scsi(f: &FakeSys) -> io::Result<()> {
     // SCSI: unique_id a directory, a LUN whose type is a directory, one
     // whose type is garbage; a disk whose size is empty and one whose
     // logical block size is a directory.
-    let hba = pci("0000:00:10.0", 0x010000, Some("virtio-pci"))?;
+    let hba = pci(f, "0000:00:10.0", 0x010000, Some("virtio-pci"))?;
     let host = format!("{hba}/host4");
     f.device(&host, "scsi", true, &[("DEVTYPE", "scsi_host")])?;
     let sh = format!("{host}/scsi_host/host4");
@@ -254,7 +278,7 @@ pub fn hostile_tree(dir: &std::path::Path, non_utf8: bool) -> io::Result<FakeSys
             }
         }
     }
-    Ok(f)
+    Ok(())
 }
 
 /// PCI devices whose sysfs files libpciaccess cannot read when libvirt 9.0
