@@ -1,0 +1,6 @@
+//! `fuzzcheck::nodedev_xml_structured` (crates/fuzzcheck, where the test suite replays the committed inputs).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| fuzzcheck::nodedev_xml_structured(data));
