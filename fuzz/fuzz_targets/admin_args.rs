@@ -3,4 +3,7 @@
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| fuzzcheck::admin_args(data));
+fuzz_target!(|data: &[u8]| {
+    fuzz_support::worker_stack_overflow_is_a_crash();
+    fuzzcheck::admin_args(data);
+});

@@ -199,10 +199,11 @@ put("nodedev_xml_structured", "duplicate-attributes", bytes([9, 0, 0]) + be16(10
 put("virconf", "list-nested-5000", "access_drivers = " + "[" * 5000 + '"nop"' + "]" * 5000 + "\n")
 put("virconf", "list-unclosed-100000", "access_drivers = " + "[" * 100000 + "\n")
 put("virconf", "keys-20000", "".join(f"k{i} = {i}\n" for i in range(20000)))
-put("virconf", "string-1mib", 'log_filters = "' + "1:x " * (MIB // 4) + '"\n')
-put("virconf", "list-100000", "sasl_allowed_username_list = [" + ",".join('"u"' for _ in range(100000)) + "]\n")
+put("virconf", "string-256kib", 'log_filters = "' + "1:x " * (MIB // 16) + '"\n')
+put("virconf", "list-20000", "sasl_allowed_username_list = [" + ",".join('"u"' for _ in range(20000)) + "]\n")
 put("virconf_log", "filters-20000", " ".join(f"{i % 4 + 1}:+m{i}" for i in range(20000)))
-put("virconf_log", "outputs-5000", " ".join(f"{i % 4 + 1}:file:/tmp/l{i}" for i in range(5000)))
+# Few: every file output is canonicalized on the file system.
+put("virconf_log", "outputs-500", " ".join(f"{i % 4 + 1}:file:/tmp/l{i}" for i in range(500)))
 put("admin_args", "set-filters-long", bytes([16]) + u32(1) + xstr("1:x " * 100000) + u32(0))
 
 # A uevent filling the daemon's 16 KiB receive buffer (monitor.rs MSG_MAX).
