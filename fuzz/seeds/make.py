@@ -152,8 +152,12 @@ for ln in [50000, 50001, 100000]:
     big[f"long-element-name-{ln}"] = f"<device><name>x</name><{'n' * ln}/></device>"
 big["long-attribute-name-50001"] = f"<device {'n' * 50001}='1'><name>x</name></device>"
 big["long-root-name-50001"] = f"<{'d' * 50001}></{'d' * 50001}>"
-big["attributes-10000"] = ("<device " + " ".join(f"a{i}='{i}'" for i in range(10000))
-                           + "><name>x</name><capability type='system'/></device>")
+for na in [1000, 10000]:
+    # 10,000 take 50 s under the fuzzer's instrumentation: each attribute is compared with
+    # all before it (parse.rs).
+    big[f"{'wide-' if na > 1000 else ''}attributes-{na}"] = (
+        "<device " + " ".join(f"a{i}='{i}'" for i in range(na))
+        + "><name>x</name><capability type='system'/></device>")
 big["attributes-duplicate-1000"] = "<device" + " a='1'" * 1000 + "><name>x</name></device>"
 big["text-1mib"] = "<device><name>" + "x" * MIB + "</name><capability type='system'/></device>"
 big["entities-text-100000"] = "<device><name>" + "&amp;&#x41;" * 100000 + "</name></device>"
@@ -193,6 +197,12 @@ for ln in [50000, 50001, 65535]:
 put("nodedev_xml_structured", "wide-attributes-65535", bytes([5, 0]) + be16(65535))
 put("nodedev_xml_structured", "attribute-value-4mib", bytes([6, CAPABILITY, TYPE]) + be16(65535))
 put("nodedev_xml_structured", "text-4mib", bytes([0, 1, 0]) + bytes([2, COMPUTER, 0xFF, 0xFF]) * 20)
+# Found by the fuzzer (a 30 s timeout): 436 KB of text, then an element with 34,048
+# attributes, each checked against all before it (parse.rs).
+put("nodedev_xml_structured", "wide-fuzzer-timeout-attributes-34048",
+    bytes.fromhex("02aaaa40aa1f000001108085"))
+# Found by the fuzzer (a stack overflow on the 2 MiB stack): <name> nested 11,264 deep.
+put("nodedev_xml_structured", "deep-fuzzer-crash-nest-11264", bytes.fromhex("001919190003012c0000"))
 put("nodedev_xml_structured", "duplicate-attributes", bytes([9, 0, 0]) + be16(1000))
 
 # Configuration and log settings at their sizes.
@@ -202,9 +212,9 @@ put("virconf", "keys-20000", "".join(f"k{i} = {i}\n" for i in range(20000)))
 put("virconf", "string-256kib", 'log_filters = "' + "1:x " * (MIB // 16) + '"\n')
 put("virconf", "list-20000", "sasl_allowed_username_list = [" + ",".join('"u"' for _ in range(20000)) + "]\n")
 put("virconf_log", "filters-20000", " ".join(f"{i % 4 + 1}:+m{i}" for i in range(20000)))
-# Few: every file output is canonicalized on the file system.
+# Few: dropping duplicate outputs compares each with all before it (virconf/src/log.rs).
 put("virconf_log", "outputs-500", " ".join(f"{i % 4 + 1}:file:/tmp/l{i}" for i in range(500)))
-put("admin_args", "set-filters-long", bytes([16]) + u32(1) + xstr("1:x " * 100000) + u32(0))
+put("admin_args", "set-filters-10000", bytes([16]) + u32(1) + xstr("1:x " * 10000) + u32(0))
 
 # A uevent filling the daemon's 16 KiB receive buffer (monitor.rs MSG_MAX).
 props = "ACTION=add\0DEVPATH=/devices/virtual/net/vx0\0SUBSYSTEM=net\0" + "".join(
