@@ -1,11 +1,9 @@
-//! libvirt's log filter and output syntax (`log_filters`, `log_outputs`, LIBVIRT_LOG_*,
-//! virt-admin's daemon-log-filters/-outputs).
+//! `fuzzcheck::virconf_log` (crates/fuzzcheck, where the test suite replays the committed inputs).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let s = String::from_utf8_lossy(data);
-    let _ = virconf::log::parse_log_filters(&s);
-    let _ = virconf::log::parse_log_outputs(&s);
+    fuzz_support::worker_stack_overflow_is_a_crash();
+    fuzzcheck::virconf_log(data);
 });

@@ -1,8 +1,9 @@
-//! PCI Vital Product Data images (a device's sysfs `vpd` file, written by its firmware).
+//! `fuzzcheck::vpd` (crates/fuzzcheck, where the test suite replays the committed inputs).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = nodedev::parse_vpd(data);
+    fuzz_support::worker_stack_overflow_is_a_crash();
+    fuzzcheck::vpd(data);
 });

@@ -1,0 +1,9 @@
+//! `fuzzcheck::nodedev_xml_structured` (crates/fuzzcheck, where the test suite replays the committed inputs).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    fuzz_support::worker_stack_overflow_is_a_crash();
+    fuzzcheck::nodedev_xml_structured(data);
+});
