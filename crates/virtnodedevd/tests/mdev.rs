@@ -275,7 +275,6 @@ fn mdev_xml(uuid: Option<&str>, ty: &str) -> String {
 #[test]
 fn transient_and_persistent_mdevs() {
     if !virsh_available() {
-        eprintln!("skipped: virsh missing");
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -934,14 +933,10 @@ fn mdevctl_ns() -> PathBuf {
 }
 
 fn mdevctl_usable() -> bool {
-    if !nix::unistd::geteuid().is_root() || !common::have("mdevctl") || !common::have("unshare") {
-        if std::env::var_os("VIRTNODEDEVD_REQUIRE_CLIENTS").is_some() {
-            panic!("mdevctl tests need root, mdevctl and unshare");
-        }
-        eprintln!("skipping: needs root, mdevctl and unshare");
-        return false;
-    }
-    true
+    common::available(
+        nix::unistd::geteuid().is_root() && common::have("mdevctl") && common::have("unshare"),
+        "root, mdevctl and unshare",
+    )
 }
 
 /// mdevctl over the fake tree at `root`.
