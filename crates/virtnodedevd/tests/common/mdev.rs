@@ -497,6 +497,8 @@ pub fn mdevctl_ns() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mdevctl-ns")
 }
 
+/// What the mdevctl tests need: root, mdevctl and unshare (see [`super::available`]).
+#[track_caller]
 pub fn mdevctl_usable() -> bool {
     super::available(
         nix::unistd::geteuid().is_root() && super::have("mdevctl") && super::have("unshare"),

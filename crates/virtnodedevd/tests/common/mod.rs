@@ -292,10 +292,14 @@ pub fn have(tool: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// virsh is installed; otherwise the test fails unless the run allows skipping.
+#[track_caller]
 pub fn virsh_available() -> bool {
     available(have("virsh"), "virsh (libvirt-clients)")
 }
 
+/// python3-libvirt is installed; otherwise the test fails unless the run allows skipping.
+#[track_caller]
 pub fn python_libvirt_available() -> bool {
     let ok = Command::new("/usr/bin/python3")
         .args(["-c", "import libvirt"])
