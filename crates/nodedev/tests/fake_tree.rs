@@ -1,5 +1,6 @@
 //! Discovery over a fakesys tree, checked against expected XML (which the
-//! differential test confirmed against libvirt 9.0).
+//! differential test confirmed against libvirt 9.0): whole documents in
+//! `tests/golden/fake_tree/` (see `tests/golden/README.md`), parts inline.
 
 mod common;
 
@@ -102,59 +103,14 @@ fn computer_shows_dmi_data_escaped() {
     let (_t, devs) = devices();
     let c = find(&devs, "computer");
     assert!(c.is_active() && c.is_persistent() && c.autostart());
-    assert_eq!(
-        c.to_xml(),
-        "<device>
-  <name>computer</name>
-  <capability type='system'>
-    <product>Fake Machine &lt;X1&gt;</product>
-    <hardware>
-      <vendor>Fake &amp; Co</vendor>
-      <version>1.0</version>
-      <serial>SER-123</serial>
-      <uuid>4c4c4544-0042-3510-8056-b3c04f4d3132</uuid>
-    </hardware>
-    <firmware>
-      <vendor>FakeBIOS</vendor>
-      <version>2.3.4</version>
-      <release_date>01/02/2023</release_date>
-    </firmware>
-  </capability>
-</device>
-"
-    );
+    common::assert_golden("fake_tree/computer", &c.to_xml());
 }
 
 #[test]
 fn pcie_bridge_and_endpoint_show_links_iommu_and_numa() {
     let (_t, devs) = devices();
     let port = find(&devs, "pci_0000_00_1c_0");
-    assert_eq!(
-        port.to_xml(),
-        "<device>
-  <name>pci_0000_00_1c_0</name>
-  <path>/sys/devices/pci0000:00/0000:00:1c.0</path>
-  <parent>computer</parent>
-  <driver>
-    <name>pcieport</name>
-  </driver>
-  <capability type='pci'>
-    <class>0x060400</class>
-    <domain>0</domain>
-    <bus>0</bus>
-    <slot>28</slot>
-    <function>0</function>
-    <product id='0x2948'/>
-    <vendor id='0x8086'/>
-    <capability type='pci-bridge'/>
-    <pci-express>
-      <link validity='cap' port='1' speed='8' width='8'/>
-      <link validity='sta' speed='5' width='4'/>
-    </pci-express>
-  </capability>
-</device>
-"
-    );
+    common::assert_golden("fake_tree/pci_0000_00_1c_0", &port.to_xml());
     let nic = find(&devs, "pci_0000_01_00_0");
     let x = nic.to_xml();
     assert!(x.contains(
@@ -171,29 +127,7 @@ fn pcie_bridge_and_endpoint_show_links_iommu_and_numa() {
 fn disk_uses_udev_database_properties_and_links() {
     let (_t, devs) = devices();
     let d = find(&devs, "block_sda_QEMU_HARDDISK_QM00001");
-    assert_eq!(
-        d.to_xml(),
-        "<device>
-  <name>block_sda_QEMU_HARDDISK_QM00001</name>
-  <path>/sys/devices/pci0000:00/0000:00:1f.2/block/sda</path>
-  <devnode type='dev'>/dev/sda</devnode>
-  <devnode type='link'>/dev/disk/by-id/ata-QEMU_HARDDISK_QM00001</devnode>
-  <devnode type='link'>/dev/disk/by-path/pci-0000:00:1f.2-ata-1</devnode>
-  <parent>pci_0000_00_1f_2</parent>
-  <capability type='storage'>
-    <block>/dev/sda</block>
-    <bus>ata</bus>
-    <drive_type>disk</drive_type>
-    <model>QEMU HARDDISK</model>
-    <vendor>0x8086</vendor>
-    <serial>QEMU_HARDDISK_QM00001</serial>
-    <size>1073741824</size>
-    <logical_block_size>512</logical_block_size>
-    <num_blocks>2097152</num_blocks>
-  </capability>
-</device>
-"
-    );
+    common::assert_golden("fake_tree/block_sda_QEMU_HARDDISK_QM00001", &d.to_xml());
 }
 
 #[test]
@@ -246,23 +180,9 @@ fn mdev_is_named_after_uuid_and_parent_address() {
         "mdev_4b20d080_1b54_4048_85b3_a6a62d165c01_0000_00_02_0",
     );
     assert_eq!(d.parent(), Some("pci_0000_00_02_0"));
-    assert_eq!(
-        d.to_xml(),
-        "<device>
-  <name>mdev_4b20d080_1b54_4048_85b3_a6a62d165c01_0000_00_02_0</name>
-  <path>/sys/devices/pci0000:00/0000:00:02.0/4b20d080-1b54-4048-85b3-a6a62d165c01</path>
-  <parent>pci_0000_00_02_0</parent>
-  <driver>
-    <name>vfio_mdev</name>
-  </driver>
-  <capability type='mdev'>
-    <type id='i915-GVTg_V5_8'/>
-    <uuid>4b20d080-1b54-4048-85b3-a6a62d165c01</uuid>
-    <parent_addr>0000:00:02.0</parent_addr>
-    <iommuGroup number='12'/>
-  </capability>
-</device>
-"
+    common::assert_golden(
+        "fake_tree/mdev_4b20d080_1b54_4048_85b3_a6a62d165c01_0000_00_02_0",
+        &d.to_xml(),
     );
     assert!(find(&devs, "pci_0000_00_02_0").has_cap(CapType::MdevTypes));
 }

@@ -4,6 +4,10 @@
 //! those devices. Each expected document is that file's content; where the
 //! upstream file was written for the parse->format test and so has no
 //! `<path>`/`<parent>`, those two lines are removed from ours first.
+//!
+//! The expected documents are in `tests/golden/upstream/` (see `tests/golden/README.md`).
+
+mod common;
 
 use fakesys::{FakeSys, MdevTypeSpec, PciSpec, PcieSpec, VpdSpec};
 
@@ -26,50 +30,6 @@ fn without_path_and_parent(x: &str) -> String {
 
 /// tests/nodedevschemadata/pci_0000_42_00_0_vpd.xml (libvirt/libvirt
 /// commit 3954378d): a BlueField-2 DPU with VPD-R and VPD-W fields.
-const PCI_VPD: &str = "<device>
-  <name>pci_0000_42_00_0</name>
-  <capability type='pci'>
-    <class>0x020000</class>
-    <domain>0</domain>
-    <bus>66</bus>
-    <slot>0</slot>
-    <function>0</function>
-    <product id='0xa2d6'>MT42822 BlueField-2 integrated ConnectX-6 Dx network controller</product>
-    <vendor id='0x15b3'>Mellanox Technologies</vendor>
-    <capability type='virt_functions' maxCount='16'/>
-    <capability type='vpd'>
-      <name>BlueField-2 DPU 25GbE Dual-Port SFP56, Crypto Enabled, 16GB on-board DDR, 1GbE OOB management, Tall Bracket</name>
-      <fields access='readonly'>
-        <change_level>B1</change_level>
-        <manufacture_id>foobar</manufacture_id>
-        <part_number>MBF2H332A-AEEOT</part_number>
-        <serial_number>MT2113X00000</serial_number>
-        <vendor_field index='0'>PCIeGen4 x8</vendor_field>
-        <vendor_field index='2'>MBF2H332A-AEEOT</vendor_field>
-        <vendor_field index='3'>3c53d07eec484d8aab34dabd24fe575aa</vendor_field>
-        <vendor_field index='A'>MLX:MN=MLNX:CSKU=V2:UUID=V3:PCI=V0:MODL=BF2H332A</vendor_field>
-      </fields>
-      <fields access='readwrite'>
-        <asset_tag>fooasset</asset_tag>
-        <vendor_field index='0'>vendorfield0</vendor_field>
-        <vendor_field index='2'>vendorfield2</vendor_field>
-        <vendor_field index='A'>vendorfieldA</vendor_field>
-        <system_field index='B'>systemfieldB</system_field>
-        <system_field index='0'>systemfield0</system_field>
-      </fields>
-    </capability>
-    <iommuGroup number='65'>
-      <address domain='0x0000' bus='0x42' slot='0x00' function='0x0'/>
-    </iommuGroup>
-    <numa node='0'/>
-    <pci-express>
-      <link validity='cap' port='0' speed='16' width='8'/>
-      <link validity='sta' speed='8' width='8'/>
-    </pci-express>
-  </capability>
-</device>
-";
-
 #[test]
 fn pci_vpd_matches_upstream_golden_file() {
     let tmp = tempfile::tempdir().unwrap();
@@ -130,38 +90,14 @@ fn pci_vpd_matches_upstream_golden_file() {
         ..Default::default()
     });
     f.vpd(&dev, &img).unwrap();
-    assert_eq!(
-        without_path_and_parent(&discover(&f, "pci_0000_42_00_0")),
-        PCI_VPD
+    common::assert_golden(
+        "upstream/pci_0000_42_00_0_vpd",
+        &without_path_and_parent(&discover(&f, "pci_0000_42_00_0")),
     );
 }
 
 /// tests/nodedevschemadata/css_0_0_fffe_mdev_types_channel_dev_addr.xml
 /// (libvirt/libvirt commit 127fda5e).
-const CSS: &str = "<device>
-  <name>css_0_0_fffe</name>
-  <path>/sys/devices/css0/0.0.fffe</path>
-  <parent>computer</parent>
-  <capability type='css'>
-    <cssid>0x0</cssid>
-    <ssid>0x0</ssid>
-    <devno>0xfffe</devno>
-    <channel_dev_addr>
-      <cssid>0x0</cssid>
-      <ssid>0x0</ssid>
-      <devno>0x0815</devno>
-    </channel_dev_addr>
-    <capability type='mdev_types'>
-      <type id='vfio_ccw-io'>
-        <name>I/O subchannel (Non-QDIO)</name>
-        <deviceAPI>vfio-ccw</deviceAPI>
-        <availableInstances>1</availableInstances>
-      </type>
-    </capability>
-  </capability>
-</device>
-";
-
 #[test]
 fn css_with_channel_device_and_mdev_types_matches_upstream_golden_file() {
     let tmp = tempfile::tempdir().unwrap();
@@ -183,7 +119,10 @@ fn css_with_channel_device_and_mdev_types_matches_upstream_golden_file() {
         )],
     )
     .unwrap();
-    assert_eq!(discover(&f, "css_0_0_fffe"), CSS);
+    common::assert_golden(
+        "upstream/css_0_0_fffe_mdev_types_channel_dev_addr",
+        &discover(&f, "css_0_0_fffe"),
+    );
 }
 
 /// tests/nodedevschemadata/ap_matrix_mdev_types.xml (commit 53cc4951) and
@@ -205,35 +144,6 @@ fn ap_matrix_and_queue_match_upstream_golden_files() {
     .unwrap();
     let card = f.ap_card(0x07).unwrap();
     f.ap_queue(&card, 0x07, 0x0038).unwrap();
-    assert_eq!(
-        discover(&f, "ap_matrix"),
-        "<device>
-  <name>ap_matrix</name>
-  <path>/sys/devices/vfio_ap/matrix</path>
-  <parent>computer</parent>
-  <capability type='ap_matrix'>
-    <capability type='mdev_types'>
-      <type id='vfio_ap-passthrough'>
-        <name>VFIO AP Passthrough Device</name>
-        <deviceAPI>vfio-ap</deviceAPI>
-        <availableInstances>65536</availableInstances>
-      </type>
-    </capability>
-  </capability>
-</device>
-"
-    );
-    assert_eq!(
-        discover(&f, "ap_07_0038"),
-        "<device>
-  <name>ap_07_0038</name>
-  <path>/sys/devices/ap/card07/07.0038</path>
-  <parent>ap_card07</parent>
-  <capability type='ap_queue'>
-    <ap-adapter>0x07</ap-adapter>
-    <ap-domain>0x0038</ap-domain>
-  </capability>
-</device>
-"
-    );
+    common::assert_golden("upstream/ap_matrix_mdev_types", &discover(&f, "ap_matrix"));
+    common::assert_golden("upstream/ap_07_0038", &discover(&f, "ap_07_0038"));
 }

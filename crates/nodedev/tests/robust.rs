@@ -3,6 +3,8 @@
 //! hostile tree is compared with the reference by the differential tests;
 //! the devices that make libvirt's own start fail are checked here).
 
+mod common;
+
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -168,8 +170,7 @@ fn fifos_in_place_of_attributes_never_block() {
             .status()
             .map(|s| s.success())
             .unwrap_or(false);
-        if !ok {
-            eprintln!("skipping: mkfifo not available");
+        if !common::available(ok, "mkfifo") {
             return;
         }
     }

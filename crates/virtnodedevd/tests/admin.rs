@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{have, open_client_at, required, Daemon, Reference};
+use common::{available, have, open_client_at, Daemon, Reference};
 use protocol::remote::proc;
 use rpc::client::Client;
 use xdr::xdr_struct;
@@ -14,7 +14,7 @@ use xdr::xdr_struct;
 xdr_struct! { pub struct TwoU32 { pub a: u32, pub b: u32 } }
 
 fn virt_admin_available() -> bool {
-    have("virt-admin") || required("virt-admin")
+    available(have("virt-admin"), "virt-admin (libvirt-clients)")
 }
 
 /// Where a daemon's admin program is, and what its main server is called.

@@ -45,10 +45,10 @@ const NAME: &str = "mdev_c4a5e000_0000_4000_8000_000000000009_0000_af_00_0";
 /// The hook exists in builds with debug assertions only (the profile `cargo test` uses);
 /// a release test run has nothing to inject into.
 fn hook_built() -> bool {
-    if !cfg!(debug_assertions) {
-        eprintln!("skipped: the fault-injection hook exists only with debug assertions");
-    }
-    cfg!(debug_assertions)
+    common::available(
+        cfg!(debug_assertions),
+        "the fault-injection hook (a build with debug assertions)",
+    )
 }
 
 /// A stored configuration, in the text mdevctl (and the daemon) writes.

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{have, sample_tree, Daemon, BIN};
+use common::{available, have, sample_tree, Daemon, BIN};
 use protocol::remote::{self as r, proc};
 use protocol::{REMOTE_PROGRAM, REMOTE_VERSION};
 use rpc::client::Client;
@@ -112,7 +112,7 @@ fn valid_config_with_every_kind_of_key_starts_and_applies_limits() {
          log_level = 2\nlog_filters = \"1:rpc 3:virtnodedevd\"\nkeepalive_interval = 10\nadmin_max_clients = 9\n\
          some_key_libvirt_ignores = 1\n",
     );
-    if have("virt-admin") {
+    if available(have("virt-admin"), "virt-admin (libvirt-clients)") {
         let out = virt_admin(&d.admin_sock(), &["srv-clients-info", "virtnodedevd"]);
         assert!(out.contains("nclients_max        : 300"), "{out}");
         assert!(out.contains("nclients_unauth_max : 30"), "{out}");
@@ -153,7 +153,7 @@ fn sighup_reloads_config_and_keeps_clients_and_their_callbacks() {
         nix::sys::signal::Signal::SIGHUP,
     )
     .unwrap();
-    if have("virt-admin") {
+    if available(have("virt-admin"), "virt-admin (libvirt-clients)") {
         wait_for("the reload", 10, || {
             virt_admin(&d.admin_sock(), &["srv-clients-info", "virtnodedevd"])
                 .contains("nclients_max        : 77")
@@ -426,7 +426,7 @@ fn socket_activation_serves_the_passed_sockets_and_notifies_readiness() {
         )
         .unwrap_err();
     assert!(e.to_string().contains("read only access"), "{e}");
-    if have("virt-admin") {
+    if available(have("virt-admin"), "virt-admin (libvirt-clients)") {
         let out = virt_admin(&dir.path().join("adm"), &["srv-list"]);
         assert!(
             out.contains("virtnodedevd") && out.contains("admin"),
@@ -471,8 +471,7 @@ fn socket_activation_with_an_unknown_name_is_refused() {
 
 #[test]
 fn systemd_socket_activate_starts_the_daemon_on_first_connection() {
-    if !have("systemd-socket-activate") {
-        eprintln!("skipping: systemd-socket-activate not installed");
+    if !available(have("systemd-socket-activate"), "systemd-socket-activate") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -551,8 +550,7 @@ fn shipped_units_pass_systemd_analyze_verify() {
         let text = std::fs::read_to_string(units.join(unit)).unwrap();
         assert!(text.contains(&format!("ListenStream={path}\n")), "{unit}");
     }
-    if !have("systemd-analyze") {
-        eprintln!("skipping: systemd-analyze not installed");
+    if !available(have("systemd-analyze"), "systemd-analyze") {
         return;
     }
     // verify checks that ExecStart exists: point it at the binary under test.

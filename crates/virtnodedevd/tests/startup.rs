@@ -3,7 +3,7 @@
 //! with the same config file and compares the exit status and the logged error
 //! messages. The expected values are also written out here (captured from libvirtd
 //! 9.0.0-4+deb12u2 the same way), so our side is checked even where the reference cannot
-//! run; with VIRTNODEDEVD_REQUIRE_REFERENCE set, the reference must run.
+//! run when the run allows skipping (VIRTNODEDEVD_ALLOW_SKIP=1); otherwise it must run.
 //!
 //! Also here: `max_queued_clients` as the listen backlog, socket modes set through the
 //! umask at bind(), both compared with the reference.
@@ -16,21 +16,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{have, BIN};
+use common::{available, have, BIN};
 
 const LIBVIRTD: &str = "/usr/sbin/libvirtd";
 
 /// Whether the reference can run here (root, libvirtd, unshare).
 fn reference_available() -> bool {
-    let ok = nix::unistd::geteuid().is_root() && Path::new(LIBVIRTD).exists() && have("unshare");
-    if !ok {
-        assert!(
-            std::env::var_os("VIRTNODEDEVD_REQUIRE_REFERENCE").is_none(),
-            "the reference libvirtd is required but cannot run here"
-        );
-        eprintln!("skipping the reference side: needs root, libvirt-daemon and unshare");
-    }
-    ok
+    available(
+        nix::unistd::geteuid().is_root() && Path::new(LIBVIRTD).exists() && have("unshare"),
+        "the reference side (needs root, libvirt-daemon and unshare)",
+    )
 }
 
 /// Both daemons log errors only, to stderr, whatever the host offers (journald would
@@ -378,12 +373,7 @@ fn backlogs(dir: &Path) -> Vec<(String, u32)> {
 
 #[test]
 fn max_queued_clients_is_the_listen_backlog() {
-    if !have("ss") {
-        assert!(
-            std::env::var_os("VIRTNODEDEVD_REQUIRE_REFERENCE").is_none(),
-            "ss (iproute2) is required"
-        );
-        eprintln!("skipping: ss not installed");
+    if !available(have("ss"), "ss (iproute2)") {
         return;
     }
     let live = reference_available();
@@ -498,12 +488,7 @@ fn socket_modes_come_from_the_umask_at_bind_not_from_chmod() {
 
 #[test]
 fn sockets_are_bound_under_their_umask_and_never_chmod_ed() {
-    if !have("strace") {
-        assert!(
-            std::env::var_os("VIRTNODEDEVD_REQUIRE_REFERENCE").is_none(),
-            "strace is required"
-        );
-        eprintln!("skipping: strace not installed");
+    if !available(have("strace"), "strace") {
         return;
     }
     let tmp = tempfile::Builder::new().prefix("vnd-s").tempdir().unwrap();
@@ -598,15 +583,10 @@ fn in_namespace(prelude: &str, daemon: &str, conf: &Path, pid: &Path) -> Command
 }
 
 fn can_unshare() -> bool {
-    let ok = nix::unistd::geteuid().is_root() && have("unshare");
-    if !ok {
-        assert!(
-            std::env::var_os("VIRTNODEDEVD_REQUIRE_REFERENCE").is_none(),
-            "root and unshare are required"
-        );
-        eprintln!("skipping: needs root for a private mount namespace");
-    }
-    ok
+    available(
+        nix::unistd::geteuid().is_root() && have("unshare"),
+        "root and unshare (for a private mount namespace)",
+    )
 }
 
 #[test]
@@ -733,12 +713,10 @@ impl Drop for Anonymous {
 
 #[test]
 fn clients_beyond_the_anonymous_limit_wait_as_with_libvirt() {
-    if !have("virt-admin") || !have("setpriv") || !nix::unistd::geteuid().is_root() {
-        assert!(
-            std::env::var_os("VIRTNODEDEVD_REQUIRE_CLIENTS").is_none(),
-            "virt-admin, setpriv and root are required"
-        );
-        eprintln!("skipping: needs root, virt-admin and setpriv");
+    if !available(
+        have("virt-admin") && have("setpriv") && nix::unistd::geteuid().is_root(),
+        "root, virt-admin and setpriv",
+    ) {
         return;
     }
     let live = reference_available();

@@ -11,6 +11,11 @@ use protocol::remote::{proc, ConnectOpenArgs};
 use protocol::{REMOTE_PROGRAM, REMOTE_VERSION};
 use rpc::client::Client;
 
+pub mod mdev;
+mod skip;
+#[allow(unused_imports)] // each test file uses some of it
+pub use skip::{available, skip_or_fail, ALLOW_SKIP};
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_virtnodedevd");
 
 /// A running `virtnodedevd` with its sockets in a private temporary directory.
@@ -287,26 +292,21 @@ pub fn have(tool: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// Whether tests that need real clients must run rather than skip.
-pub fn required(what: &str) -> bool {
-    if std::env::var_os("VIRTNODEDEVD_REQUIRE_CLIENTS").is_some() {
-        panic!("{what} is required (VIRTNODEDEVD_REQUIRE_CLIENTS is set) but not available");
-    }
-    eprintln!("skipping: {what} not available");
-    false
-}
-
+/// virsh is installed; otherwise the test fails unless the run allows skipping.
+#[track_caller]
 pub fn virsh_available() -> bool {
-    have("virsh") || required("virsh")
+    available(have("virsh"), "virsh (libvirt-clients)")
 }
 
+/// python3-libvirt is installed; otherwise the test fails unless the run allows skipping.
+#[track_caller]
 pub fn python_libvirt_available() -> bool {
     let ok = Command::new("/usr/bin/python3")
         .args(["-c", "import libvirt"])
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
-    ok || required("python3-libvirt")
+    available(ok, "python3-libvirt")
 }
 
 pub fn virsh(uri: &str, args: &[&str]) -> Output {
@@ -351,19 +351,16 @@ pub const REFERENCE_TOOL: &str = "../../../shared/tools/reference-libvirtd";
 
 impl Reference {
     /// Starts the reference over `root` (or the real host); `None` when it cannot run here
-    /// (not root, or libvirtd missing) and the environment does not require it.
+    /// (not root, or libvirtd missing) and the run allows skipping (see [`skip_or_fail`]).
     pub fn start(root: Option<&Path>) -> Option<Reference> {
         let tool = Path::new(env!("CARGO_MANIFEST_DIR")).join(REFERENCE_TOOL);
-        let must = std::env::var_os("VIRTNODEDEVD_REQUIRE_REFERENCE").is_some();
-        if !nix::unistd::geteuid().is_root()
-            || !tool.exists()
-            || !Path::new("/usr/sbin/libvirtd").exists()
-        {
-            assert!(
-                !must,
-                "the reference libvirtd is required but cannot run here"
-            );
-            eprintln!("skipping: reference libvirtd not available (needs root and libvirt-daemon)");
+        let can = nix::unistd::geteuid().is_root()
+            && tool.exists()
+            && Path::new("/usr/sbin/libvirtd").exists();
+        if !available(
+            can,
+            "the reference libvirtd (needs root and libvirt-daemon)",
+        ) {
             return None;
         }
         let dir = tempfile::Builder::new()
