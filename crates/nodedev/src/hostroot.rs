@@ -149,18 +149,23 @@ impl HostRoot {
     }
 }
 
-/// `std::fs::read` that never blocks: the file is opened with
-/// `O_NONBLOCK`, so a FIFO planted where a sysfs attribute belongs reads as
+/// The most of one file [`read`] returns: sysfs attributes are at most a page, PCI VPD
+/// 32 KiB, a udev database entry a few KiB; a huge file planted in the tree is cut short
+/// rather than read whole.
+pub const READ_MAX: u64 = 1 << 20;
+
+/// `std::fs::read` that never blocks and never reads more than [`READ_MAX`]: the file is
+/// opened with `O_NONBLOCK`, so a FIFO planted where a sysfs attribute belongs reads as
 /// empty instead of hanging discovery (regular files are unaffected).
 pub fn read(p: impl AsRef<Path>) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
+    let f = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
         .open(p)?;
     let mut out = Vec::new();
-    f.read_to_end(&mut out)?;
+    f.take(READ_MAX).read_to_end(&mut out)?;
     Ok(out)
 }
 
@@ -173,6 +178,14 @@ pub fn read_to_string(p: impl AsRef<Path>) -> std::io::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_stop_at_read_max() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'x'; READ_MAX as usize * 2]).unwrap();
+        assert_eq!(read(&big).unwrap().len() as u64, READ_MAX);
+    }
 
     #[test]
     fn default_root_is_slash_and_paths_map_unchanged() {

@@ -45,7 +45,7 @@ pub struct LogFilter {
 }
 
 /// Where an output sends messages.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum LogDestination {
     /// `stderr`
     Stderr,
@@ -117,13 +117,21 @@ fn parse_filter(src: &str) -> Result<LogFilter, ConfError> {
 /// destination (same kind and same ident or path) keeps only its last
 /// occurrence, in that occurrence's place.
 pub fn parse_log_outputs(src: &str) -> Result<Vec<LogOutput>, ConfError> {
-    let mut list: Vec<LogOutput> = Vec::new();
-    for token in src.split(' ').filter(|s| !s.is_empty()) {
-        let output = parse_output(token)?;
-        list.retain(|o| o.destination != output.destination);
-        list.push(output);
-    }
-    Ok(list)
+    let all = src
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(parse_output)
+        .collect::<Result<Vec<_>, _>>()?;
+    // Kept from the end with a set, so that a 4 MiB list (an admin call can send one) stays
+    // linear: the last occurrence of each destination, in input order.
+    let mut seen = std::collections::HashSet::new();
+    let mut kept: Vec<LogOutput> = all
+        .into_iter()
+        .rev()
+        .filter(|o| seen.insert(o.destination.clone()))
+        .collect();
+    kept.reverse();
+    Ok(kept)
 }
 
 fn parse_output(src: &str) -> Result<LogOutput, ConfError> {
@@ -201,6 +209,16 @@ fn canonicalize(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repeated_outputs_keep_the_last_of_each_in_linear_time() {
+        let many = "1:stderr 2:file:/x ".repeat(200_000) + "3:stderr";
+        let kept = parse_log_outputs(&many).unwrap();
+        assert_eq!(kept.len(), 2);
+        assert_eq!(kept[0].destination, LogDestination::File("/x".into()));
+        assert_eq!(kept[1].destination, LogDestination::Stderr);
+        assert_eq!(kept[1].priority as u32, 3);
+    }
 
     fn filter_err(s: &str) -> String {
         parse_log_filters(s).unwrap_err().to_string()

@@ -275,7 +275,9 @@ impl<T: Xdr> Xdr for Vec<T> {
     }
     fn decode(d: &mut Decoder<'_>) -> Result<Self> {
         let n = d.get_count(u32::MAX)?;
-        let mut v = Vec::with_capacity(n);
+        // The count is only checked against the bytes left (each item takes at least 4),
+        // and an item may be far larger in memory than on the wire: grow as items decode.
+        let mut v = Vec::with_capacity(n.min(1024));
         for _ in 0..n {
             v.push(T::decode(d)?);
         }
