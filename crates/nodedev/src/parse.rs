@@ -6,34 +6,20 @@
 //! The schema check (`VALIDATE` flag) covers the elements a creatable device uses, with
 //! libxml2's RelaxNG messages for the common cases.
 
+use virerror::{ErrorCode, ErrorDomain};
+
 /// Where a definition error belongs, as libvirt reports it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{detail}")]
 pub struct DefError {
-    /// virErrorNumber.
-    pub code: i32,
-    /// virErrorDomain.
-    pub domain: i32,
+    pub code: ErrorCode,
+    pub domain: ErrorDomain,
     /// The detail (without the code's prefix, e.g. "internal error: ").
     pub detail: String,
 }
 
-pub mod code {
-    pub const INTERNAL_ERROR: i32 = 1;
-    pub const XML_ERROR: i32 = 27;
-    pub const CONFIG_UNSUPPORTED: i32 = 67;
-    pub const PARSE_FAILED: i32 = 32;
-    pub const XML_DETAIL: i32 = 35;
-    pub const NO_NAME: i32 = 21;
-    pub const XML_INVALID_SCHEMA: i32 = 92;
-}
-pub mod domain {
-    pub const XML: i32 = 5;
-    pub const NODEDEV: i32 = 22;
-}
-
 impl DefError {
-    pub fn new(code: i32, domain: i32, detail: impl Into<String>) -> Self {
+    pub fn new(code: ErrorCode, domain: ErrorDomain, detail: impl Into<String>) -> Self {
         DefError {
             code,
             domain,
@@ -41,7 +27,7 @@ impl DefError {
         }
     }
     fn internal(detail: impl Into<String>) -> Self {
-        Self::new(code::INTERNAL_ERROR, domain::NODEDEV, detail)
+        Self::new(ErrorCode::InternalError, ErrorDomain::NodeDev, detail)
     }
 }
 
@@ -52,7 +38,7 @@ pub use crate::xml_reader::{Element, Node, MAX_DEPTH, MAX_NAME_LENGTH, MAX_TEXT_
 /// (XML_DETAIL in the node-device domain).
 pub fn parse_xml(xml: &str, docname: &str) -> Result<Element, DefError> {
     crate::xml_reader::parse(xml, docname)
-        .map_err(|detail| DefError::new(code::XML_DETAIL, domain::NODEDEV, detail))
+        .map_err(|detail| DefError::new(ErrorCode::XmlDetail, ErrorDomain::NodeDev, detail))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -124,8 +110,8 @@ fn prop_enum<'a>(
 ) -> Result<&'a str, DefError> {
     let Some(v) = el.attr(attr) else {
         return Err(DefError::new(
-            code::XML_ERROR,
-            domain::XML,
+            ErrorCode::XmlError,
+            ErrorDomain::Xml,
             format!(
                 "Missing required attribute '{attr}' in element '{}'",
                 el.name
@@ -134,8 +120,8 @@ fn prop_enum<'a>(
     };
     if !allowed(v) {
         return Err(DefError::new(
-            code::XML_ERROR,
-            domain::XML,
+            ErrorCode::XmlError,
+            ErrorDomain::Xml,
             format!(
                 "Invalid value for attribute '{attr}' in element '{}': '{v}'.",
                 el.name
@@ -191,8 +177,8 @@ const NAME: &str = "new device";
 fn parse_mdev(cap: &Element) -> Result<MdevDef, DefError> {
     let type_id = cap.child_attr("type", "id").ok_or_else(|| {
         DefError::new(
-            code::CONFIG_UNSUPPORTED,
-            domain::NODEDEV,
+            ErrorCode::ConfigUnsupported,
+            ErrorDomain::NodeDev,
             format!("missing type id attribute for '{NAME}'"),
         )
     })?;
@@ -262,16 +248,16 @@ pub fn parse_definition(xml: &str, validate: bool) -> Result<DeviceDef, DefError
     let root = parse_xml(xml, "(node_device_definition)")?;
     if root.name != "device" {
         return Err(DefError::new(
-            code::XML_ERROR,
-            domain::XML,
+            ErrorCode::XmlError,
+            ErrorDomain::Xml,
             format!("expecting root element of 'device', not '{}'", root.name),
         ));
     }
     if validate {
         if let Err(detail) = crate::schema::validate_device(&root) {
             return Err(DefError::new(
-                code::XML_INVALID_SCHEMA,
-                domain::XML,
+                ErrorCode::XmlInvalidSchema,
+                ErrorDomain::Xml,
                 format!(
                     "Unable to validate doc against /usr/share/libvirt/schemas/nodedev.rng\n{detail}"
                 ),
@@ -291,15 +277,15 @@ pub fn parse_definition(xml: &str, validate: bool) -> Result<DeviceDef, DefError
     match (&def.parent_wwnn, &def.parent_wwpn) {
         (Some(n), None) => {
             return Err(DefError::new(
-                code::XML_ERROR,
-                domain::NODEDEV,
+                ErrorCode::XmlError,
+                ErrorDomain::NodeDev,
                 format!("when providing parent wwnn='{n}', the wwpn must also be provided"),
             ))
         }
         (None, Some(p)) => {
             return Err(DefError::new(
-                code::XML_ERROR,
-                domain::NODEDEV,
+                ErrorCode::XmlError,
+                ErrorDomain::NodeDev,
                 format!("when providing parent wwpn='{p}', the wwnn must also be provided"),
             ))
         }
@@ -357,8 +343,8 @@ pub fn parse_existing(xml: &str) -> Result<(String, DeviceDef), DefError> {
     let def = parse_definition(xml, true).map_err(rename)?;
     let Some(name) = name else {
         return Err(DefError::new(
-            code::NO_NAME,
-            domain::NODEDEV,
+            ErrorCode::NoName,
+            ErrorDomain::NodeDev,
             "missing name information",
         ));
     };
@@ -552,20 +538,20 @@ mod tests {
         assert_eq!(d.mdev().unwrap().type_id, "t");
         // Always validated: no <name> is a schema error.
         let e = parse_existing("<device><capability type='mdev'/></device>").unwrap_err();
-        assert_eq!(e.code, code::XML_INVALID_SCHEMA);
+        assert_eq!(e.code, ErrorCode::XmlInvalidSchema);
         let e = parse_existing(
             "<device><name>mdev_x</name><parent>p</parent><capability type='mdev'>\
              <uuid>4b20d080-1b54-4048-85b3-a6a62d165c01</uuid></capability></device>",
         )
         .unwrap_err();
-        assert_eq!(e.code, code::XML_INVALID_SCHEMA);
+        assert_eq!(e.code, ErrorCode::XmlInvalidSchema);
         let e = parse_existing(
             "<device><name></name><capability type='mdev'><type id='t'/></capability></device>",
         )
         .unwrap_err();
         assert_eq!(
             (e.code, e.detail.as_str()),
-            (code::NO_NAME, "missing name information")
+            (ErrorCode::NoName, "missing name information")
         );
     }
 }

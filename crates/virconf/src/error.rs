@@ -3,29 +3,7 @@
 
 use std::fmt;
 
-/// libvirt's `virErrorNumber` values this crate can produce
-/// (`include/libvirt/virterror.h`).
-pub mod code {
-    /// `VIR_ERR_INTERNAL_ERROR`: the `virConfGetValue*` type and range errors.
-    pub const INTERNAL_ERROR: i32 = 1;
-    /// `VIR_ERR_INVALID_ARG`: bad `log_level`, `log_filters` or `log_outputs`.
-    pub const INVALID_ARG: i32 = 8;
-    /// `VIR_ERR_CONF_SYNTAX`: every parser error, and a list holding a
-    /// non-string where a string list is expected.
-    pub const CONF_SYNTAX: i32 = 33;
-    /// `VIR_ERR_SYSTEM_ERROR`: reading the file failed.
-    pub const SYSTEM_ERROR: i32 = 38;
-    /// `VIR_ERR_CONFIG_UNSUPPORTED`: an unknown `auth_unix_*` value.
-    pub const CONFIG_UNSUPPORTED: i32 = 67;
-}
-
-/// libvirt's `virErrorDomain` values this crate can produce.
-pub mod domain {
-    /// `VIR_FROM_NONE`: `virfile.c` reports read failures without a domain.
-    pub const NONE: i32 = 0;
-    /// `VIR_FROM_CONF`: virconf.c and remote_daemon_config.c.
-    pub const CONF: i32 = 9;
-}
+use virerror::{ErrorCode, ErrorDomain};
 
 /// What the parser was looking for when it gave up; the text is libvirt's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,26 +133,35 @@ pub enum ConfError {
 }
 
 impl ConfError {
-    /// libvirt's `virErrorNumber` for this error.
+    /// libvirt's `virErrorNumber` for this error (0, VIR_ERR_OK, for one already logged).
     pub fn code(&self) -> i32 {
-        match self {
-            ConfError::Syntax { .. } | ConfError::SyntaxDetail(_) => code::CONF_SYNTAX,
-            ConfError::Internal(_) => code::INTERNAL_ERROR,
-            ConfError::InvalidArg(_) => code::INVALID_ARG,
-            ConfError::Unsupported(_) => code::CONFIG_UNSUPPORTED,
-            ConfError::System { .. } => code::SYSTEM_ERROR,
-            ConfError::Logged(_) => 0,
-        }
+        let code = match self {
+            // Every parser error, and a list holding a non-string where a string list is
+            // expected.
+            ConfError::Syntax { .. } | ConfError::SyntaxDetail(_) => ErrorCode::ConfSyntax,
+            // The virConfGetValue* type and range errors.
+            ConfError::Internal(_) => ErrorCode::InternalError,
+            // A bad log_level, log_filters or log_outputs.
+            ConfError::InvalidArg(_) => ErrorCode::InvalidArg,
+            // An unknown auth_unix_* value.
+            ConfError::Unsupported(_) => ErrorCode::ConfigUnsupported,
+            // Reading the file failed.
+            ConfError::System { .. } => ErrorCode::SystemError,
+            ConfError::Logged(_) => return 0,
+        };
+        code as i32
     }
 
-    /// libvirt's `virErrorDomain` for this error.
+    /// libvirt's `virErrorDomain` for this error: virfile.c and the logging code report
+    /// without a domain, virconf.c and remote_daemon_config.c in VIR_FROM_CONF.
     pub fn domain(&self) -> i32 {
-        match self {
+        let domain = match self {
             ConfError::System { .. } | ConfError::InvalidArg(_) | ConfError::Logged(_) => {
-                domain::NONE
+                ErrorDomain::None
             }
-            _ => domain::CONF,
-        }
+            _ => ErrorDomain::Conf,
+        };
+        domain as i32
     }
 
     /// The full message, as `virGetLastErrorMessage()` would return it.

@@ -16,7 +16,7 @@ mod error;
 pub mod log;
 mod parser;
 
-pub use error::{code, domain, ConfError, SyntaxError};
+pub use error::{ConfError, SyntaxError};
 pub use parser::{Conf, Entry, Value, MAX_CONFIG_FILE_SIZE};
 
 /// The commented default configuration file installed as
