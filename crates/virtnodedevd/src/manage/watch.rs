@@ -144,6 +144,9 @@ impl StoreWatch {
         if !matches!(poll(&mut fds, ms), Ok(n) if n > 0) {
             if !self.watching() {
                 self.add_watches();
+                // The store just appeared: what was written into it before the watch
+                // existed has sent no event, so it counts as a change.
+                return self.watching();
             }
             return false;
         }
