@@ -1381,3 +1381,66 @@ fn update_with_mdevctl_1_2() {
     assert_eq!(std::fs::read_to_string(&store_b).unwrap(), before);
     w.quiet(500);
 }
+
+/// The store files the daemon writes without mdevctl are, byte for byte, the ones Debian's
+/// mdevctl writes for the same definition (with and without attributes).
+#[test]
+fn our_store_files_are_byte_for_byte_mdevctls() {
+    let Some(h) = MdevHost::with_mdevctl() else {
+        return;
+    };
+    let cases = [
+        (
+            M1,
+            r#"{"mdev_type":"nvidia-222","start":"auto","attrs":[{"x":"1"},{"y":"a \"b\""}]}"#,
+            vec![("x", "1"), ("y", "a \"b\"")],
+            true,
+        ),
+        (
+            M2,
+            r#"{"mdev_type":"nvidia-223","start":"manual"}"#,
+            vec![],
+            false,
+        ),
+    ];
+    for (uuid, json, attrs, autostart) in cases {
+        let file = h.scratch().join(format!("{uuid}.json"));
+        std::fs::write(&file, json).unwrap();
+        let (okk, _, err) = mdevctl(
+            &h.root,
+            &[
+                "define",
+                "--parent",
+                "0000:af:00.0",
+                "--uuid",
+                uuid,
+                "--jsonfile",
+                file.to_str().unwrap(),
+            ],
+        );
+        assert!(okk, "{err}");
+        let theirs = std::fs::read_to_string(h.store("0000:af:00.0").join(uuid)).unwrap();
+        let def = virtnodedevd::driver::Definition {
+            parent_addr: "0000:af:00.0".into(),
+            uuid: uuid.into(),
+            type_id: mdev_type_of(json),
+            attrs: attrs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            autostart,
+        };
+        assert_eq!(virtnodedevd::manage::store::to_json(&def), theirs, "{uuid}");
+    }
+}
+
+/// The `mdev_type` of a compact configuration.
+fn mdev_type_of(json: &str) -> String {
+    json.split("\"mdev_type\":\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned()
+}
