@@ -89,7 +89,11 @@ impl Daemon {
             child: Some(child),
         };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !d.admin_sock().exists() || std::os::unix::net::UnixStream::connect(d.sock()).is_err()
+        // The admin socket's file appears at bind(), a moment before listen(): wait until
+        // the kernel lists it as listening, without connecting (a connection would be an
+        // admin client the tests would see).
+        while !listening(&d.admin_sock())
+            || std::os::unix::net::UnixStream::connect(d.sock()).is_err()
         {
             assert!(
                 Instant::now() < deadline,
@@ -249,6 +253,20 @@ pub fn rw_scsi_host(
     fc: Option<RwFc>,
 ) -> String {
     fakesys::trees::scsi_host(f, parent, n, proc_name, fc).unwrap()
+}
+
+/// Whether a Unix socket at `path` is listening (`__SO_ACCEPTCON` in /proc/net/unix).
+pub fn listening(path: &Path) -> bool {
+    let Ok(table) = std::fs::read_to_string("/proc/net/unix") else {
+        return path.exists();
+    };
+    let path = path.to_string_lossy();
+    table.lines().skip(1).any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.len() >= 8
+            && f[7] == path
+            && u32::from_str_radix(f[3], 16).is_ok_and(|fl| fl & 0x10000 != 0)
+    })
 }
 
 /// A raw client that has done CONNECT_OPEN on the socket at `sock` (ours or the reference's).
