@@ -4,7 +4,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::{available, have, open_client_at, Daemon, Reference};
 use protocol::remote::proc;
@@ -29,20 +28,12 @@ impl Target<'_> {
     /// Runs virt-admin; returns "exit code / stdout / stderr" with the server name and
     /// the daemon's directory normalised.
     fn run(&self, args: &[&str]) -> String {
-        let uri = format!(
-            "virtnodedevd+unix:///system?socket={}",
-            self.admin_sock.display()
-        );
         let args: Vec<String> = args
             .iter()
             .map(|a| a.replace("virtnodedevd", self.server))
             .collect();
-        let o = Command::new("virt-admin")
-            .arg("-c")
-            .arg(&uri)
-            .args(&args)
-            .output()
-            .expect("run virt-admin");
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = common::virt_admin(&self.admin_sock, &args);
         let text = format!(
             "{:?}\n{}{}",
             o.status.code(),

@@ -30,16 +30,8 @@ fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     }
 }
 
-fn virt_admin(admin_sock: &Path, args: &[&str]) -> String {
-    let o = Command::new("virt-admin")
-        .arg("-c")
-        .arg(format!(
-            "virtnodedevd+unix:///system?socket={}",
-            admin_sock.display()
-        ))
-        .args(args)
-        .output()
-        .expect("virt-admin");
+fn virt_admin_text(admin_sock: &Path, args: &[&str]) -> String {
+    let o = common::virt_admin(admin_sock, args);
     String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
 }
 
@@ -113,16 +105,16 @@ fn valid_config_with_every_kind_of_key_starts_and_applies_limits() {
          some_key_libvirt_ignores = 1\n",
     );
     if available(have("virt-admin"), "virt-admin (libvirt-clients)") {
-        let out = virt_admin(&d.admin_sock(), &["srv-clients-info", "virtnodedevd"]);
+        let out = virt_admin_text(&d.admin_sock(), &["srv-clients-info", "virtnodedevd"]);
         assert!(out.contains("nclients_max        : 300"), "{out}");
         assert!(out.contains("nclients_unauth_max : 30"), "{out}");
-        let out = virt_admin(&d.admin_sock(), &["srv-threadpool-info", "virtnodedevd"]);
+        let out = virt_admin_text(&d.admin_sock(), &["srv-threadpool-info", "virtnodedevd"]);
         assert!(out.contains("minWorkers     : 2"), "{out}");
         assert!(out.contains("maxWorkers     : 7"), "{out}");
         assert!(out.contains("prioWorkers    : 3"), "{out}");
-        let out = virt_admin(&d.admin_sock(), &["srv-clients-info", "admin"]);
+        let out = virt_admin_text(&d.admin_sock(), &["srv-clients-info", "admin"]);
         assert!(out.contains("nclients_max        : 9"), "{out}");
-        let out = virt_admin(&d.admin_sock(), &["daemon-log-filters"]);
+        let out = virt_admin_text(&d.admin_sock(), &["daemon-log-filters"]);
         assert!(out.contains("1:*rpc* 3:*virtnodedevd* "), "{out}");
     }
     assert!(d.stop().success());
@@ -155,10 +147,10 @@ fn sighup_reloads_config_and_keeps_clients_and_their_callbacks() {
     .unwrap();
     if available(have("virt-admin"), "virt-admin (libvirt-clients)") {
         wait_for("the reload", 10, || {
-            virt_admin(&d.admin_sock(), &["srv-clients-info", "virtnodedevd"])
+            virt_admin_text(&d.admin_sock(), &["srv-clients-info", "virtnodedevd"])
                 .contains("nclients_max        : 77")
         });
-        let out = virt_admin(&d.admin_sock(), &["daemon-log-filters"]);
+        let out = virt_admin_text(&d.admin_sock(), &["daemon-log-filters"]);
         assert!(out.contains("2:*remote* "), "{out}");
     } else {
         std::thread::sleep(Duration::from_millis(500));
@@ -427,7 +419,7 @@ fn socket_activation_serves_the_passed_sockets_and_notifies_readiness() {
         .unwrap_err();
     assert!(e.to_string().contains("read only access"), "{e}");
     if available(have("virt-admin"), "virt-admin (libvirt-clients)") {
-        let out = virt_admin(&dir.path().join("adm"), &["srv-list"]);
+        let out = virt_admin_text(&dir.path().join("adm"), &["srv-list"]);
         assert!(
             out.contains("virtnodedevd") && out.contains("admin"),
             "{out}"

@@ -651,16 +651,7 @@ fn a_run_directory_that_cannot_be_made_is_exit_2() {
 /// virt-admin.
 fn clients_of(admin_sock: &Path, srv: &str) -> ((u32, u32), Vec<u32>) {
     let run = |args: &[&str]| {
-        let o = Command::new("virt-admin")
-            .arg("-c")
-            .arg(format!(
-                "virtnodedevd+unix:///system?socket={}",
-                admin_sock.display()
-            ))
-            .args(args)
-            .output()
-            .expect("virt-admin");
-        String::from_utf8_lossy(&o.stdout).into_owned()
+        String::from_utf8_lossy(&common::virt_admin(admin_sock, args).stdout).into_owned()
     };
     let info = run(&["srv-clients-info", srv]);
     let field = |name: &str| {

@@ -8,8 +8,7 @@ mod common;
 use std::process::Command;
 
 use common::*;
-use protocol::event_id;
-use protocol::remote::{proc, EventRegisterAnyArgs, IntRet, XmlFlagsArgs};
+use protocol::remote::{proc, XmlFlagsArgs};
 use rpc::client::{CallError, Client};
 
 /// Each hostile definition: what it is, and the XML.
@@ -123,17 +122,8 @@ fn definitions_beyond_libxml2_limits_are_refused_as_libvirt_refuses_them_and_the
     let pid = ours.pid();
 
     // Another client, subscribed to events, must see nothing of what follows.
-    let mut bystander = ours.open_client();
+    let mut bystander = ours.subscriber();
     let before = device_names(&mut bystander);
-    let _: IntRet = bystander
-        .call(
-            proc::CONNECT_NODE_DEVICE_EVENT_REGISTER_ANY,
-            &EventRegisterAnyArgs {
-                event_id: event_id::LIFECYCLE,
-                dev: None,
-            },
-        )
-        .unwrap();
 
     let mut a = ours.open_client();
     let mut b = reference.open_client();

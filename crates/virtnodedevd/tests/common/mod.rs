@@ -349,6 +349,19 @@ pub fn virsh_ok(uri: &str, args: &[&str]) -> String {
     String::from_utf8(o.stdout).unwrap()
 }
 
+/// Runs Debian's virt-admin against the admin socket at `admin_sock`.
+pub fn virt_admin(admin_sock: &Path, args: &[&str]) -> Output {
+    Command::new("virt-admin")
+        .arg("-c")
+        .arg(format!(
+            "virtnodedevd+unix:///system?socket={}",
+            admin_sock.display()
+        ))
+        .args(args)
+        .output()
+        .expect("run virt-admin")
+}
+
 /// Runs a Python snippet with Debian's python3 (which has python3-libvirt); `URI` is set.
 pub fn python(uri: &str, code: &str) -> Output {
     Command::new("/usr/bin/python3")
