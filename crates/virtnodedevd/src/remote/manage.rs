@@ -21,13 +21,11 @@ pub(super) fn manage(driver: &Driver, readonly: bool, api: &str, call: ManageCal
     }
     let list = driver.devices();
     match call {
-        M::NodeDeviceCreateXml(a) | M::NodeDeviceDefineXml(a) if a.flags & !XML_VALIDATE != 0 => {
-            let function = if api == "virNodeDeviceCreateXML" {
-                "nodeDeviceCreateXML"
-            } else {
-                "nodeDeviceDefineXML"
-            };
-            Err(bad_flags(a.flags, function))
+        M::NodeDeviceCreateXml(a) if a.flags & !XML_VALIDATE != 0 => {
+            Err(bad_flags(a.flags, "nodeDeviceCreateXML"))
+        }
+        M::NodeDeviceDefineXml(a) if a.flags & !XML_VALIDATE != 0 => {
+            Err(bad_flags(a.flags, "nodeDeviceDefineXML"))
         }
         M::NodeDeviceCreateXml(a) => {
             let name = manage::create_xml(driver, &a.xml_desc, a.flags & XML_VALIDATE != 0)?;
