@@ -328,7 +328,13 @@ pub fn python_libvirt_available() -> bool {
 }
 
 pub fn virsh(uri: &str, args: &[&str]) -> Output {
-    Command::new("virsh")
+    virsh_of(Libvirt::V9_0, uri, args)
+}
+
+/// virsh of the given release (see [`Libvirt::command`]).
+pub fn virsh_of(libvirt: Libvirt, uri: &str, args: &[&str]) -> Output {
+    libvirt
+        .command("virsh")
         .arg("-q")
         .arg("-c")
         .arg(uri)
@@ -351,7 +357,13 @@ pub fn virsh_ok(uri: &str, args: &[&str]) -> String {
 
 /// Runs Debian's virt-admin against the admin socket at `admin_sock`.
 pub fn virt_admin(admin_sock: &Path, args: &[&str]) -> Output {
-    Command::new("virt-admin")
+    virt_admin_of(Libvirt::V9_0, admin_sock, args)
+}
+
+/// virt-admin of the given release against the admin socket at `admin_sock`.
+pub fn virt_admin_of(libvirt: Libvirt, admin_sock: &Path, args: &[&str]) -> Output {
+    libvirt
+        .command("virt-admin")
         .arg("-c")
         .arg(format!(
             "virtnodedevd+unix:///system?socket={}",
@@ -364,7 +376,13 @@ pub fn virt_admin(admin_sock: &Path, args: &[&str]) -> Output {
 
 /// Runs a Python snippet with Debian's python3 (which has python3-libvirt); `URI` is set.
 pub fn python(uri: &str, code: &str) -> Output {
-    Command::new("/usr/bin/python3")
+    python_of(Libvirt::V9_0, uri, code)
+}
+
+/// python3 with libvirt-python of the given release; `URI` is set.
+pub fn python_of(libvirt: Libvirt, uri: &str, code: &str) -> Output {
+    libvirt
+        .command("/usr/bin/python3")
         .arg("-c")
         .arg(code)
         .env("URI", uri)
@@ -372,25 +390,94 @@ pub fn python(uri: &str, code: &str) -> Output {
         .expect("run python3")
 }
 
-/// The reference daemon (Debian's libvirtd 9.0), run by the shared tool.
+/// A libvirt release the tests measure against: its daemon as the reference, its clients
+/// (virsh, virt-admin, libvirt-python, mdevctl, xmllint with its schemas) as what drives a
+/// daemon. 11.3 (Debian 13's) is the reference for behaviour; 9.0 (Debian 12's, installed on
+/// the host) stays served, with the differences listed where each test compares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Libvirt {
+    V9_0,
+    V11_3,
+}
+
+impl Libvirt {
+    /// Both, the reference for behaviour first.
+    pub const BOTH: [Libvirt; 2] = [Libvirt::V11_3, Libvirt::V9_0];
+
+    /// The version as `REFERENCE_LIBVIRT` names it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Libvirt::V9_0 => "9.0",
+            Libvirt::V11_3 => "11.3",
+        }
+    }
+
+    /// A command that runs `program` from this release's clients. 11.3's run in the
+    /// reference tool's chroot, which sees the system temporary directory (where every test
+    /// keeps its sockets and files) at the same path.
+    pub fn command(self, program: &str) -> Command {
+        match self {
+            Libvirt::V9_0 => Command::new(program),
+            Libvirt::V11_3 => {
+                let mut c = Command::new(reference_tool());
+                c.env("REFERENCE_LIBVIRT", "11.3")
+                    .arg("run")
+                    .arg(std::env::temp_dir())
+                    .arg(program);
+                c
+            }
+        }
+    }
+
+    /// This release's node-device schema, as its own `xmllint` (see [`Libvirt::command`])
+    /// sees it.
+    pub fn nodedev_schema(self) -> &'static str {
+        "/usr/share/libvirt/schemas/nodedev.rng"
+    }
+
+    /// Its clients can run here: Debian 12's packages on the host, or root and the tool
+    /// (which builds the 11.3 chroot on first use). Fails unless the run allows skipping.
+    #[track_caller]
+    pub fn clients_available(self) -> bool {
+        match self {
+            Libvirt::V9_0 => virsh_available() && python_libvirt_available(),
+            Libvirt::V11_3 => available(
+                nix::unistd::geteuid().is_root() && reference_tool().exists(),
+                "libvirt 11.3's clients (needs root and the reference tool)",
+            ),
+        }
+    }
+}
+
+fn reference_tool() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(REFERENCE_TOOL)
+}
+
+/// A reference daemon (libvirtd 9.0 or 11.3), run by the shared tool.
 pub struct Reference {
     pub dir: tempfile::TempDir,
     pub uri: String,
+    pub libvirt: Libvirt,
 }
 
 pub const REFERENCE_TOOL: &str = "../../../shared/tools/reference-libvirtd";
 
 impl Reference {
-    /// Starts the reference over `root` (or the real host); `None` when it cannot run here
-    /// (not root, or libvirtd missing) and the run allows skipping (see [`skip_or_fail`]).
+    /// Starts the reference for behaviour, libvirt 11.3, over `root` (or the real host);
+    /// `None` when it cannot run here and the run allows skipping (see [`skip_or_fail`]).
     pub fn start(root: Option<&Path>) -> Option<Reference> {
-        let tool = Path::new(env!("CARGO_MANIFEST_DIR")).join(REFERENCE_TOOL);
+        Self::start_version(Libvirt::V11_3, root)
+    }
+
+    /// Starts the reference of the given release over `root` (or the real host).
+    pub fn start_version(libvirt: Libvirt, root: Option<&Path>) -> Option<Reference> {
+        let tool = reference_tool();
         let can = nix::unistd::geteuid().is_root()
             && tool.exists()
-            && Path::new("/usr/sbin/libvirtd").exists();
+            && (libvirt == Libvirt::V11_3 || Path::new("/usr/sbin/libvirtd").exists());
         if !available(
             can,
-            "the reference libvirtd (needs root and libvirt-daemon)",
+            "the reference libvirtd (needs root, the reference tool and libvirt-daemon)",
         ) {
             return None;
         }
@@ -399,18 +486,21 @@ impl Reference {
             .tempdir()
             .unwrap();
         let mut cmd = Command::new(&tool);
-        cmd.arg("start").arg(dir.path());
+        cmd.env("REFERENCE_LIBVIRT", libvirt.label())
+            .arg("start")
+            .arg(dir.path());
         if let Some(r) = root {
             cmd.arg(r);
         }
         let out = cmd.output().expect("run reference-libvirtd");
         assert!(
             out.status.success(),
-            "reference did not start: {}",
+            "reference {} did not start: {}",
+            libvirt.label(),
             String::from_utf8_lossy(&out.stderr)
         );
         let uri = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-        Some(Reference { dir, uri })
+        Some(Reference { dir, uri, libvirt })
     }
 
     pub fn ro_uri(&self) -> String {
@@ -430,7 +520,10 @@ impl Reference {
 
 impl Drop for Reference {
     fn drop(&mut self) {
-        let tool = Path::new(env!("CARGO_MANIFEST_DIR")).join(REFERENCE_TOOL);
-        let _ = Command::new(tool).arg("stop").arg(self.dir.path()).output();
+        let _ = Command::new(reference_tool())
+            .env("REFERENCE_LIBVIRT", self.libvirt.label())
+            .arg("stop")
+            .arg(self.dir.path())
+            .output();
     }
 }
