@@ -119,7 +119,7 @@ const NEWER_API: &str = "libvirt 10.1.0's API (NodeDeviceUpdate, XML_INACTIVE), 
 
 /// Differences from 9.0 that run through many answers: each turns 11.3's form in our answer
 /// back into 9.0's before comparing, and every answer it changes is reported as known.
-const REWRITES_9_0: &[(&str, fn(&str) -> String)] = &[
+const REWRITES_9_0: &[(&str, Rewrite)] = &[
     (
         "error formats numbered since libvirt 9.x (str1 'internal error: %1$s', 9.0 '%s')",
         |s| s.replace("%1$s", "%s"),
@@ -146,6 +146,9 @@ const REWRITES_9_0: &[(&str, fn(&str) -> String)] = &[
         },
     ),
 ];
+
+/// Turns an answer's text from one release's form into another's.
+type Rewrite = fn(&str) -> String;
 
 /// `answer` as 9.0 would have given it, with the reasons of the rewrites that changed it.
 fn rewrite_9_0(answer: &str) -> (String, Vec<&'static str>) {
