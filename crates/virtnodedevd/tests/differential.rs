@@ -102,9 +102,15 @@ const KNOWN_DIFFERENCES_9_0: &[(&str, &str)] = &[
     // with text, 9.0 "(null)".
     ("virsh nodedev-create FILE(unterminated)", XML_CONTEXT),
     ("virsh nodedev-define FILE(unterminated)", XML_CONTEXT),
-    ("virsh nodedev-create --validate FILE(unterminated)", XML_CONTEXT),
+    (
+        "virsh nodedev-create --validate FILE(unterminated)",
+        XML_CONTEXT,
+    ),
     // 11.3's schema makes <device>'s content an interleave: other messages.
-    ("virsh nodedev-create --validate FILE(empty-device)", INTERLEAVE),
+    (
+        "virsh nodedev-create --validate FILE(empty-device)",
+        INTERLEAVE,
+    ),
     ("python nodeDeviceCreateXML(empty-device,1)", INTERLEAVE),
 ];
 
