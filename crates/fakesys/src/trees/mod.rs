@@ -15,7 +15,7 @@
 
 mod real_world;
 mod rich;
-mod s390;
+pub(crate) mod s390;
 mod sample;
 mod scale;
 

@@ -15,24 +15,27 @@ pub const DASD_UID: &str = "IBM.750000000DXP71.1500.0a";
 
 /// One qeth card: the bus ids of its three CCW devices (read, write, data), the
 /// subchannels they sit on, its udev `DEVTYPE`, `online`, `card_type` and `chpid`.
-struct Qeth<'a> {
-    busids: [&'a str; 3],
-    schids: [&'a str; 3],
-    devtype: &'a str,
-    online: &'a str,
-    card_type: &'a str,
-    chpid: &'a str,
+pub(crate) struct Qeth<'a> {
+    pub busids: [&'a str; 3],
+    pub schids: [&'a str; 3],
+    pub devtype: &'a str,
+    pub online: &'a str,
+    pub card_type: &'a str,
+    pub chpid: &'a str,
 }
 
 /// The s390 host. No DMI (s390 has none), so `computer` shows the all-zero UUID.
 pub fn s390(dir: &Path) -> io::Result<FakeSys> {
     let f = FakeSys::new(dir)?;
-    // DASD with udev's dasd_id data (ID_TYPE=disk: 11.3 reclassifies it as dasd).
+    // DASD with udev's dasd_id data (ID_TYPE=disk: 11.3 reclassifies it as dasd). The
+    // database also names the node relatively (`E:DEVNAME=dasda`), which libudev makes
+    // absolute as it does the uevent's.
     let dev = f.dasd_ccw("0.0.0000", "0.0.0100", "1", DASD_UID)?;
     f.block(Some(&dev), &BlockSpec::disk("dasda", 94, 0, 41_943_040))?;
     f.udev_db(
         "b94:0",
         &[
+            ("DEVNAME", "dasda"),
             ("ID_TYPE", "disk"),
             ("ID_SERIAL", DASD_UID),
             ("ID_UID", DASD_UID),
@@ -108,7 +111,13 @@ pub fn s390(dir: &Path) -> io::Result<FakeSys> {
 
 impl FakeSys {
     /// An I/O subchannel with a DASD's CCW device (dasd-eckd, `online`, `uid`).
-    fn dasd_ccw(&self, schid: &str, busid: &str, online: &str, uid: &str) -> io::Result<String> {
+    pub(crate) fn dasd_ccw(
+        &self,
+        schid: &str,
+        busid: &str,
+        online: &str,
+        uid: &str,
+    ) -> io::Result<String> {
         let sch = self.css(schid, Some("io_subchannel"), Some(busid))?;
         let dev = self.ccw(&sch, busid, online, "dasd-eckd")?;
         self.write(&format!("{dev}/uid"), format!("{uid}\n"))?;
@@ -118,7 +127,7 @@ impl FakeSys {
     /// A qeth card: its CCW devices (each on its subchannel, linked back through
     /// `group_device`) and the ccwgroup device `/sys/devices/qeth/<read busid>` with
     /// `cdev0`..`cdev2` links, as the qeth driver makes them.
-    fn qeth(&self, q: &Qeth) -> io::Result<String> {
+    pub(crate) fn qeth(&self, q: &Qeth) -> io::Result<String> {
         self.write("/sys/devices/qeth/uevent", "")?;
         let group = format!("/sys/devices/qeth/{}", q.busids[0]);
         self.device(
