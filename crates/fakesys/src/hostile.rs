@@ -56,24 +56,9 @@ pub fn hostile_tree(dir: &std::path::Path, non_utf8: bool) -> io::Result<FakeSys
 /// `card_type` (libvirt 11.3 prints `(null)` for both), and a group whose `cdev` links are
 /// gone (dropped, while its CCW devices still name it).
 fn odd_s390(f: &FakeSys) -> io::Result<()> {
-    use crate::trees::s390::Qeth;
-    let odd = f.qeth(&Qeth {
-        busids: ["0.0.c000", "0.0.c001", "0.0.c002"],
-        schids: ["0.0.0020", "0.0.0021", "0.0.0022"],
-        devtype: "qeth_layer2",
-        online: "2",
-        card_type: "",
-        chpid: "C0",
-    })?;
+    let odd = f.qeth(0xc000, 0x0020, "qeth_layer2", "2", ("", "C0"))?;
     std::fs::remove_file(f.path(&format!("{odd}/chpid")))?;
-    let empty = f.qeth(&Qeth {
-        busids: ["0.0.c100", "0.0.c101", "0.0.c102"],
-        schids: ["0.0.0023", "0.0.0024", "0.0.0025"],
-        devtype: "qeth_layer3",
-        online: "1",
-        card_type: "OSD_1000",
-        chpid: "C1",
-    })?;
+    let empty = f.qeth(0xc100, 0x0023, "qeth_layer3", "1", ("OSD_1000", "C1"))?;
     for i in 0..3 {
         std::fs::remove_file(f.path(&format!("{empty}/cdev{i}")))?;
     }

@@ -150,37 +150,6 @@ fn ap_matrix_and_queue_match_upstream_golden_files() {
     common::assert_golden("upstream/ap_07_0038", &discover(&f, "ap_07_0038"));
 }
 
-/// A qeth card in a fake tree: group `/sys/devices/qeth/<busids[0]>` of `devtype`, with
-/// its CCW devices below subchannels `schids`.
-fn qeth_group(f: &FakeSys, busids: [&str; 3], schids: [&str; 3], devtype: &str) -> String {
-    f.write("/sys/devices/qeth/uevent", "").unwrap();
-    let group = format!("/sys/devices/qeth/{}", busids[0]);
-    f.device(&group, "ccwgroup", true, &[("DEVTYPE", devtype)])
-        .unwrap();
-    for (k, v) in [("online", "1"), ("card_type", "OSD_10GIG"), ("chpid", "BD")] {
-        f.write(&format!("{group}/{k}"), format!("{v}\n")).unwrap();
-    }
-    for (i, (busid, schid)) in busids.iter().zip(schids).enumerate() {
-        let sch = f.css(schid, Some("io_subchannel"), Some(busid)).unwrap();
-        let dev = f.ccw(&sch, busid, "1", "qeth").unwrap();
-        f.symlink(&group, &format!("{dev}/group_device")).unwrap();
-        f.symlink(&dev, &format!("{group}/cdev{i}")).unwrap();
-    }
-    group
-}
-
-/// A group's members come in directory order, which depends on the filesystem.
-fn members_sorted(xml: &str) -> String {
-    let mut lines: Vec<&str> = xml.split_inclusive('\n').collect();
-    let members: Vec<usize> = (0..lines.len())
-        .filter(|&i| lines[i].contains("<ccw_device "))
-        .collect();
-    if let (Some(&a), Some(&b)) = (members.first(), members.last()) {
-        lines[a..=b].sort();
-    }
-    lines.concat()
-}
-
 fn upstream(name: &str) -> String {
     let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/golden/upstream")
@@ -195,16 +164,14 @@ fn upstream(name: &str) -> String {
 fn ccwgroup_matches_upstream_golden_file() {
     let tmp = tempfile::tempdir().unwrap();
     let f = FakeSys::new(tmp.path()).unwrap();
-    let schids = ["0.0.0070", "0.0.0071", "0.0.0072"];
-    qeth_group(
-        &f,
-        ["0.0.bd00", "0.0.bd01", "0.0.bd02"],
-        schids,
-        "qeth_generic",
-    );
+    let group = f
+        .qeth(0xbd00, 0x70, "qeth_generic", "1", ("OSD_10GIG", "BD"))
+        .unwrap();
+    // Upstream's document has no <driver>.
+    std::fs::remove_file(f.path(&format!("{group}/driver"))).unwrap();
     assert_eq!(
-        members_sorted(&discover(&f, "ccwgroup_0_0_bd00")),
-        members_sorted(&upstream("ccwgroup_0_0_bd00"))
+        common::members_sorted(&discover(&f, "ccwgroup_0_0_bd00")),
+        common::members_sorted(&upstream("ccwgroup_0_0_bd00"))
     );
 }
 
@@ -216,13 +183,8 @@ fn ccw_devices_match_upstream_golden_files() {
     let tmp = tempfile::tempdir().unwrap();
     let f = FakeSys::new(tmp.path()).unwrap();
     // ccw_0_0_ff02 sits on subchannel 0.0.0070 upstream.
-    let schids = ["0.0.0071", "0.0.0072", "0.0.0070"];
-    qeth_group(
-        &f,
-        ["0.0.ff00", "0.0.ff01", "0.0.ff02"],
-        schids,
-        "qeth_layer2",
-    );
+    f.qeth(0xff00, 0x6e, "qeth_layer2", "1", ("OSD_10GIG", "BD"))
+        .unwrap();
     let without_state_and_driver = |x: String| -> String {
         x.lines()
             .filter(|l| !l.trim().starts_with("<state>"))

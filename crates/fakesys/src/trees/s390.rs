@@ -13,17 +13,6 @@ use crate::{vpd_image, BlockSpec, FakeSys, NetSpec, VpdSpec};
 /// the DASD after its uid, 9.0 after `ID_SERIAL`, so the names agree on a real host.
 pub const DASD_UID: &str = "IBM.750000000DXP71.1500.0a";
 
-/// One qeth card: the bus ids of its three CCW devices (read, write, data), the
-/// subchannels they sit on, its udev `DEVTYPE`, `online`, `card_type` and `chpid`.
-pub(crate) struct Qeth<'a> {
-    pub busids: [&'a str; 3],
-    pub schids: [&'a str; 3],
-    pub devtype: &'a str,
-    pub online: &'a str,
-    pub card_type: &'a str,
-    pub chpid: &'a str,
-}
-
 /// The s390 host. No DMI (s390 has none), so `computer` shows the all-zero UUID.
 pub fn s390(dir: &Path) -> io::Result<FakeSys> {
     let f = FakeSys::new(dir)?;
@@ -53,33 +42,12 @@ pub fn s390(dir: &Path) -> io::Result<FakeSys> {
     // A DASD that is offline: no block device; 9.0 did not list it.
     f.dasd_ccw("0.0.0002", "0.0.0102", "0", "IBM.750000000DXP71.1500.0c")?;
 
-    f.qeth(&Qeth {
-        busids: ["0.0.bd00", "0.0.bd01", "0.0.bd02"],
-        schids: ["0.0.0010", "0.0.0011", "0.0.0012"],
-        devtype: "qeth_layer2",
-        online: "1",
-        card_type: "OSD_10GIG",
-        chpid: "BD",
-    })?;
+    f.qeth(0xbd00, 0x0010, "qeth_layer2", "1", ("OSD_10GIG", "BD"))?;
     let mut n = NetSpec::new("encbd00", 3, "02:00:00:8c:5a:11");
     n.speed = Some("10000".into());
     f.net(Some("/sys/devices/qeth/0.0.bd00"), &n)?;
-    f.qeth(&Qeth {
-        busids: ["0.0.be00", "0.0.be01", "0.0.be02"],
-        schids: ["0.0.0013", "0.0.0014", "0.0.0015"],
-        devtype: "qeth_layer3",
-        online: "0",
-        card_type: "HiperSockets",
-        chpid: "F0",
-    })?;
-    f.qeth(&Qeth {
-        busids: ["0.0.bf00", "0.0.bf01", "0.0.bf02"],
-        schids: ["0.0.0016", "0.0.0017", "0.0.0018"],
-        devtype: "qeth_generic",
-        online: "0",
-        card_type: "OSD_1000",
-        chpid: "BE",
-    })?;
+    f.qeth(0xbe00, 0x0013, "qeth_layer3", "0", ("HiperSockets", "F0"))?;
+    f.qeth(0xbf00, 0x0016, "qeth_generic", "0", ("OSD_1000", "BE"))?;
 
     // zPCI: a ConnectX-6 Dx function whose VPD needs escaping in every kind of field.
     let ids = (0x15b3, 0x101d, 0x020000);
@@ -111,7 +79,7 @@ pub fn s390(dir: &Path) -> io::Result<FakeSys> {
 
 impl FakeSys {
     /// An I/O subchannel with a DASD's CCW device (dasd-eckd, `online`, `uid`).
-    pub(crate) fn dasd_ccw(
+    pub fn dasd_ccw(
         &self,
         schid: &str,
         busid: &str,
@@ -124,31 +92,37 @@ impl FakeSys {
         Ok(dev)
     }
 
-    /// A qeth card: its CCW devices (each on its subchannel, linked back through
-    /// `group_device`) and the ccwgroup device `/sys/devices/qeth/<read busid>` with
-    /// `cdev0`..`cdev2` links, as the qeth driver makes them.
-    pub(crate) fn qeth(&self, q: &Qeth) -> io::Result<String> {
+    /// A qeth card: its three CCW devices (read, write, data: device numbers from
+    /// `devno`, each on its subchannel numbered from `schid`, linked back through
+    /// `group_device`) and the ccwgroup device `/sys/devices/qeth/<read busid>` of udev
+    /// `DEVTYPE` `devtype` with `cdev0`..`cdev2` links, as the qeth driver makes them;
+    /// `online` for all, `card` is (`card_type`, `chpid`).
+    pub fn qeth(
+        &self,
+        devno: u16,
+        schid: u16,
+        devtype: &str,
+        online: &str,
+        card: (&str, &str),
+    ) -> io::Result<String> {
         self.write("/sys/devices/qeth/uevent", "")?;
-        let group = format!("/sys/devices/qeth/{}", q.busids[0]);
+        let group = format!("/sys/devices/qeth/0.0.{:04x}", devno);
         self.device(
             &group,
             "ccwgroup",
             true,
-            &[("DEVTYPE", q.devtype), ("DRIVER", "qeth")],
+            &[("DEVTYPE", devtype), ("DRIVER", "qeth")],
         )?;
         self.bind_driver(&group, "ccwgroup", "qeth")?;
         self.attrs(
             &group,
-            &[
-                ("online", q.online),
-                ("card_type", q.card_type),
-                ("chpid", q.chpid),
-                ("if_name", if q.online == "1" { "encbd00" } else { "" }),
-            ],
+            &[("online", online), ("card_type", card.0), ("chpid", card.1)],
         )?;
-        for (i, (busid, schid)) in q.busids.iter().zip(q.schids).enumerate() {
-            let sch = self.css(schid, Some("io_subchannel"), Some(busid))?;
-            let dev = self.ccw(&sch, busid, q.online, "qeth")?;
+        for i in 0..3 {
+            let busid = format!("0.0.{:04x}", devno + i);
+            let schid = format!("0.0.{:04x}", schid + i);
+            let sch = self.css(&schid, Some("io_subchannel"), Some(&busid))?;
+            let dev = self.ccw(&sch, &busid, online, "qeth")?;
             self.symlink(&group, &format!("{dev}/group_device"))?;
             self.symlink(&dev, &format!("{group}/cdev{i}"))?;
         }
