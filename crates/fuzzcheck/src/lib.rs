@@ -305,7 +305,19 @@ pub fn nodedev_xml(data: &[u8]) {
 /// describe deep nesting, long names, many attributes or huge text, which byte-level
 /// mutation of XML text reaches only by luck.
 pub fn nodedev_xml_structured(data: &[u8]) {
-    nodedev_xml(structured::xml(data).as_bytes());
+    nodedev_xml(structured::xml_within(data, structured_max()).as_bytes());
+}
+
+/// The size cap of [`nodedev_xml_structured`]'s documents: REMOTE_STRING_MAX, or
+/// `FUZZ_STRUCTURED_MAX` (bytes) for a small-input campaign (`fuzz/run`).
+fn structured_max() -> usize {
+    static MAX: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *MAX.get_or_init(|| {
+        std::env::var("FUZZ_STRUCTURED_MAX")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(structured::OUTPUT_MAX)
+    })
 }
 
 /// PCI Vital Product Data images (a device's sysfs `vpd` file, written by its firmware).

@@ -106,7 +106,7 @@ pub const VALUES: &[&str] = &[
 ];
 
 /// Nothing generated grows past REMOTE_STRING_MAX: no client can send more.
-const OUTPUT_MAX: usize = protocol::REMOTE_STRING_MAX as usize;
+pub const OUTPUT_MAX: usize = protocol::REMOTE_STRING_MAX as usize;
 
 struct Program<'a>(&'a [u8]);
 
@@ -152,12 +152,20 @@ fn close(out: &mut String, stack: &mut Vec<String>) {
 /// attributes, 6 an attribute value of N × 64 bytes, 7 close down to depth N,
 /// 8 up to 15 raw bytes, 9 the same attribute N times, 10 stop without closing.
 pub fn xml(program: &[u8]) -> String {
+    xml_within(program, OUTPUT_MAX)
+}
+
+/// [`xml`], with no operation taking the document past `max` bytes (give or take one
+/// element's name and attributes). Small caps make a fast campaign (`fuzz/run`,
+/// FUZZ_MAX_LEN): at 4 MiB most programs describe documents of megabytes.
+pub fn xml_within(program: &[u8], max: usize) -> String {
+    let max = max.min(OUTPUT_MAX);
     let mut p = Program(program);
     let mut out = String::from("<device>");
     let mut stack = vec!["device".to_string()];
     let mut close_all = true;
     while let Some(op) = p.u8() {
-        if out.len() > OUTPUT_MAX {
+        if out.len() > max {
             break;
         }
         match op % 11 {
@@ -174,26 +182,36 @@ pub fn xml(program: &[u8]) -> String {
             2 => {
                 let v = p.pick(VALUES);
                 let n = p.u16();
-                out.push_str(&v.repeat(n.min((OUTPUT_MAX - out.len()) / v.len().max(1))));
+                let room = max.saturating_sub(out.len());
+                out.push_str(&v.repeat(n.min(room / v.len().max(1))));
             }
             3 => {
                 let name = p.pick(ELEMENTS);
                 for _ in 0..p.u16() {
+                    if out.len() > max {
+                        break;
+                    }
                     open(&mut out, &mut stack, name.to_string(), "");
                 }
             }
             4 => {
-                let n = p.u16();
+                let n = p.u16().min(max.saturating_sub(out.len()));
                 open(&mut out, &mut stack, "n".repeat(n.max(1)), "");
             }
             5 => {
                 let name = p.pick(ELEMENTS).to_string();
-                let attrs: String = (0..p.u16()).map(|i| format!(" a{i}='{i}'")).collect();
+                let mut attrs = String::new();
+                for i in 0..p.u16() {
+                    if out.len() + attrs.len() > max {
+                        break;
+                    }
+                    attrs.push_str(&format!(" a{i}='{i}'"));
+                }
                 open(&mut out, &mut stack, name, &attrs);
             }
             6 => {
                 let (name, k) = (p.pick(ELEMENTS).to_string(), p.pick(ATTRIBUTES));
-                let n = (p.u16() * 64).min(OUTPUT_MAX - out.len());
+                let n = (p.u16() * 64).min(max.saturating_sub(out.len()));
                 open(
                     &mut out,
                     &mut stack,
@@ -215,7 +233,9 @@ pub fn xml(program: &[u8]) -> String {
             }
             9 => {
                 let (name, k) = (p.pick(ELEMENTS).to_string(), p.pick(ATTRIBUTES));
-                let attrs = format!(" {k}='x'").repeat(p.u16().max(2));
+                let one = format!(" {k}='x'");
+                let n = p.u16().min(max.saturating_sub(out.len()) / one.len());
+                let attrs = one.repeat(n.max(2));
                 open(&mut out, &mut stack, name, &attrs);
             }
             _ => {
