@@ -39,7 +39,7 @@ pub fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Ok(Action::Version) => {
-            println!("{argv0} (libvirt) {}", env!("CARGO_PKG_VERSION"));
+            println!("{argv0} (libvirt) {}", protocol::LIB_VERSION_STRING);
             return ExitCode::SUCCESS;
         }
         Err(e) => {

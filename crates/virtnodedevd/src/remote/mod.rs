@@ -78,8 +78,16 @@ fn read_only(domain: ErrorDomain, api: &str) -> VirError {
     )
 }
 
-fn bad_flags(flags: u32, function: &str) -> VirError {
-    VirError::bad_flags(ErrorDomain::NodeDev, flags.into(), function)
+/// virCheckFlags: the error names only the bits outside `supported`.
+fn check_flags(flags: u32, supported: u32, function: &str) -> Result<(), VirError> {
+    match flags & !supported {
+        0 => Ok(()),
+        unsupported => Err(VirError::bad_flags(
+            ErrorDomain::NodeDev,
+            unsupported.into(),
+            function,
+        )),
+    }
 }
 
 fn lookup<'a>(list: &'a DeviceList, name: &str) -> Result<&'a Device, VirError> {
