@@ -171,6 +171,7 @@ impl RemoteProgram {
                     result: Ok(Vec::new()),
                     close: true,
                     start_keepalive: false,
+                    hang_up: false,
                 }
             }
             C::AuthList => self.auth_list(s),
