@@ -203,7 +203,7 @@ impl RemoteProgram {
             C::NodeDeviceListCaps(a) => self.list_caps(a),
             C::NodeDeviceIsActive(a) => self.device_int(&a.name, Device::is_active),
             C::NodeDeviceIsPersistent(a) => self.device_int(&a.name, Device::is_persistent),
-            C::NodeDeviceGetAutostart(a) => self.get_autostart(s, a),
+            C::NodeDeviceGetAutostart(a) => self.device_int(&a.name, Device::autostart),
             C::ConnectNodeDeviceEventRegisterAny(a) => self.event_register(s, a),
             C::ConnectNodeDeviceEventDeregisterAny(a) => self.event_deregister(s, a),
             C::Manage(call) => {

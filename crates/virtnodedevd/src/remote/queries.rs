@@ -4,11 +4,10 @@
 use nodedev::{CapType, Device};
 use protocol::remote as r;
 use protocol::{
-    list_flags, ErrorDomain, VirError, REMOTE_NODE_DEVICE_CAPS_LIST_MAX,
-    REMOTE_NODE_DEVICE_LIST_MAX,
+    list_flags, VirError, REMOTE_NODE_DEVICE_CAPS_LIST_MAX, REMOTE_NODE_DEVICE_LIST_MAX,
 };
 
-use super::{check_flags, encode, lookup, read_only, CallResult, RemoteProgram, Session};
+use super::{check_flags, encode, lookup, CallResult, RemoteProgram, Session};
 
 impl RemoteProgram {
     pub(super) fn num_of_devices(&self, a: r::NodeNumOfDevicesArgs) -> CallResult {
@@ -145,14 +144,6 @@ impl RemoteProgram {
             .map(|c| c.name().to_owned())
             .collect();
         encode(&r::NamesRet { names })
-    }
-
-    /// libvirt 9.0's public API refuses this one on read-only connections.
-    pub(super) fn get_autostart(&self, s: &Session, a: r::NameArgs) -> CallResult {
-        if s.readonly {
-            return Err(read_only(ErrorDomain::NodeDev, "virNodeDeviceGetAutostart"));
-        }
-        self.device_int(&a.name, Device::autostart)
     }
 
     pub(super) fn device_int(&self, name: &str, f: impl Fn(&Device) -> bool) -> CallResult {
