@@ -221,3 +221,95 @@ fn definitions_through_mdevctl_1_4_like_libvirt_11_3() {
     assert!(diffs.is_empty(), "{}", diffs.join("\n\n"));
     assert!(want.iter().any(|l| l.contains(GPU) || l.contains(NA)));
 }
+
+/// Our daemon with mdevctl 1.4 and the fake kernel: a defined mdev, running, is updated
+/// live (`mdevctl modify --live`, which mdevctl 1.4 refuses without a callout script for the
+/// type; the error is mdevctl's, passed on as libvirt 11.3 does) and in its definition,
+/// stopped (`mdevctl stop`) and undefined. libvirt 11.3 cannot be run beside it
+/// here (no fake kernel for it), so ours is checked on its own.
+///
+/// The device is started by writing its UUID to the type's `create` as mdevctl would, not by
+/// `mdevctl start`: mdevctl 1.4 looks at the new device right after that write, before the
+/// fake kernel (a polling thread) has made it, and gives up ("Error removing device").
+#[test]
+fn running_mdevs_through_mdevctl_1_4() {
+    if !Libvirt::V11_3.clients_available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let tree = fc_mdev_s390_tree(tmp.path());
+    let root = tree.root().to_path_buf();
+    let wrapper = mdevctl_ns_11_3();
+    let d = Daemon::start_env(
+        Some(&root),
+        "",
+        true,
+        &[("VIRTNODEDEVD_MDEVCTL", wrapper.as_path())],
+    );
+    let _kernel = FakeKernel::start(root.clone(), d.uevent_sock());
+    let uri = d.uri();
+    let file = tmp.path().join("m.xml");
+    let try_virsh = |args: &[&str], xml: Option<&str>| {
+        if let Some(x) = xml {
+            std::fs::write(&file, x).unwrap();
+        }
+        let f = file.to_str().unwrap();
+        let args: Vec<&str> = args
+            .iter()
+            .map(|a| if *a == "XML" { f } else { a })
+            .collect();
+        let o = virsh_of(Libvirt::V11_3, &uri, &args);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        (o.status.success(), text)
+    };
+    let virsh = |args: &[&str], xml: Option<&str>| {
+        let (ok, text) = try_virsh(args, xml);
+        assert!(ok, "virsh {args:?}: {text}");
+        text
+    };
+    let info = |want: &str| {
+        common::mdev::wait_until(want, || virsh(&["nodedev-info", NA], None).contains(want))
+    };
+    let sysfs_x = || {
+        std::fs::read_to_string(root.join("sys/bus/mdev/devices").join(UA).join("x"))
+            .unwrap_or_default()
+    };
+    virsh(
+        &["nodedev-define", "XML"],
+        Some(&xml_with("nvidia-222", "1")),
+    );
+    let gpu = std::fs::canonicalize(root.join("sys/bus/pci/devices/0000:af:00.0")).unwrap();
+    std::fs::write(gpu.join("mdev_supported_types/nvidia-222/create"), UA).unwrap();
+    info("Active:         yes");
+    assert_eq!(sysfs_x().trim(), "");
+    let (ok, err) = try_virsh(
+        &["nodedev-update", NA, "XML", "--live"],
+        Some(&update_xml("nvidia-222", "7")),
+    );
+    assert!(
+        !ok && err.contains(
+            "error: internal error: Unable to modify mediated device: Error: Live modification \
+             is not supported for this device type."
+        ),
+        "{err}"
+    );
+    assert_eq!(sysfs_x().trim(), "");
+    assert!(
+        virsh(&["nodedev-dumpxml", "--inactive", NA], None).contains("<attr name='x' value='1'/>")
+    );
+    virsh(
+        &["nodedev-update", NA, "XML", "--config"],
+        Some(&update_xml("nvidia-223", "8")),
+    );
+    assert!(virsh(&["nodedev-dumpxml", "--inactive", NA], None).contains("<type id='nvidia-223'/>"));
+    assert!(virsh(&["nodedev-dumpxml", NA], None).contains("<type id='nvidia-222'/>"));
+    virsh(&["nodedev-destroy", NA], None);
+    info("Active:         no");
+    assert!(virsh(&["nodedev-dumpxml", NA], None).contains("<type id='nvidia-223'/>"));
+    virsh(&["nodedev-undefine", NA], None);
+    assert!(!virsh(&["nodedev-list", "--all"], None).contains(NA));
+}

@@ -173,6 +173,10 @@ impl Mdevctl {
         if !out.ok {
             return Err(out.stderr);
         }
+        // libvirt 11.3 takes empty output for no definitions (9.0 failed on it).
+        if out.stdout.trim().is_empty() {
+            return Ok(BTreeMap::new());
+        }
         let defs = super::store::parse_list(&out.stdout)
             .ok_or_else(|| "mdevctl JSON response contains no devices".to_owned())?;
         Ok(defs.into_iter().map(|d| (d.name(), d)).collect())
