@@ -67,6 +67,8 @@ const NEWER_API: &str = "a procedure of libvirt 11.3 (NODE_DEVICE_UPDATE since 1
     444-453 since 10.8-11.3) that 9.0 answers \"unknown procedure\": we serve 11.3's table";
 const GET_AUTOSTART_11_3: &str = "libvirt 11.3's virNodeDeviceGetAutostart no longer refuses \
     read-only connections (9.0's did): we answer as 11.3";
+const EVENT_ID_11_3: &str = "an event ID libvirt 11.3 added (domain NIC_MAC_CHANGE, network \
+    METADATA_CHANGE), which 9.0's dispatcher refuses as unknown: we check the IDs as 11.3";
 const ARGUMENT_CHECK_9_0: &str = "libvirt 9.0's public API checks an argument here that \
     11.3 no longer checks before finding no driver method; we answer NO_SUPPORT as 11.3";
 
@@ -157,6 +159,16 @@ const KNOWN_DIFFERENCES_9_0: &[(&str, &str, &str)] = &[
     ("ro rw", "451", NEWER_API),
     ("ro rw", "452", NEWER_API),
     ("ro rw", "453", NEWER_API),
+    (
+        "ro rw",
+        "CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY(27)",
+        EVENT_ID_11_3,
+    ),
+    (
+        "ro rw",
+        "CONNECT_NETWORK_EVENT_REGISTER_ANY(1)",
+        EVENT_ID_11_3,
+    ),
 ];
 
 /// What a call got: "ok", or the error as (code, domain, message).
@@ -367,6 +379,48 @@ fn targeted() -> Vec<(&'static str, i32, Vec<u8>)> {
             a().u32(8).bytes(),
         ),
         ("NODE_DEVICE_GET_AUTOSTART(no arguments)", 433, Vec::new()),
+        // Event IDs at and past the last one each release knows (11.3 added domain 27,
+        // NIC_MAC_CHANGE, and network 1, METADATA_CHANGE).
+        (
+            "CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY(26)",
+            316,
+            a().u32(26).u32(0).bytes(),
+        ),
+        (
+            "CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY(27)",
+            316,
+            a().u32(27).u32(0).bytes(),
+        ),
+        (
+            "CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY(28)",
+            316,
+            a().u32(28).u32(0).bytes(),
+        ),
+        (
+            "CONNECT_NETWORK_EVENT_REGISTER_ANY(1)",
+            313,
+            a().u32(1).u32(0).bytes(),
+        ),
+        (
+            "CONNECT_NETWORK_EVENT_REGISTER_ANY(2)",
+            313,
+            a().u32(2).u32(0).bytes(),
+        ),
+        (
+            "CONNECT_STORAGE_POOL_EVENT_REGISTER_ANY(2)",
+            368,
+            a().u32(2).u32(0).bytes(),
+        ),
+        (
+            "CONNECT_SECRET_EVENT_REGISTER_ANY(2)",
+            380,
+            a().u32(2).u32(0).bytes(),
+        ),
+        (
+            "CONNECT_NODE_DEVICE_EVENT_REGISTER_ANY(2)",
+            374,
+            a().u32(2).u32(0).bytes(),
+        ),
         (
             "NODE_DEVICE_CREATE_XML(truncated)",
             proc::NODE_DEVICE_CREATE_XML,
