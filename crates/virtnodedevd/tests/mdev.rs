@@ -730,17 +730,20 @@ fn a_daemon_without_mdevctl_shares_the_definitions() {
 /// refused as 11.3 refuses it there and the definition stays.
 #[test]
 fn defining_a_persistent_mdev_again_modifies_it() {
+    let define_u3 = |h: &MdevHost| {
+        ok(
+            &h.uri,
+            &[
+                "nodedev-define",
+                h.xml_file(&mdev_xml(Some(U3), "nvidia-223")),
+            ],
+        )
+    };
     let Some(h) = MdevHost::start() else {
         return;
     };
     let uri = &h.uri;
-    ok(
-        uri,
-        &[
-            "nodedev-define",
-            h.xml_file(&mdev_xml(Some(U3), "nvidia-223")),
-        ],
-    );
+    define_u3(&h);
     ok(uri, &["nodedev-autostart", N3]);
     let stored = h.store("0000:af:00.0").join(U3);
     assert!(std::fs::read_to_string(&stored)
@@ -766,13 +769,7 @@ fn defining_a_persistent_mdev_again_modifies_it() {
         return;
     };
     let uri = &h.uri;
-    ok(
-        uri,
-        &[
-            "nodedev-define",
-            h.xml_file(&mdev_xml(Some(U3), "nvidia-223")),
-        ],
-    );
+    define_u3(&h);
     let stored = h.store("0000:af:00.0").join(U3);
     let before = std::fs::read_to_string(&stored).unwrap();
     fails(

@@ -164,17 +164,27 @@ pub fn define_xml(driver: &Driver, xml: &str, validate: bool) -> Result<String, 
         )));
     }
     // A running device keeps its autostart setting only through the definition.
-    let d = Definition {
+    let _g = store_lock();
+    write_store(driver, definition(m, parent_addr, uuid), "define")
+}
+
+/// The definition an mdev's XML describes; the XML has no autostart.
+fn definition(m: &parse::MdevDef, parent_addr: String, uuid: String) -> Definition {
+    Definition {
         parent_addr,
         uuid,
         type_id: m.type_id.clone(),
         attrs: m.attrs.clone(),
         autostart: false,
-    };
-    let _g = store_lock();
+    }
+}
+
+/// Without mdevctl: writes its store as `mdevctl define|modify` would, failing as "Unable
+/// to `what` mediated device: ...". Call with the store lock held.
+fn write_store(driver: &Driver, d: Definition, what: &str) -> Result<String, ManageError> {
     super::store::write(driver.root(), &d).map_err(|e| {
         ManageError::internal(format!(
-            "Unable to define mediated device: {}",
+            "Unable to {what} mediated device: {}",
             mdevctl_msg(e)
         ))
     })?;
@@ -201,25 +211,13 @@ fn redefine(
     parent_addr: String,
     uuid: String,
 ) -> Result<String, ManageError> {
-    let d = Definition {
-        parent_addr,
-        uuid,
-        type_id: m.type_id.clone(),
-        attrs: m.attrs.clone(),
-        autostart: false,
-    };
+    let d = definition(m, parent_addr, uuid);
     let _g = store_lock();
-    if let Some(mc) = Mdevctl::get(driver.root()) {
-        let json = super::store::to_json_compact(&d.type_id, d.autostart, &d.attrs);
-        mc.modify(&d.parent_addr, &d.uuid, &json, true, false)?;
-    } else {
-        super::store::write(driver.root(), &d).map_err(|e| {
-            ManageError::internal(format!(
-                "Unable to modify mediated device: {}",
-                mdevctl_msg(e)
-            ))
-        })?;
-    }
+    let Some(mc) = Mdevctl::get(driver.root()) else {
+        return write_store(driver, d, "modify");
+    };
+    let json = super::store::to_json_compact(&d.type_id, d.autostart, &d.attrs);
+    mc.modify(&d.parent_addr, &d.uuid, &json, true, false)?;
     Ok(note_defined(driver, d))
 }
 
