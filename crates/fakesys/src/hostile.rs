@@ -47,7 +47,32 @@ pub fn hostile_tree(dir: &std::path::Path, non_utf8: bool) -> io::Result<FakeSys
     odd_net(&f, non_utf8)?;
     odd_usb(&f)?;
     odd_scsi(&f)?;
+    odd_s390(&f)?;
     Ok(f)
+}
+
+/// CCW devices whose `online` is neither 0 nor 1 (no `<state>`), negative or garbage
+/// (dropped), a dangling `group_device`, a qeth group without `chpid` and with an empty
+/// `card_type` (libvirt 11.3 prints `(null)` for both), and a group whose `cdev` links are
+/// gone (dropped, while its CCW devices still name it).
+fn odd_s390(f: &FakeSys) -> io::Result<()> {
+    let odd = f.qeth(0xc000, 0x0020, "qeth_layer2", "2", ("", "C0"))?;
+    std::fs::remove_file(f.path(&format!("{odd}/chpid")))?;
+    let empty = f.qeth(0xc100, 0x0023, "qeth_layer3", "1", ("OSD_1000", "C1"))?;
+    for i in 0..3 {
+        std::fs::remove_file(f.path(&format!("{empty}/cdev{i}")))?;
+    }
+    for (schid, busid, online) in [
+        ("0.0.0026", "0.0.0126", "-1"),
+        ("0.0.0027", "0.0.0127", "yes"),
+        ("0.0.0028", "0.0.0128", "1"),
+    ] {
+        f.dasd_ccw(schid, busid, online, "IBM.odd")?;
+    }
+    f.symlink(
+        "/sys/devices/qeth/0.0.ffff",
+        "/sys/devices/css0/0.0.0028/0.0.0128/group_device",
+    )
 }
 
 /// An Intel PCI function at `addr` whose device ID follows its `class`.

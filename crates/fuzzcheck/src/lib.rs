@@ -295,7 +295,7 @@ pub fn nodedev_xml(data: &[u8]) {
     let Ok(xml) = std::str::from_utf8(data) else {
         return;
     };
-    let _ = nodedev::parse::parse_xml(xml, "(node_device_definition)");
+    let _ = nodedev::parse::parse_xml(xml);
     let _ = nodedev::parse::parse_definition(xml, false);
     let _ = nodedev::parse::parse_definition(xml, true);
     let _ = nodedev::parse::parse_existing(xml);

@@ -1,4 +1,4 @@
-//! `virNodeDeviceDefFormat` (libvirt 9.0) as a pure function of a [`Device`].
+//! `virNodeDeviceDefFormat` (libvirt 11.3) as a pure function of a [`Device`].
 
 use crate::model::*;
 use crate::xml::{escape, XmlBuf};
@@ -58,36 +58,36 @@ pub(crate) fn format_mdev_types(b: &mut XmlBuf, types: &[MdevType]) {
     b.close("</capability>");
 }
 
-/// `virNodeDeviceCapVPDFormat`. Only the name is escaped: libvirt prints
-/// field values verbatim (they are printable ASCII, `<` and `&` included).
+/// `virNodeDeviceCapVPDFormat`. libvirt 11.3 escapes field values too (9.0 printed them
+/// verbatim: `SN<&>123`); a custom field with an empty value is an empty element.
 fn format_vpd(b: &mut XmlBuf, v: &Vpd) {
     b.open("<capability type='vpd'>");
     b.opt_elem("name", v.name.as_deref());
-    let regular = |b: &mut XmlBuf, k: &str, v: &Option<String>| {
-        if let Some(v) = v {
-            b.line(&format!("<{k}>{v}</{k}>"));
-        }
-    };
     let custom = |b: &mut XmlBuf, kind: &str, list: &[VpdCustom]| {
         for c in list {
-            b.line(&format!(
-                "<{kind}_field index='{}'>{}</{kind}_field>",
-                c.index as char, c.value
-            ));
+            let index = c.index as char;
+            if c.value.is_empty() {
+                b.line(&format!("<{kind}_field index='{index}'/>"));
+            } else {
+                b.line(&format!(
+                    "<{kind}_field index='{index}'>{}</{kind}_field>",
+                    escape(&c.value)
+                ));
+            }
         }
     };
     if let Some(ro) = &v.read_only {
         b.open("<fields access='readonly'>");
-        regular(b, "change_level", &ro.change_level);
-        regular(b, "manufacture_id", &ro.manufacture_id);
-        regular(b, "part_number", &ro.part_number);
-        regular(b, "serial_number", &ro.serial_number);
+        b.opt_elem("change_level", ro.change_level.as_deref());
+        b.opt_elem("manufacture_id", ro.manufacture_id.as_deref());
+        b.opt_elem("part_number", ro.part_number.as_deref());
+        b.opt_elem("serial_number", ro.serial_number.as_deref());
         custom(b, "vendor", &ro.vendor);
         b.close("</fields>");
     }
     if let Some(rw) = &v.read_write {
         b.open("<fields access='readwrite'>");
-        regular(b, "asset_tag", &rw.asset_tag);
+        b.opt_elem("asset_tag", rw.asset_tag.as_deref());
         custom(b, "vendor", &rw.vendor);
         custom(b, "system", &rw.system);
         b.close("</fields>");
@@ -99,6 +99,45 @@ fn ccw_lines(b: &mut XmlBuf, a: &CcwAddr) {
     b.line(&format!("<cssid>0x{:x}</cssid>", a.cssid));
     b.line(&format!("<ssid>0x{:x}</ssid>", a.ssid));
     b.line(&format!("<devno>0x{:04x}</devno>", a.devno));
+}
+
+/// A CCW device: `<state>` (11.3) unless `online` held another value, its address, and
+/// the group it is a member of.
+fn format_ccw(b: &mut XmlBuf, c: &CcwCap) {
+    if let Some(st) = c.state {
+        b.elem("state", st.name());
+    }
+    ccw_lines(b, &c.addr);
+    if let Some(g) = &c.group_dev {
+        b.open("<capability type='ccwgroup_member'>");
+        b.elem("group_device", g);
+        b.close("</capability>");
+    }
+}
+
+/// `virNodeDeviceCapCCWGroupDefFormat`; qeth's `card_type`/`chpid` are printed with a
+/// plain `%s`, so a missing one shows as `(null)` and nothing is escaped.
+fn format_ccwgroup(b: &mut XmlBuf, g: &CcwGroupCap) {
+    if let Some(st) = g.state {
+        b.elem("state", st.name());
+    }
+    ccw_lines(b, &g.addr);
+    if !g.members.is_empty() {
+        b.open("<members>");
+        for m in &g.members {
+            b.line(&format!(
+                "<ccw_device ref='{}'>{}</ccw_device>",
+                escape(&m.reference),
+                escape(&m.device)
+            ));
+        }
+        b.close("</members>");
+    }
+    b.open(&format!("<capability type='{}'>", g.group_type.name()));
+    let raw = |v: &Option<String>| v.clone().unwrap_or_else(|| "(null)".into());
+    b.line(&format!("<card_type>{}</card_type>", raw(&g.card_type)));
+    b.line(&format!("<chpid>{}</chpid>", raw(&g.chpid)));
+    b.close("</capability>");
 }
 
 fn format_css(b: &mut XmlBuf, c: &CssCap) {
@@ -263,17 +302,17 @@ fn format_storage(b: &mut XmlBuf, s: &StorageCap) {
     }
 }
 
-/// `<logical_block_size>` and `<num_blocks>`, each only when known.
+/// `<logical_block_size>` and `<num_blocks>`: both unless both are 0 (11.3; 9.0 left out
+/// each one that was 0).
 fn block_geometry(b: &mut XmlBuf, s: &StorageCap) {
-    if s.logical_block_size > 0 {
-        b.line(&format!(
-            "<logical_block_size>{}</logical_block_size>",
-            s.logical_block_size
-        ));
+    if s.logical_block_size == 0 && s.num_blocks == 0 {
+        return;
     }
-    if s.num_blocks > 0 {
-        b.line(&format!("<num_blocks>{}</num_blocks>", s.num_blocks));
-    }
+    b.line(&format!(
+        "<logical_block_size>{}</logical_block_size>",
+        s.logical_block_size
+    ));
+    b.line(&format!("<num_blocks>{}</num_blocks>", s.num_blocks));
 }
 
 fn format_usb_dev(b: &mut XmlBuf, u: &UsbDevCap) {
@@ -319,7 +358,7 @@ fn format_scsi_host(b: &mut XmlBuf, h: &ScsiHostCap) {
     }
 }
 
-/// Format a device exactly as libvirt 9.0's `virNodeDeviceDefFormat`.
+/// Format a device exactly as libvirt 11.3's `virNodeDeviceDefFormat`.
 pub fn device_to_xml(d: &Device) -> String {
     let mut b = XmlBuf::new();
     b.open("<device>");
@@ -372,7 +411,7 @@ pub fn device_to_xml(d: &Device) -> String {
             Cap::ScsiGeneric(p) => b.elem("char", p),
             Cap::Drm(t) => b.elem("type", t),
             Cap::Mdev(m) => format_mdev(&mut b, m),
-            Cap::Ccw(a) => ccw_lines(&mut b, a),
+            Cap::Ccw(c) => format_ccw(&mut b, c),
             Cap::Css(c) => format_css(&mut b, c),
             Cap::Vdpa(c) => b.opt_elem("chardev", c.as_deref()),
             Cap::ApCard(a) => b.line(&format!("<ap-adapter>0x{a:02x}</ap-adapter>")),
@@ -382,6 +421,7 @@ pub fn device_to_xml(d: &Device) -> String {
             }
             Cap::ApMatrix(t) => format_mdev_types(&mut b, t),
             Cap::MdevTypes(m) => format_mdev_types(&mut b, &m.mdev_types),
+            Cap::CcwGroup(g) => format_ccwgroup(&mut b, g),
         }
         b.close("</capability>");
     }

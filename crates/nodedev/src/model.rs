@@ -26,10 +26,12 @@ pub enum CapType {
     ApQueue,
     ApMatrix,
     Vpd,
+    CcwGroupDev,
+    CcwGroupMember,
 }
 
 impl CapType {
-    pub const ALL: [CapType; 22] = [
+    pub const ALL: [CapType; 24] = [
         CapType::System,
         CapType::Pci,
         CapType::UsbDev,
@@ -52,6 +54,8 @@ impl CapType {
         CapType::ApQueue,
         CapType::ApMatrix,
         CapType::Vpd,
+        CapType::CcwGroupDev,
+        CapType::CcwGroupMember,
     ];
 
     /// The ListAllNodeDevices flag bits of every capability type: derived from [`ALL`], so
@@ -93,6 +97,8 @@ impl CapType {
             CapType::ApQueue => "ap_queue",
             CapType::ApMatrix => "ap_matrix",
             CapType::Vpd => "vpd",
+            CapType::CcwGroupDev => "ccwgroup",
+            CapType::CcwGroupMember => "ccwgroup_member",
         }
     }
 
@@ -402,6 +408,82 @@ impl CcwAddr {
     }
 }
 
+/// `virNodeDevCCWStateType`, from the `online` attribute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CcwState {
+    Offline,
+    Online,
+}
+
+impl CcwState {
+    pub fn name(self) -> &'static str {
+        match self {
+            CcwState::Offline => "offline",
+            CcwState::Online => "online",
+        }
+    }
+}
+
+/// A CCW device (`virNodeDevCapCCW` as used for `ccw`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CcwCap {
+    pub addr: CcwAddr,
+    /// `None` when `online` holds a value other than 0 or 1 (libvirt prints no `<state>`).
+    pub state: Option<CcwState>,
+    /// The node device name of the ccwgroup device this device is a member of
+    /// (`group_device` link), which makes it a `ccwgroup_member`.
+    pub group_dev: Option<String>,
+}
+
+/// `virNodeDevCCWGroupCapType`: the kind of group, from the udev `DEVTYPE`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CcwGroupType {
+    QethGeneric,
+    QethLayer2,
+    QethLayer3,
+}
+
+impl CcwGroupType {
+    pub const ALL: [CcwGroupType; 3] = [
+        CcwGroupType::QethGeneric,
+        CcwGroupType::QethLayer2,
+        CcwGroupType::QethLayer3,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CcwGroupType::QethGeneric => "qeth_generic",
+            CcwGroupType::QethLayer2 => "qeth_layer2",
+            CcwGroupType::QethLayer3 => "qeth_layer3",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<CcwGroupType> {
+        CcwGroupType::ALL.into_iter().find(|t| t.name() == s)
+    }
+}
+
+/// One `cdevN` link of a group (`virCCWGroupMemberType`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CcwGroupMember {
+    /// The link's name (`cdev0`).
+    pub reference: String,
+    /// The member's node device name (`ccw_0_0_bd00`).
+    pub device: String,
+}
+
+/// A ccwgroup device such as a qeth network card (`virNodeDevCapCCWGroup`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CcwGroupCap {
+    pub state: Option<CcwState>,
+    pub addr: CcwAddr,
+    pub members: Vec<CcwGroupMember>,
+    pub group_type: CcwGroupType,
+    /// qeth `card_type` and `chpid`; libvirt prints `(null)` for a missing one.
+    pub card_type: Option<String>,
+    pub chpid: Option<String>,
+}
+
 /// A subchannel (`virNodeDevCapCCW` as used for `css`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CssCap {
@@ -436,7 +518,7 @@ pub enum Cap {
     /// DRM minor type: "primary", "control" or "render".
     Drm(&'static str),
     Mdev(Box<MdevCap>),
-    Ccw(CcwAddr),
+    Ccw(Box<CcwCap>),
     Css(Box<CssCap>),
     /// The `/dev/vhost-vdpa-N` character device, when there is one.
     Vdpa(Option<String>),
@@ -447,6 +529,7 @@ pub enum Cap {
     /// The matrix device's mdev types (its address is always "matrix").
     ApMatrix(Vec<MdevType>),
     MdevTypes(Box<MdevParentCap>),
+    CcwGroup(Box<CcwGroupCap>),
 }
 
 impl Cap {
@@ -471,6 +554,7 @@ impl Cap {
             Cap::ApQueue(..) => CapType::ApQueue,
             Cap::ApMatrix(_) => CapType::ApMatrix,
             Cap::MdevTypes(_) => CapType::MdevTypes,
+            Cap::CcwGroup(_) => CapType::CcwGroupDev,
         }
     }
 }
@@ -551,6 +635,7 @@ impl Device {
                 }
                 Cap::Css(c) if !c.mdev_types.is_empty() => out.push(CapType::MdevTypes),
                 Cap::ApMatrix(t) if !t.is_empty() => out.push(CapType::MdevTypes),
+                Cap::Ccw(c) if c.group_dev.is_some() => out.push(CapType::CcwGroupMember),
                 Cap::ScsiHost(h) => {
                     if h.fc_host.is_some() {
                         out.push(CapType::FcHost);
@@ -663,8 +748,11 @@ mod tests {
 
     #[test]
     fn list_mask_covers_every_capability_type_once() {
-        // libvirt 9.0's VIR_CONNECT_LIST_NODE_DEVICES_CAP_SYSTEM … CAP_VPD: bits 0 to 21.
-        assert_eq!(CapType::LIST_MASK, (1 << 22) - 1);
+        // libvirt 11.3's VIR_CONNECT_LIST_NODE_DEVICES_CAP_SYSTEM … CAP_CCWGROUP_MEMBER:
+        // bits 0 to 23 (22 and 23 are the ccwgroup ones, new since 9.0).
+        assert_eq!(CapType::LIST_MASK, (1 << 24) - 1);
+        assert_eq!(CapType::CcwGroupDev.list_flag(), 1 << 22);
+        assert_eq!(CapType::CcwGroupMember.list_flag(), 1 << 23);
         for c in CapType::ALL {
             assert_eq!(CapType::from_name(c.name()), Some(c));
             assert_ne!(CapType::LIST_MASK & c.list_flag(), 0);

@@ -33,11 +33,10 @@ impl DefError {
 
 pub use crate::xml_reader::{Element, Node, MAX_DEPTH, MAX_NAME_LENGTH, MAX_TEXT_LENGTH};
 
-/// Parses `xml` as libvirt's `virXMLParse` does with the given document name
-/// (`(node_device_definition)`): the first fatal error as libvirt reports it
-/// (XML_DETAIL in the node-device domain).
-pub fn parse_xml(xml: &str, docname: &str) -> Result<Element, DefError> {
-    crate::xml_reader::parse(xml, docname)
+/// Parses `xml` as libvirt's `virXMLParseString` does: the first fatal error as libvirt
+/// reports it (XML_DETAIL in the node-device domain).
+pub fn parse_xml(xml: &str) -> Result<Element, DefError> {
+    crate::xml_reader::parse(xml)
         .map_err(|detail| DefError::new(ErrorCode::XmlDetail, ErrorDomain::NodeDev, detail))
 }
 
@@ -245,7 +244,7 @@ fn parse_scsi_host(cap: &Element) -> Result<ScsiHostDef, DefError> {
 /// `virNodeDeviceDefParse(..., CREATE_DEVICE, ...)` up to (not including) the driver's
 /// post-parse and validate callbacks. `validate` is the VALIDATE flag.
 pub fn parse_definition(xml: &str, validate: bool) -> Result<DeviceDef, DefError> {
-    let root = parse_xml(xml, "(node_device_definition)")?;
+    let root = parse_xml(xml)?;
     if root.name != "device" {
         return Err(DefError::new(
             ErrorCode::XmlError,
@@ -332,7 +331,7 @@ pub fn parse_definition(xml: &str, validate: bool) -> Result<DeviceDef, DefError
 /// checked against the schema, and the device's `<name>` is required (VIR_ERR_NO_NAME) and
 /// names the device in the parser's messages. Returns the name and the definition.
 pub fn parse_existing(xml: &str) -> Result<(String, DeviceDef), DefError> {
-    let root = parse_xml(xml, "(node_device_definition)")?;
+    let root = parse_xml(xml)?;
     let name = root.child_string("name");
     let rename = |mut e: DefError| {
         if let Some(n) = &name {
@@ -363,59 +362,73 @@ mod tests {
     fn libxml2_messages() {
         assert_eq!(
             err("this is not XML at all"),
-            "(node_device_definition):1: Start tag expected, '<' not found\nthis is not XML at all\n^"
+            "at line 1: Start tag expected, '<' not found\nthis is not XML at all\n^"
         );
         assert_eq!(
             err("<device>\n"),
-            "(node_device_definition):2: Premature end of data in tag device line 1\n(null)\n^"
+            "at line 2: Premature end of data in tag device line 1\n<device>\n--------^"
         );
         assert_eq!(
             err("<device>"),
-            "(node_device_definition):1: Premature end of data in tag device line 1\n<device>\n--------^"
+            "at line 1: Premature end of data in tag device line 1\n<device>\n--------^"
+        );
+        assert_eq!(err(""), "at line 1: Document is empty\n");
+        // Seen from libvirt 11.3: at the end of the input, the last line with text.
+        assert_eq!(
+            err("<device>\n\n\n"),
+            "at line 4: Premature end of data in tag device line 1\n<device>\n--------^"
         );
         assert_eq!(
-            err(""),
-            "(node_device_definition):1: Document is empty\n(null)\n^"
+            err("<device>\n  <name>x"),
+            "at line 2: Premature end of data in tag name line 2\n  <name>x\n---------^"
+        );
+        assert_eq!(
+            err("<device>\r\n"),
+            "at line 2: Premature end of data in tag device line 1\n<device>\n--------^"
+        );
+        assert_eq!(
+            err("\n\n"),
+            "at line 3: Start tag expected, '<' not found\n"
         );
         assert_eq!(
             err("   "),
-            "(node_device_definition):1: Start tag expected, '<' not found\n   \n---^"
+            "at line 1: Start tag expected, '<' not found\n   \n---^"
         );
         assert_eq!(
             err("<device><name>x</nam></device>"),
-            "(node_device_definition):1: Opening and ending tag mismatch: name line 1 and nam\n<device><name>x</nam></device>\n---------------------^"
+            "at line 1: Opening and ending tag mismatch: name line 1 and nam\n<device><name>x</nam></device>\n---------------------^"
         );
         assert_eq!(
             err("<device>&foo;</device>"),
-            "(node_device_definition):1: Entity 'foo' not defined\n<device>&foo;</device>\n-------------^"
+            "at line 1: Entity 'foo' not defined\n<device>&foo;</device>\n-------------^"
         );
         assert_eq!(
             err("<device></device><x/>"),
-            "(node_device_definition):1: Extra content at the end of the document\n<device></device><x/>\n-----------------^"
+            "at line 1: Extra content at the end of the document\n<device></device><x/>\n-----------------^"
         );
         assert_eq!(
             err("<device a=b/>"),
-            "(node_device_definition):1: AttValue: \" or ' expected\n<device a=b/>\n----------^"
+            "at line 1: AttValue: \" or ' expected\n<device a=b/>\n----------^"
         );
         assert_eq!(
             err("<device a='b' a='c'/>"),
-            "(node_device_definition):1: Attribute a redefined\n<device a='b' a='c'/>\n-------------------^"
+            "at line 1: Attribute a redefined\n<device a='b' a='c'/>\n-------------------^"
         );
         assert_eq!(
             err("<device><name>x</name></device"),
-            "(node_device_definition):1: expected '>'\n<device><name>x</name></device\n------------------------------^"
+            "at line 1: expected '>'\n<device><name>x</name></device\n------------------------------^"
         );
         assert_eq!(
             err("<device><name>x</name>\n<parent>computer</parent>\n\t<capability type='mdev'>\n  <type id='nvidia-222'/>\n  </capability\n</device>"),
-            "(node_device_definition):6: expected '>'\n</device>\n^"
+            "at line 6: expected '>'\n</device>\n^"
         );
         assert_eq!(
             err("<?xml version=\"1.0\"?>"),
-            "(node_device_definition):1: Start tag expected, '<' not found\n<?xml version=\"1.0\"?>\n---------------------^"
+            "at line 1: Start tag expected, '<' not found\n<?xml version=\"1.0\"?>\n---------------------^"
         );
         assert_eq!(
             err("<device>< /device>"),
-            "(node_device_definition):1: StartTag: invalid element name\n<device>< /device>\n---------^"
+            "at line 1: StartTag: invalid element name\n<device>< /device>\n---------^"
         );
     }
 
@@ -440,7 +453,7 @@ mod tests {
     #[test]
     fn nesting_deeper_than_libxml2_allows_is_its_fatal_error() {
         assert_eq!(err(&nested(257)), "no device capabilities for 'new device'");
-        let depth = "(node_device_definition):1: Excessive depth in document: 256 use XML_PARSE_HUGE option";
+        let depth = "at line 1: Excessive depth in document: 256 use XML_PARSE_HUGE option";
         assert_eq!(head_and_pointer(&nested(258)), (depth.to_owned(), 791));
         assert_eq!(head_and_pointer(&nested(300)).0, depth);
         let unclosed = format!("<device>{}", "<a>".repeat(300));
@@ -448,7 +461,7 @@ mod tests {
         let lines = format!("<device>\n{}", "<a x='1'>\n".repeat(300));
         assert_eq!(
             err(&lines),
-            "(node_device_definition):258: Excessive depth in document: 256 use XML_PARSE_HUGE option\n<a x='1'>\n^"
+            "at line 258: Excessive depth in document: 256 use XML_PARSE_HUGE option\n<a x='1'>\n^"
         );
         // The crash the bound prevents: thousands of levels, and far more than any stack
         // holds in one 4 MiB string.
@@ -480,10 +493,7 @@ mod tests {
         for (xml, what, pointer) in cases {
             assert_eq!(
                 head_and_pointer(&xml),
-                (
-                    format!("(node_device_definition):1: Name too long: {what}"),
-                    pointer
-                )
+                (format!("at line 1: Name too long: {what}"), pointer)
             );
         }
     }

@@ -49,11 +49,7 @@ impl UdevDevice {
         };
         for line in uevent.lines() {
             if let Some((k, v)) = line.split_once('=') {
-                if k == "DEVNAME" && !v.starts_with('/') {
-                    dev.set_prop(k, &format!("/dev/{v}"));
-                } else {
-                    dev.set_prop(k, v);
-                }
+                dev.set_prop(k, v);
             }
         }
         if let Some(id) = dev.db_id() {
@@ -76,6 +72,15 @@ impl UdevDevice {
     }
 
     fn set_prop(&mut self, k: &str, v: &str) {
+        // libudev makes the device node absolute whichever source names it (the kernel's
+        // uevent or udevd's database both say `sda`, `bus/usb/001/003`).
+        let absolute;
+        let v = if k == "DEVNAME" && !v.starts_with('/') {
+            absolute = format!("/dev/{v}");
+            &absolute
+        } else {
+            v
+        };
         if let Some(e) = self.props.iter_mut().find(|(ek, _)| ek == k) {
             e.1 = v.to_string();
         } else {

@@ -1,5 +1,5 @@
 //! Reading XML documents: a small well-formedness checker of our own that reports the first
-//! fatal error the way libvirt relays libxml2's (`(node_device_definition):LINE: MESSAGE`,
+//! fatal error the way libvirt relays libxml2's (`at line LINE: MESSAGE`,
 //! the offending line and a `---^` pointer) for the common mistakes. It is written here
 //! rather than taken from an XML crate because clients see libxml2's exact messages and
 //! positions, which no crate reproduces. It keeps libxml2's limits without XML_PARSE_HUGE
@@ -518,10 +518,10 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Parses `xml` as libxml2 does for libvirt's `virXMLParse` with the given document name:
-/// the tree, or the first fatal error as libvirt relays it
-/// (`DOCNAME:LINE: MESSAGE`, the line and a `---^` pointer).
-pub fn parse(xml: &str, docname: &str) -> Result<Element, String> {
+/// Parses `xml` as libxml2 does for libvirt's `virXMLParseString`: the tree, or the first
+/// fatal error as libvirt 11.3 relays it (`at line LINE: MESSAGE`, the line and a `---^`
+/// pointer; 9.0 named the document instead, `(node_device_definition):LINE: MESSAGE`).
+pub fn parse(xml: &str) -> Result<Element, String> {
     let mut p = Parser {
         s: xml.as_bytes(),
         pos: 0,
@@ -532,6 +532,11 @@ pub fn parse(xml: &str, docname: &str) -> Result<Element, String> {
         // catchXMLError: the line around the error and a pointer to it.
         let at = f.pos.min(s.len());
         let mut cur = at;
+        // An error at the end of the input shows the last line that has text (libvirt 11.3
+        // steps back over the terminating NUL; 9.0 showed "(null)" there).
+        if cur > 0 && cur == s.len() {
+            cur -= 1;
+        }
         while cur > 0 && matches!(s.get(cur), Some(b'\n' | b'\r')) {
             cur -= 1;
         }
@@ -547,17 +552,18 @@ pub fn parse(xml: &str, docname: &str) -> Result<Element, String> {
             .position(|&c| c == b'\n' || c == b'\r')
             .map_or(s.len(), |i| cur + i);
         let ctx = &s[cur..end];
-        let context = if ctx.is_empty() {
-            "(null)".to_owned()
-        } else {
-            String::from_utf8_lossy(ctx).into_owned()
-        };
+        if ctx.is_empty() {
+            // No line to show (an empty or blank document): libvirt 11.3 gives the message
+            // alone, where 9.0 printed "(null)" and a pointer.
+            return format!("at line {line}: {}\n", f.msg);
+        }
+        let context = String::from_utf8_lossy(ctx);
         let mut pointer: String = ctx
             .iter()
             .take(col)
             .map(|&c| if c == b'\t' { '\t' } else { '-' })
             .collect();
         pointer.push('^');
-        format!("{docname}:{line}: {}\n{context}\n{pointer}", f.msg)
+        format!("at line {line}: {}\n{context}\n{pointer}", f.msg)
     })
 }

@@ -30,7 +30,7 @@ impl VirError {
         Self {
             code: code as i32,
             domain: domain as i32,
-            message: template.replacen("%s", &detail, 1),
+            message: code.format(&detail),
             str1: Some(template.to_owned()),
             str2: Some(detail),
             str3: None,

@@ -36,28 +36,37 @@ impl ErrorCode {
     pub fn template(self) -> &'static str {
         use ErrorCode::*;
         match self {
-            InternalError => "internal error: %s",
-            NoSupport => "this function is not supported by the connection driver: %s",
-            NoConnect => "no connection driver available for %s",
-            InvalidArg => "invalid argument: %s",
-            OperationFailed => "operation failed: %s",
+            InternalError => "internal error: %1$s",
+            NoSupport => "this function is not supported by the connection driver: %1$s",
+            NoConnect => "no connection driver available for %1$s",
+            InvalidArg => "invalid argument: %1$s",
+            OperationFailed => "operation failed: %1$s",
             // Reported with its whole text as the detail ("missing name information").
             NoName => "%s",
-            XmlError => "XML error: %s",
-            OperationDenied => "operation forbidden: %s",
-            ParseFailed => "failed to parse configuration file %s",
-            ConfSyntax => "configuration file syntax error: %s",
+            XmlError => "XML error: %1$s",
+            OperationDenied => "operation forbidden: %1$s",
+            ParseFailed => "failed to parse configuration file %1$s",
+            ConfSyntax => "configuration file syntax error: %1$s",
             XmlDetail | SystemError | Rpc => "%s",
-            AuthFailed => "authentication failed: %s",
-            NoNodeDevice => "Node device not found: %s",
-            OperationInvalid => "Requested operation is not valid: %s",
-            ConfigUnsupported => "unsupported configuration: %s",
-            OperationTimeout => "Timed out during operation: %s",
-            ArgumentUnsupported => "argument unsupported: %s",
-            OperationUnsupported => "Operation not supported: %s",
-            XmlInvalidSchema => "XML document failed to validate against schema: %s",
-            NoServer => "Server not found: %s",
-            NoClient => "Client not found: %s",
+            AuthFailed => "authentication failed: %1$s",
+            NoNodeDevice => "Node device not found: %1$s",
+            OperationInvalid => "Requested operation is not valid: %1$s",
+            ConfigUnsupported => "unsupported configuration: %1$s",
+            OperationTimeout => "Timed out during operation: %1$s",
+            ArgumentUnsupported => "argument unsupported: %1$s",
+            OperationUnsupported => "Operation not supported: %1$s",
+            XmlInvalidSchema => "XML document failed to validate against schema: %1$s",
+            NoServer => "Server not found: %1$s",
+            NoClient => "Client not found: %1$s",
+        }
+    }
+
+    /// The message libvirt builds from [`ErrorCode::template`] and `detail`.
+    pub fn format(self, detail: &str) -> String {
+        let t = self.template();
+        match t.find("%1$s") {
+            Some(i) => format!("{}{detail}{}", &t[..i], &t[i + 4..]),
+            None => t.replacen("%s", detail, 1),
         }
     }
 }

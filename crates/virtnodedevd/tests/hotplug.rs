@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{sample_tree, Daemon, NET_PREFIX};
+use common::{sample_tree, Daemon, Libvirt, NET_PREFIX};
 use fakesys::{NetSpec, PciSpec};
 use protocol::remote::{self as r, proc};
 use rpc::client::Client;
@@ -386,46 +386,62 @@ impl Drop for Udevd {
     }
 }
 
-/// Creates and deletes `pairs` veth pairs while our client, `virsh nodedev-event --loop`
-/// and a libvirt-python event loop watch; all must see exactly the expected events.
+/// Creates and deletes `pairs` veth pairs while our client, and `virsh nodedev-event --loop`
+/// and a libvirt-python event loop of both libvirt releases (11.3 and 9.0) watch; all must
+/// see exactly the expected events.
 fn veth_round_trip(tag: &str, pairs: usize) {
     let d = Daemon::start(None, "");
     let mut w = Watcher::new(&d);
     let before = w.names(0x10);
-    let with_clients =
-        pairs <= 4 && common::virsh_available() && common::python_libvirt_available();
-    let mut virsh = with_clients.then(|| {
-        Command::new("virsh")
-            .args([
-                "-c",
-                &d.uri(),
-                "nodedev-event",
-                "--event",
-                "lifecycle",
-                "--loop",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
-    });
-    let mut py = with_clients.then(|| {
-        let mut c = Command::new("/usr/bin/python3")
-            .arg("-c")
-            .arg(PY_WATCH)
-            .env("URI", d.uri())
-            .env("N", (pairs * 4).to_string())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(c.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line.trim(), "ready");
-        c
-    });
-    if virsh.is_some() {
+    let releases: Vec<Libvirt> = if pairs <= 4 {
+        Libvirt::BOTH
+            .into_iter()
+            .filter(|v| v.clients_available())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut virshes: Vec<(Libvirt, Child)> = releases
+        .iter()
+        .map(|&v| {
+            let c = v
+                .command("virsh")
+                .args([
+                    "-c",
+                    &d.uri(),
+                    "nodedev-event",
+                    "--event",
+                    "lifecycle",
+                    "--loop",
+                ])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            (v, c)
+        })
+        .collect();
+    let mut pys: Vec<(Libvirt, Child)> = releases
+        .iter()
+        .map(|&v| {
+            let mut c = v
+                .command("/usr/bin/python3")
+                .arg("-c")
+                .arg(PY_WATCH)
+                .env("URI", d.uri())
+                .env("N", (pairs * 4).to_string())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut line = String::new();
+            BufReader::new(c.stdout.as_mut().unwrap())
+                .read_line(&mut line)
+                .unwrap();
+            assert_eq!(line.trim(), "ready");
+            (v, c)
+        })
+        .collect();
+    if !virshes.is_empty() {
         // virsh says nothing once subscribed; give it time to get there.
         std::thread::sleep(Duration::from_secs(2));
     }
@@ -497,7 +513,7 @@ fn veth_round_trip(tag: &str, pairs: usize) {
         );
     }
 
-    if let Some(py) = py.take() {
+    for (v, py) in pys.drain(..) {
         let out = py.wait_with_output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         let mut lines: Vec<&str> = text.lines().collect();
@@ -507,9 +523,14 @@ fn veth_round_trip(tag: &str, pairs: usize) {
             .flat_map(|n| [format!("{n} 0"), format!("{n} 1")])
             .collect();
         want.sort();
-        assert_eq!(lines, want, "libvirt-python saw every event once");
+        assert_eq!(
+            lines,
+            want,
+            "libvirt-python {} saw every event once",
+            v.label()
+        );
     }
-    if let Some(v) = virsh.take() {
+    for (release, v) in virshes.drain(..) {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(v.id() as i32),
             nix::sys::signal::Signal::SIGINT,
@@ -519,7 +540,12 @@ fn veth_round_trip(tag: &str, pairs: usize) {
         for n in &names {
             for what in ["Created", "Deleted"] {
                 let line = format!("event 'lifecycle' for node device {n}: {what}");
-                assert_eq!(text.matches(&line).count(), 1, "virsh: {line}\n{text}");
+                assert_eq!(
+                    text.matches(&line).count(),
+                    1,
+                    "virsh {}: {line}\n{text}",
+                    release.label()
+                );
             }
         }
     }

@@ -164,7 +164,7 @@ fn missing_device_and_bad_flags_errors() {
         e.message,
         "Node device not found: no node device with matching name 'nosuch'"
     );
-    assert_eq!(e.str1.as_deref(), Some("Node device not found: %s"));
+    assert_eq!(e.str1.as_deref(), Some("Node device not found: %1$s"));
     assert_eq!((e.int1, e.int2), (-1, -1));
     // Flags are checked before the lookup (1, VIR_NODE_DEVICE_XML_INACTIVE, is known since
     // libvirt 10.1.0).

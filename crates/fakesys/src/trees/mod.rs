@@ -6,13 +6,16 @@
 //! - real-world trees laid out as the kernel and udevd lay out real hardware:
 //!   [`sriov`], [`usb_sas`], [`fc_mdev_s390`];
 //! - generated trees of any size: [`scale`] and [`sriov_scale`];
+//! - [`s390`]: an s390 host with DASDs, online and offline CCW devices, qeth ccwgroup
+//!   cards (layer 2, layer 3, generic) and a zPCI function whose VPD needs escaping;
 //! - [`hostile`]: odd sysfs content discovery must survive.
 //!
 //! Each builder writes the same files, in the same order, on every call: the
-//! differential tests compare what our daemon and libvirt 9.0 make of them.
+//! differential tests compare what our daemon and libvirt (11.3 and 9.0) make of them.
 
 mod real_world;
 mod rich;
+pub(crate) mod s390;
 mod sample;
 mod scale;
 
@@ -21,6 +24,7 @@ pub use real_world::{
     fc_mdev_s390, pci_fn, scsi_host, sriov, usb_sas, FcPort, FC_HBA_WWN, FC_VHBA_WWN,
 };
 pub use rich::{rich, rich_full, NIC_IF, VDPA_CHARDEV};
+pub use s390::{s390, DASD_UID};
 pub use sample::{sample, NET_PREFIX};
 pub use scale::{scale, sriov_scale};
 

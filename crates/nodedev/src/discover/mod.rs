@@ -113,6 +113,7 @@ fn device_type(dev: &UdevDevice) -> Option<CapType> {
             "drm_minor" => Some(CapType::Drm),
             "ap_card" => Some(CapType::ApCard),
             "ap_queue" => Some(CapType::ApQueue),
+            "qeth_generic" | "qeth_layer2" | "qeth_layer3" => Some(CapType::CcwGroupDev),
             _ => None,
         };
     }
@@ -198,8 +199,13 @@ fn build_device(ctx: &Ctx, dev: &UdevDevice) -> Option<Device> {
         CapType::ApQueue => s390::ap_queue(dev)?,
         CapType::ApMatrix => s390::ap_matrix(dev)?,
         CapType::Vdpa => s390::vdpa(ctx.root, dev)?,
+        CapType::CcwGroupDev => s390::ccwgroup(dev)?,
         // udevGetDeviceType never yields these.
-        CapType::System | CapType::FcHost | CapType::Vports | CapType::Vpd => return None,
+        CapType::System
+        | CapType::FcHost
+        | CapType::Vports
+        | CapType::Vpd
+        | CapType::CcwGroupMember => return None,
     };
     let mut d = Device::new(name, cap);
     d.sysfs_path = Some(dev.host_syspath.clone());
@@ -209,7 +215,7 @@ fn build_device(ctx: &Ctx, dev: &UdevDevice) -> Option<Device> {
     Some(d)
 }
 
-/// Enumerate every device libvirt 9.0's udev backend would list, with
+/// Enumerate every device libvirt 11.3's udev backend would list, with
 /// `computer` first. Never panics on odd sysfs content: devices libvirt
 /// would discard are skipped (logged at debug level).
 pub fn enumerate(root: &HostRoot) -> Vec<Device> {
@@ -319,6 +325,11 @@ pub(crate) fn refresh(dev: &mut Device, root: &HostRoot) {
             Cap::Css(c) => c.mdev_types = mdev::mdev_types(&syspath).unwrap_or_default(),
             Cap::ApMatrix(t) => *t = mdev::mdev_types(&syspath).unwrap_or_default(),
             Cap::MdevTypes(m) => m.mdev_types = mdev::mdev_types(&syspath).unwrap_or_default(),
+            // virNodeDeviceGetCCWDynamicCaps / virNodeDeviceGetCCWGroupDynamicCaps (11.3):
+            // group membership can change without a uevent. Where libvirt fails the query
+            // because a group lost its members, the list is shown empty.
+            Cap::Ccw(c) => c.group_dev = s390::group_device(&syspath),
+            Cap::CcwGroup(g) => g.members = s390::group_members(&syspath).unwrap_or_default(),
             _ => {}
         }
     }

@@ -1,11 +1,15 @@
 //! s390 channel subsystem and AP crypto devices: `udevProcessCCW`,
-//! `udevProcessCSS`, `udevProcessAPCard`, `udevProcessAPQueue`,
+//! `udevProcessCCWGroup`, `udevProcessCSS`, `udevProcessAPCard`, `udevProcessAPQueue`,
 //! `udevProcessAPMatrix`; and vDPA (`udevProcessVDPA`).
 
 use super::generate_name;
 use super::mdev::mdev_types;
+use std::path::Path;
+
 use crate::hostroot::HostRoot;
-use crate::model::{Cap, CcwAddr, CssCap};
+use crate::model::{
+    Cap, CcwAddr, CcwCap, CcwGroupCap, CcwGroupMember, CcwGroupType, CcwState, CssCap,
+};
 use crate::udev::{parse_i, parse_ui, parse_ui_prefix, UdevDevice};
 
 /// `virCCWDeviceAddressParseFromString`: three hex numbers, each followed
@@ -32,18 +36,94 @@ fn ccw_addr(dev: &UdevDevice) -> Option<CcwAddr> {
     a
 }
 
-/// Only online CCW devices are listed ("to keep the list sane").
-pub(super) fn ccw(dev: &UdevDevice) -> Option<(String, Cap)> {
+/// `udevCCWGetState`: a missing `online` counts as 0; a value other than 0 or 1 gives no
+/// state; `Err` for garbage or a negative number.
+fn ccw_state(dev: &UdevDevice) -> Result<Option<CcwState>, ()> {
     let online = match dev.sysattr("online") {
         None => 0,
-        Some(s) => parse_i(&s, 0)?,
+        Some(s) => parse_i(&s, 0).ok_or(())?,
     };
-    if online != 1 {
-        return None;
+    match online {
+        0 => Ok(Some(CcwState::Offline)),
+        1 => Ok(Some(CcwState::Online)),
+        n if n < 0 => Err(()),
+        _ => Ok(None),
     }
+}
+
+/// CCW devices, online or not (libvirt 9.0 listed only online ones; 11.3 shows the state).
+pub(super) fn ccw(dev: &UdevDevice) -> Option<(String, Cap)> {
+    let state = ccw_state(dev).ok()?;
     let addr = ccw_addr(dev)?;
     let name = generate_name(dev.subsystem.as_deref(), &dev.sysname, None);
-    Some((name, Cap::Ccw(addr)))
+    let cap = CcwCap {
+        addr,
+        state,
+        group_dev: group_device(&dev.syspath),
+    };
+    Some((name, Cap::Ccw(Box::new(cap))))
+}
+
+/// The node device name libvirt gives a CCW device or group it finds through a link
+/// (`virCCWGroupDeviceDevNodeName`): `<prefix>_<basename of the resolved path>`, which
+/// must exist.
+fn linked_device_name(prefix: &str, link: &Path) -> Option<String> {
+    if !std::fs::symlink_metadata(link)
+        .ok()?
+        .file_type()
+        .is_symlink()
+    {
+        return None;
+    }
+    let target = std::fs::canonicalize(link).ok()?;
+    let base = target.file_name()?.to_string_lossy().into_owned();
+    Some(generate_name(Some(prefix), &base, None))
+}
+
+/// `virCCWDeviceGetGroupDev`: the group a CCW device is a member of, from its
+/// `group_device` link. Re-read on every XML request (`virNodeDeviceGetCCWDynamicCaps`).
+pub(crate) fn group_device(syspath: &Path) -> Option<String> {
+    linked_device_name("ccwgroup", &syspath.join("group_device"))
+}
+
+/// `virCCWGroupDeviceGetMembers`: the `cdevN` links of a group, in directory order;
+/// `None` when there is none ("groups without a member must not exist").
+pub(crate) fn group_members(syspath: &Path) -> Option<Vec<CcwGroupMember>> {
+    let mut members = Vec::new();
+    for e in std::fs::read_dir(syspath).ok()?.flatten() {
+        let reference = e.file_name().to_string_lossy().into_owned();
+        if !reference.starts_with("cdev") {
+            continue;
+        }
+        if let Some(device) = linked_device_name("ccw", &e.path()) {
+            members.push(CcwGroupMember { reference, device });
+        }
+    }
+    (!members.is_empty()).then_some(members)
+}
+
+/// `udevProcessCCWGroup`: a qeth group (the udev `DEVTYPE` says which kind). Its state
+/// stays "offline" when `online` cannot be read, as libvirt ignores that failure here.
+pub(super) fn ccwgroup(dev: &UdevDevice) -> Option<(String, Cap)> {
+    let addr = parse_ccw(&dev.sysname)?;
+    let state = ccw_state(dev).unwrap_or(Some(CcwState::Offline));
+    let name = generate_name(dev.subsystem.as_deref(), &dev.sysname, None);
+    let Some(group_type) = dev.devtype().and_then(CcwGroupType::from_name) else {
+        tracing::debug!(
+            "failed to find a supported CCW group capability type '{}'",
+            dev.devtype().unwrap_or_default()
+        );
+        return None;
+    };
+    let cap = CcwGroupCap {
+        state,
+        addr,
+        group_type,
+        card_type: dev.string_attr("card_type"),
+        chpid: dev.string_attr("chpid"),
+        members: group_members(&dev.syspath)?,
+    };
+    Some((name, Cap::CcwGroup(Box::new(cap))))
 }
 
 /// Only I/O and vfio-ccw subchannels are listed; the decision uses the

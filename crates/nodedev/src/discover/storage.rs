@@ -62,6 +62,9 @@ pub(super) fn process(dev: &UdevDevice) -> Option<(String, Cap)> {
             }
             guess
         };
+    } else if st.drive_type.as_deref() == Some("disk") && devnode.starts_with("/dev/dasd") {
+        // 11.3: udev's dasd_id says ID_TYPE=disk; libvirt reclassifies it as a DASD.
+        st.drive_type = Some("dasd".into());
     }
     let dtype = st.drive_type.clone().unwrap_or_default();
     match dtype.as_str() {
@@ -80,7 +83,8 @@ pub(super) fn process(dev: &UdevDevice) -> Option<(String, Cap)> {
         }
         "sd" => disk(dev, &mut st)?,
         "dasd" => {
-            st.serial = dev.string_attr("device/uid");
+            // 11.3 drops a DASD without `device/uid` (9.0 listed it without a serial).
+            st.serial = Some(dev.string_attr("device/uid")?);
             disk(dev, &mut st)?;
         }
         other => {

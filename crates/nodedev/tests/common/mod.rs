@@ -42,3 +42,16 @@ pub fn assert_golden(name: &str, actual: &str) {
         path.display()
     );
 }
+
+/// A ccwgroup device's `<ccw_device>` lines sorted: libvirt lists a group's members in
+/// directory order, which depends on the filesystem the tree is on.
+pub fn members_sorted(xml: &str) -> String {
+    let mut lines: Vec<&str> = xml.split_inclusive('\n').collect();
+    let members: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i].contains("<ccw_device "))
+        .collect();
+    if let (Some(&a), Some(&b)) = (members.first(), members.last()) {
+        lines[a..=b].sort();
+    }
+    lines.concat()
+}

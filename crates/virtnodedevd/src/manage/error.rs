@@ -33,7 +33,7 @@ pub enum ManageError {
     #[error("{detail}")]
     System { detail: String, errno: i32 },
     /// A definition the parser refused, with its own code and domain.
-    #[error("{}", .0.code.template().replacen("%s", &.0.detail, 1))]
+    #[error("{}", .0.code.format(&.0.detail))]
     Definition(#[from] DefError),
     /// The driver failed without saying why (libvirt's `virDispatchError` then).
     #[error("An error occurred, but the cause is unknown")]
