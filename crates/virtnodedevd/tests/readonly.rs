@@ -64,7 +64,7 @@ const ARGUMENT_CHECK: &str = "the public API of a call that read-only access may
     its arguments before finding no driver method (no read-only matter; both sockets): this \
     daemon answers NO_SUPPORT without looking at them";
 const NEWER_API: &str = "a procedure of libvirt 11.3 (NODE_DEVICE_UPDATE since 10.1.0, \
-    444-453 since 10.8-11.3) that 9.0 answers \"unknown procedure\": we serve 11.3's table";
+    444-453 since 9.7.0-11.2.0) that 9.0 answers \"unknown procedure\": we serve 11.3's table";
 const GET_AUTOSTART_11_3: &str = "libvirt 11.3's virNodeDeviceGetAutostart no longer refuses \
     read-only connections (9.0's did): we answer as 11.3";
 const EVENT_ID_11_3: &str = "an event ID libvirt 11.3 added (domain NIC_MAC_CHANGE, network \
@@ -125,8 +125,7 @@ const KNOWN_DIFFERENCES: &[(&str, &str, &str)] = &[
 
 const XML_ERROR_11_3: &str = "libvirt 11.3 reports libxml2's errors on a string as \
     \"at line N: MESSAGE...\" (virxml.c catchXMLError without a file name) where 9.0 said \
-    \"(node_device_definition):N: ...\"; the XML parser's wording lives in crates/nodedev \
-    (not this test's part of issue 11): remove these entries once it follows 11.3";
+    \"(node_device_definition):N: ...\": we word them as 11.3";
 
 /// Differences with libvirt 11.3 only.
 const KNOWN_DIFFERENCES_11_3: &[(&str, &str, &str)] = &[
@@ -137,8 +136,6 @@ const KNOWN_DIFFERENCES_11_3: &[(&str, &str, &str)] = &[
     ("rw", "109", ARGUMENT_CHECK),
     ("rw", "217", ARGUMENT_CHECK),
     ("rw", "451", ARGUMENT_CHECK),
-    ("rw", "123", XML_ERROR_11_3),
-    ("rw", "428", XML_ERROR_11_3),
 ];
 
 /// Differences with libvirt 9.0 only: what 11.3 changed.
@@ -151,14 +148,14 @@ const KNOWN_DIFFERENCES_9_0: &[(&str, &str, &str)] = &[
         GET_AUTOSTART_11_3,
     ),
     ("ro rw", "444", NEWER_API),
-    ("ro rw", "446", NEWER_API),
     ("ro rw", "447", NEWER_API),
     ("ro rw", "448", NEWER_API),
     ("ro rw", "449", NEWER_API),
     ("ro rw", "450", NEWER_API),
     ("ro rw", "451", NEWER_API),
     ("ro rw", "452", NEWER_API),
-    ("ro rw", "453", NEWER_API),
+    ("rw", "123", XML_ERROR_11_3),
+    ("rw", "428", XML_ERROR_11_3),
     (
         "ro rw",
         "CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY(27)",

@@ -507,13 +507,23 @@ fn largest_legal_message_is_answered() {
     assert_eq!(t.value, "nodedev");
 }
 
-/// ListAllNodeDevices and GetXMLDesc flags as libvirt 11.3 takes them, over the sample tree:
-/// PERSISTENT and TRANSIENT (10.1.0) alone and with the state filters, the ccwgroup bits
-/// (11.1.0), and the bits still refused, whose error names only the unsupported ones
-/// (virCheckFlags).
+/// ListAllNodeDevices and GetXMLDesc flags as libvirt 11.3 takes them, over the sample tree
+/// and the s390 one (qeth groups and their members): PERSISTENT and TRANSIENT (10.1.0) alone
+/// and with the state filters, the ccwgroup and ccwgroup_member bits (11.1.0), and the bits
+/// still refused, whose error names only the unsupported ones (virCheckFlags).
 #[test]
 fn list_and_xml_flags_are_libvirt_11_3s() {
-    let (tree, d) = fake_daemon();
+    list_and_xml_flags_over(common::sample_tree, false);
+    list_and_xml_flags_over(
+        |dir: &std::path::Path| fakesys::trees::s390(dir).unwrap(),
+        true,
+    );
+}
+
+fn list_and_xml_flags_over(build: impl Fn(&std::path::Path) -> fakesys::FakeSys, s390: bool) {
+    let tree = tempfile::tempdir().unwrap();
+    build(tree.path());
+    let d = Daemon::start(Some(tree.path()), "");
     let Some(reference) = common::Reference::start(Some(tree.path())) else {
         return;
     };
@@ -542,6 +552,11 @@ fn list_and_xml_flags_are_libvirt_11_3s() {
         2 | list_flags::TRANSIENT,
         1 << 22,
         1 << 23,
+        1 << 22 | 1 << 23,
+        1 << 23 | 1 << 15,
+        1 << 22 | list_flags::PERSISTENT,
+        1 << 23 | list_flags::TRANSIENT | list_flags::ACTIVE,
+        1 << 15 | list_flags::INACTIVE,
         1 << 24,
         1 << 25 | list_flags::ACTIVE,
         0x0f00_0000 | 3,
@@ -574,4 +589,8 @@ fn list_and_xml_flags_are_libvirt_11_3s() {
         }
     }
     assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+    // The s390 tree has qeth groups and members for the ccwgroup bits to find.
+    for bit in [1 << 22, 1 << 23] {
+        assert_eq!(list_all(&mut ours, bit).is_empty(), !s390, "{bit:#x}");
+    }
 }
