@@ -1,5 +1,5 @@
 //! The admin program (what virt-admin talks to): procedure numbers, limits and argument and
-//! return layouts, from libvirt 9.0's `admin_protocol.x`. Field order is the wire order.
+//! return layouts, from libvirt 11.3's `admin_protocol.x` (9.0's and procedure 20). Field order is the wire order.
 //! A call is decoded once, by [`AdminCall::decode`], for the daemon's dispatch (its
 //! `admin` module) and the fuzz targets alike.
 
@@ -38,7 +38,12 @@ pub mod proc {
     pub const CONNECT_SET_LOGGING_FILTERS: i32 = 17;
     pub const SERVER_UPDATE_TLS_FILES: i32 = 18;
     pub const CONNECT_SET_DAEMON_TIMEOUT: i32 = 19;
+    /// Since libvirt 11.2.0.
+    pub const CONNECT_DAEMON_SHUTDOWN: i32 = 20;
 }
+
+/// virDaemonShutdownFlags.
+pub const DAEMON_SHUTDOWN_PRESERVE: u32 = 1;
 
 xdr_struct! { pub struct FlagsArgs { pub flags: u32 } }
 xdr_struct! { pub struct Server_ { pub name: String } }
@@ -91,7 +96,7 @@ impl Xdr for SetParamsArgs {
 /// `VIR_ERR_RPC` in the RPC domain, these texts being the detail.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
-    /// A procedure number libvirt 9.0's admin program does not have.
+    /// A procedure number libvirt 11.3's admin program does not have.
     #[error("unknown procedure: {0}")]
     UnknownProcedure(i32),
     /// Arguments that do not decode as the procedure's layout (short, a string or list
@@ -124,6 +129,7 @@ pub enum AdminCall {
     ConnectSetLoggingFilters(SetStringArgs),
     ServerUpdateTlsFiles(ServerFlagsArgs),
     ConnectSetDaemonTimeout(SetTimeoutArgs),
+    ConnectDaemonShutdown(FlagsArgs),
 }
 
 impl AdminCall {
@@ -153,6 +159,7 @@ impl AdminCall {
             proc::CONNECT_SET_LOGGING_FILTERS => C::ConnectSetLoggingFilters(arg(a)?),
             proc::SERVER_UPDATE_TLS_FILES => C::ServerUpdateTlsFiles(arg(a)?),
             proc::CONNECT_SET_DAEMON_TIMEOUT => C::ConnectSetDaemonTimeout(arg(a)?),
+            proc::CONNECT_DAEMON_SHUTDOWN => C::ConnectDaemonShutdown(arg(a)?),
             p => return Err(DecodeError::UnknownProcedure(p)),
         })
     }
@@ -180,6 +187,7 @@ impl AdminCall {
             C::ConnectSetLoggingFilters(_) => proc::CONNECT_SET_LOGGING_FILTERS,
             C::ServerUpdateTlsFiles(_) => proc::SERVER_UPDATE_TLS_FILES,
             C::ConnectSetDaemonTimeout(_) => proc::CONNECT_SET_DAEMON_TIMEOUT,
+            C::ConnectDaemonShutdown(_) => proc::CONNECT_DAEMON_SHUTDOWN,
         }
     }
 }
@@ -341,6 +349,13 @@ mod tests {
                 },
                 C::ConnectSetDaemonTimeout,
             ),
+            case(
+                proc::CONNECT_DAEMON_SHUTDOWN,
+                FlagsArgs {
+                    flags: DAEMON_SHUTDOWN_PRESERVE,
+                },
+                C::ConnectDaemonShutdown,
+            ),
         ]
     }
 
@@ -348,7 +363,7 @@ mod tests {
     fn every_procedure_decodes_its_arguments() {
         let all = every_procedure();
         let procs: Vec<i32> = all.iter().map(|(p, _, _)| *p).collect();
-        assert_eq!(procs, (1..=19).collect::<Vec<_>>());
+        assert_eq!(procs, (1..=20).collect::<Vec<_>>());
         for (p, args, want) in all {
             let call = AdminCall::decode(p, &args).unwrap();
             assert_eq!(call, want, "procedure {p}");
@@ -366,7 +381,7 @@ mod tests {
 
     #[test]
     fn unknown_procedures_are_refused_by_number() {
-        for p in [0, 20, -1, i32::MIN, i32::MAX] {
+        for p in [0, 21, -1, i32::MIN, i32::MAX] {
             let e = AdminCall::decode(p, &[]).unwrap_err();
             assert_eq!(e, DecodeError::UnknownProcedure(p));
             assert_eq!(e.to_string(), format!("unknown procedure: {p}"));

@@ -26,8 +26,11 @@ pub const REMOTE_NODE_DEVICE_CAPS_LIST_MAX: usize = 65_536;
 /// REMOTE_CONNECT_IDENTITY_PARAMS_MAX.
 pub const REMOTE_CONNECT_IDENTITY_PARAMS_MAX: u32 = 20;
 
-/// The library version we answer with: the libvirt release whose behaviour we reproduce.
-pub const LIB_VERSION: u64 = 9_000_000;
+/// The library version we answer with (ConnectGetLibVersion, the admin program's version):
+/// the libvirt release whose behaviour we reproduce.
+pub const LIB_VERSION: u64 = 11_003_000;
+/// [`LIB_VERSION`] as `--version` and the log's first line print it.
+pub const LIB_VERSION_STRING: &str = "11.3.0";
 
 /// virDrvFeature values asked through CONNECT_SUPPORTS_FEATURE.
 pub mod feature {
@@ -43,13 +46,32 @@ pub const VIR_CONNECT_RO: u32 = 1;
 /// virConnectListAllNodeDevicesFlags state bits (the capability bits come from the
 /// device model).
 pub mod list_flags {
+    /// VIR_CONNECT_LIST_NODE_DEVICES_FILTERS_CAP of libvirt 11.3: bits 0 to 23 (22 and 23,
+    /// ccwgroup and ccwgroup_member, since 11.1.0). Which bit a capability has is
+    /// `nodedev::CapType::list_flag`.
+    pub const FILTERS_CAP: u32 = (1 << 24) - 1;
+    /// Since libvirt 10.1.0.
+    pub const PERSISTENT: u32 = 1 << 28;
+    /// Since libvirt 10.1.0.
+    pub const TRANSIENT: u32 = 1 << 29;
     pub const INACTIVE: u32 = 1 << 30;
     pub const ACTIVE: u32 = 1 << 31;
-    // The capability bits are `nodedev::CapType::list_flag`, derived from its list.
+    /// VIR_CONNECT_LIST_NODE_DEVICES_FILTERS_ALL: what nodeConnectListAllNodeDevices accepts.
+    pub const FILTERS_ALL: u32 = FILTERS_CAP | PERSISTENT | TRANSIENT | INACTIVE | ACTIVE;
 }
 
 /// virNodeDeviceEventID.
 pub mod event_id {
     pub const LIFECYCLE: i32 = 0;
     pub const UPDATE: i32 = 1;
+}
+
+#[cfg(test)]
+mod version_tests {
+    #[test]
+    fn the_version_string_is_the_version_number() {
+        let v = super::LIB_VERSION;
+        let s = format!("{}.{}.{}", v / 1_000_000, v / 1000 % 1000, v % 1000);
+        assert_eq!(s, super::LIB_VERSION_STRING);
+    }
 }

@@ -1,4 +1,4 @@
-//! Every procedure of the remote program (libvirt 9.0, plus NODE_DEVICE_UPDATE 447 of 10.1.0),
+//! Every procedure of the remote program (libvirt 11.3's 453),
 //! with the connection it is dispatched on and the public API it calls — the name that
 //! unsupported-API errors show.
 
@@ -80,8 +80,9 @@ impl ProcInfo {
     }
 }
 
-/// One line per procedure: `number NAME class[*] [api [ro]]`, generated from libvirt 9.0;
-/// the last line, 447, is the one later procedure this daemon serves (libvirt 10.1.0).
+/// One line per procedure: `number NAME class[*] [api [ro]]`, from libvirt 11.3 (1-443
+/// generated from 9.0, whose public APIs 11.3 keeps but for virNodeDeviceGetAutostart,
+/// which no longer refuses read-only connections; 444-453 from 11.3's sources).
 /// `ro` is the public API's read-only check: `ro` (always refused), `ro-flags=MASK` or
 /// `ro-secure=MASK` (see [`ReadOnly`]); absent when the API allows read-only connections.
 const TABLE: &str = include_str!("remote_procedures.txt");
@@ -139,7 +140,7 @@ fn parse_read_only(token: &str) -> ReadOnly {
     }
 }
 
-/// The procedure with this number, if libvirt 9.0 defines one (or it is 447).
+/// The procedure with this number, if libvirt 11.3 defines one.
 pub fn procedure(number: i32) -> Option<&'static ProcInfo> {
     usize::try_from(number)
         .ok()
@@ -152,30 +153,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn table_covers_every_procedure_of_9_0() {
-        for n in 1..=443 {
+    fn table_covers_every_procedure_of_11_3() {
+        for n in 1..=453 {
             assert!(procedure(n).is_some(), "procedure {n} missing");
         }
         assert!(procedure(0).is_none());
-        for n in [444, 445, 446, 448, 449, 450, 451, 452, 453] {
-            assert!(procedure(n).is_none(), "procedure {n} is not 9.0's");
-        }
+        assert!(procedure(454).is_none());
         let u = procedure(447).unwrap();
         assert_eq!(u.name, "NODE_DEVICE_UPDATE");
         assert_eq!(u.family, Family::NodeDevice);
         assert_eq!(u.api, Some("virNodeDeviceUpdate"));
-        assert!(!u.high_priority);
+        assert!(u.high_priority);
+        assert_eq!(procedure(445).unwrap().family, Family::Network);
+        assert_eq!(procedure(453).unwrap().family, Family::Event);
         assert!(procedure(-1).is_none());
     }
 
     #[test]
     fn read_only_checks_follow_the_public_apis() {
-        let denied = (1..=447)
+        let denied = (1..=453)
             .filter_map(procedure)
             .filter(|p| p.read_only == ReadOnly::Denied)
             .count();
-        // 197 public APIs of libvirt 9.0 refuse read-only connections, and virNodeDeviceUpdate.
-        assert_eq!(denied, 198);
+        // 201 public APIs of libvirt 11.3 refuse read-only connections: 9.0's 197 less
+        // virNodeDeviceGetAutostart, and virNetworkSetMetadata, virNodeDeviceUpdate,
+        // virDomainGraphicsReload, virDomainSetAutostartOnce, virDomainSetThrottleGroup.
+        assert_eq!(denied, 201);
+        assert_eq!(procedure(433).unwrap().read_only, ReadOnly::Allowed);
         assert_eq!(procedure(10).unwrap().read_only, ReadOnly::Denied);
         assert_eq!(procedure(51).unwrap().read_only, ReadOnly::Allowed);
         assert_eq!(procedure(14).unwrap().read_only, ReadOnly::SecureFlags(0x9));
@@ -183,7 +187,7 @@ mod tests {
             procedure(200).unwrap().read_only,
             ReadOnly::DeniedWithFlags(0x8)
         );
-        for p in (1..=447).filter_map(procedure) {
+        for p in (1..=453).filter_map(procedure) {
             if p.read_only != ReadOnly::Allowed {
                 assert!(p.api.is_some(), "{} has a check but no API", p.name);
                 assert_ne!(p.family, Family::Event);

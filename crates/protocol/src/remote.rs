@@ -62,6 +62,13 @@ pub mod proc {
     pub const DOMAIN_SET_LAUNCH_SECURITY_STATE: i32 = 439;
     pub const DOMAIN_FD_ASSOCIATE: i32 = 443;
 
+    // Event registrations whose dispatcher checks the event ID first.
+    pub const CONNECT_DOMAIN_EVENT_REGISTER_ANY: i32 = 167;
+    pub const CONNECT_NETWORK_EVENT_REGISTER_ANY: i32 = 313;
+    pub const CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY: i32 = 316;
+    pub const CONNECT_STORAGE_POOL_EVENT_REGISTER_ANY: i32 = 368;
+    pub const CONNECT_SECRET_EVENT_REGISTER_ANY: i32 = 380;
+
     // Event deregistrations the dispatcher answers from its own (here always empty) lists.
     pub const CONNECT_DOMAIN_EVENT_DEREGISTER_ANY: i32 = 168;
     pub const CONNECT_DOMAIN_EVENT_DEREGISTER: i32 = 106;

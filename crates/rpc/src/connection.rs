@@ -240,9 +240,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         Ok(())
     }
 
-    /// Ends the connection's output (the client reads EOF).
-    pub async fn shutdown(mut self) {
-        let _ = self.stream.shutdown().await;
+    /// Closes the connection, as libvirt does: no half-close first. A client polling
+    /// between a half-close and the close would see the end of input without a hang-up,
+    /// which libvirt's client reports as "Disconnected ... due to I/O error" instead of
+    /// "due to end of file".
+    pub fn close(self) {
+        drop(self.stream);
     }
 }
 

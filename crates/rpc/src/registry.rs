@@ -86,7 +86,9 @@ impl LimitError {
             LimitError::UnauthAboveMax => VirError::new(
                 ErrorCode::InvalidArg,
                 ErrorDomain::Rpc,
-                "The overall maximum number of clients waiting for authentication must not be less than the overall maximum number of clients",
+                // libvirt 9.0 had it the other way round ("... waiting for authentication must not be
+                // less than the overall maximum number of clients"); 11.3 words it right.
+                "The overall maximum number of clients must not be less than the number of clients waiting for authentication",
             ),
         }
     }

@@ -120,7 +120,7 @@ async fn run_connection<S: Service>(
         }
     }
     let Client { conn, session, .. } = client;
-    conn.shutdown().await;
+    conn.close();
     service.disconnect(session);
     debug!(client = client_id, "client disconnected");
 }
@@ -222,6 +222,9 @@ impl<S: Service> Client<'_, S> {
         .await;
         if reply.start_keepalive && self.keepalive.is_none() {
             self.keepalive = Keepalive::start(self.server.limits());
+        }
+        if reply.hang_up {
+            return false;
         }
         if !self.conn.queue_reply(&frame.header, reply.result) {
             warn!(client = self.reg.id(), "Failed to serialize remote error");

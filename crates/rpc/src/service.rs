@@ -55,6 +55,9 @@ pub struct Reply {
     pub close: bool,
     /// The client negotiated keepalive (SUPPORTS_FEATURE PROGRAM_KEEPALIVE).
     pub start_keepalive: bool,
+    /// Close the connection without sending this reply: the daemon is going away
+    /// (admin CONNECT_DAEMON_SHUTDOWN, whose caller libvirt 11.3 leaves without an answer).
+    pub hang_up: bool,
 }
 
 impl Reply {
@@ -63,6 +66,7 @@ impl Reply {
             result: Ok(payload),
             close: false,
             start_keepalive: false,
+            hang_up: false,
         }
     }
 
@@ -71,6 +75,7 @@ impl Reply {
             result: Err(e),
             close: false,
             start_keepalive: false,
+            hang_up: false,
         }
     }
 }
@@ -81,6 +86,7 @@ impl From<Result<Vec<u8>, VirError>> for Reply {
             result,
             close: false,
             start_keepalive: false,
+            hang_up: false,
         }
     }
 }

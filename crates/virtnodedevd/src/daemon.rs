@@ -39,7 +39,7 @@ pub fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Ok(Action::Version) => {
-            println!("{argv0} (libvirt) {}", env!("CARGO_PKG_VERSION"));
+            println!("{argv0} (libvirt) {}", protocol::LIB_VERSION_STRING);
             return ExitCode::SUCCESS;
         }
         Err(e) => {
@@ -506,6 +506,7 @@ async fn serve(
     let (timeout_tx, mut timeout_rx) = watch::channel(opts.timeout);
     let control = Arc::new(admin::DaemonControl {
         timeout: timeout_tx,
+        quit: tokio::sync::Notify::new(),
     });
     if let Some(admin) = Listeners::take(&mut listeners.admin)? {
         tasks.push(tokio::spawn(rpc::serve(
@@ -530,6 +531,10 @@ async fn serve(
         tokio::select! {
             _ = signals.term.recv() => break,
             _ = signals.int.recv() => break,
+            _ = control.quit.notified() => {
+                info!("shutdown requested through the admin socket");
+                break;
+            }
             _ = signals.hup.recv() => {
                 info!("Reloading configuration on SIGHUP");
                 reload::reload(opts.config.as_deref(), privileged, &server, &admin_server);

@@ -525,7 +525,7 @@ fn emit(priority: LogPriority, cat: &str, raw: &str, line: &str) {
             let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
                 .map(|h| h.trim().to_owned())
                 .unwrap_or_default();
-            let version = format!("libvirt version: {}", env!("CARGO_PKG_VERSION"));
+            let version = format!("libvirt version: {}", protocol::LIB_VERSION_STRING);
             let host = format!("hostname: {host}");
             for msg in [version, host] {
                 let l = format!("{tid}: info : {msg}\n");

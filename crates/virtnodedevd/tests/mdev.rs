@@ -12,9 +12,14 @@ use common::mdev::{
     fails, mdev_xml, mdevctl, mdevctl_ns, mdevctl_usable, ok, run, snapshot, vhba_xml, wait_until,
     Ev, MdevHost, GPU,
 };
-use common::{fc_mdev_s390_tree, virsh_available, Daemon, FC_HBA_WWN};
+use common::{fc_mdev_s390_tree, virsh_available, Daemon, Libvirt, FC_HBA_WWN};
 use protocol::remote::{self as r, proc};
 use rpc::client::Client;
+
+/// The wrapper that runs mdevctl 1.4 (libvirt 11.3's chroot) over a fake root.
+fn mdevctl_ns_11_3() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mdevctl-ns-11.3")
+}
 
 // ----------------------------------------------------------------------------------------
 // Transient and persistent mdevs.
@@ -718,7 +723,64 @@ fn a_daemon_without_mdevctl_shares_the_definitions() {
     );
 }
 
-/// Known differences with libvirt 9.0 in [`defined_mdevs_like_the_reference`]: a part of
+/// NodeDeviceDefineXML on a persistent mdev (same UUID and parent) modifies its definition,
+/// as libvirt 11.3 does (`mdevctl modify --defined`, here mdevctl's store written directly):
+/// the new type and attributes, autostart off (the XML has none), one UPDATE; unchanged, no
+/// event. With Debian 12's mdevctl 1.2.0, which lacks `modify --jsonfile`, the call is
+/// refused as 11.3 refuses it there and the definition stays.
+#[test]
+fn defining_a_persistent_mdev_again_modifies_it() {
+    let define_u3 = |h: &MdevHost| {
+        ok(
+            &h.uri,
+            &[
+                "nodedev-define",
+                h.xml_file(&mdev_xml(Some(U3), "nvidia-223")),
+            ],
+        )
+    };
+    let Some(h) = MdevHost::start() else {
+        return;
+    };
+    let uri = &h.uri;
+    define_u3(&h);
+    ok(uri, &["nodedev-autostart", N3]);
+    let stored = h.store("0000:af:00.0").join(U3);
+    assert!(std::fs::read_to_string(&stored)
+        .unwrap()
+        .contains("\"start\": \"auto\""));
+    let mut w = h.watcher();
+    let changed = mdev_xml(Some(U3), "nvidia-222").replace("value='1'", "value='2'");
+    ok(uri, &["nodedev-define", h.xml_file(&changed)]);
+    assert_eq!(w.next(), Ev::Updated(N3.into()));
+    let json = std::fs::read_to_string(&stored).unwrap();
+    assert!(
+        json.contains("\"mdev_type\": \"nvidia-222\"")
+            && json.contains("\"start\": \"manual\"")
+            && json.contains("\"x\": \"2\""),
+        "{json}"
+    );
+    assert!(ok(uri, &["nodedev-info", N3]).contains("Autostart:      no"));
+    ok(uri, &["nodedev-define", h.xml_file(&changed)]);
+    w.quiet(500);
+    drop(h);
+
+    let Some(h) = MdevHost::with_mdevctl() else {
+        return;
+    };
+    let uri = &h.uri;
+    define_u3(&h);
+    let stored = h.store("0000:af:00.0").join(U3);
+    let before = std::fs::read_to_string(&stored).unwrap();
+    fails(
+        uri,
+        &["nodedev-define", h.xml_file(&changed)],
+        "Operation not supported: Unable to modify mediated device: modify unsupported",
+    );
+    assert_eq!(std::fs::read_to_string(&stored).unwrap(), before);
+}
+
+/// Known differences with libvirt 9.0 and 11.3 in [`defined_mdevs_like`]: a part of
 /// the XML given to define/create, and why the answers differ.
 const DIFFERENCES: &[(&str, &str)] = &[(
     "<capability type='pci'/>",
@@ -811,17 +873,73 @@ fn reference_checks() -> Vec<Vec<String>> {
     checks
 }
 
-/// Our daemon (without and with mdevctl) beside libvirtd 9.0 with mdevctl installed, over
-/// copies of one tree with definitions in the store: lists, XML and info of the defined
-/// devices, and the errors of define/undefine/start/destroy/autostart on bad input.
+/// The differences with libvirt 9.0 that 11.3 made, where we answer as 11.3: whether
+/// libvirt 9.0's answer `want` and ours `got` differ only by them.
 ///
-/// Differences with 9.0 that remain are listed in [`DIFFERENCES`], with the reason, and
-/// not compared.
-#[test]
-fn defined_mdevs_like_the_reference() {
-    if !virsh_available() || !mdevctl_usable() {
-        return;
+/// - libxml2's parse errors on a string: 11.3 says "at line N: ..." where 9.0 said
+///   "(node_device_definition):N: ...";
+/// - `--validate`: 11.3's schema and Debian 13's libxml2 word schema failures differently;
+/// - offline ccw devices (`ccw_0_0_0001` in this tree), which 11.3 lists and 9.0 did not.
+fn changed_in_11_3(args: &[&str], want: &str, got: &str) -> bool {
+    let xml_error = want.contains("(node_device_definition):") && got.contains("error: at line ");
+    let schema = args.contains(&"--validate") && want.contains("failed to validate against schema");
+    let offline_ccw = |s: &str| {
+        s.replace("ccw_0_0_0001", "")
+            .lines()
+            .filter(|l| {
+                !l.trim_matches(|c: char| c == ' ' || c == '|' || c == '+' || c == '-')
+                    .is_empty()
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    xml_error || schema || offline_ccw(want) == offline_ccw(got)
+}
+
+/// mdevctl 1.4 reports errors through Rust's anyhow, which appends a "Stack backtrace" when
+/// RUST_BACKTRACE is set in the environment the daemon (ours or libvirtd) inherited from
+/// the test run; not a difference between the daemons.
+fn without_backtrace(s: &str) -> String {
+    match s.split_once("\nStack backtrace:\n") {
+        Some((head, _)) => format!("{head}\n"),
+        None => s.to_owned(),
     }
+}
+
+/// virsh of `libvirt`'s release: (success, stdout, stderr without mdevctl's backtrace).
+fn run_of(libvirt: Libvirt, uri: &str, args: &[&str]) -> (bool, String, String) {
+    let o = common::virsh_of(libvirt, uri, args);
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        without_backtrace(&String::from_utf8_lossy(&o.stderr)),
+    )
+}
+
+/// Our daemon (without and with mdevctl) beside libvirtd 11.3 with its mdevctl 1.4 (ours
+/// runs the same one through `tests/mdevctl-ns-11.3`), over copies of one tree with
+/// definitions in the store, driven by virsh 11.3: lists, XML and info of the defined
+/// devices, the errors of define/undefine/start/destroy/autostart on bad input, and the
+/// persistence filters of ListAllNodeDevices.
+///
+/// Differences that remain are listed in [`DIFFERENCES`] (and for 9.0 [`changed_in_11_3`]).
+#[test]
+fn defined_mdevs_like_libvirt_11_3() {
+    if Libvirt::V11_3.clients_available() && mdevctl_usable() {
+        defined_mdevs_like(Libvirt::V11_3);
+    }
+}
+
+/// The same against libvirtd 9.0 with Debian 12's mdevctl 1.2.0 and virsh 9.0, without the
+/// persistence filters (9.0 refuses them).
+#[test]
+fn defined_mdevs_like_libvirt_9_0() {
+    if virsh_available() && mdevctl_usable() {
+        defined_mdevs_like(Libvirt::V9_0);
+    }
+}
+
+fn defined_mdevs_like(libvirt: Libvirt) {
     let tmp = tempfile::tempdir().unwrap();
     let trees: Vec<fakesys::FakeSys> = (0..3)
         .map(|i| {
@@ -832,11 +950,14 @@ fn defined_mdevs_like_the_reference() {
             t
         })
         .collect();
-    let Some(reference) = common::Reference::start(Some(trees[0].root())) else {
+    let Some(reference) = common::Reference::start_version(libvirt, Some(trees[0].root())) else {
         return;
     };
     let ours = Daemon::start(Some(trees[1].root()), "");
-    let wrapper = mdevctl_ns();
+    let wrapper = match libvirt {
+        Libvirt::V11_3 => mdevctl_ns_11_3(),
+        Libvirt::V9_0 => mdevctl_ns(),
+    };
     let ours_mdevctl = Daemon::start_env(
         Some(trees[2].root()),
         "",
@@ -846,48 +967,120 @@ fn defined_mdevs_like_the_reference() {
     let uris = [("ours", ours.uri()), ("ours+mdevctl", ours_mdevctl.uri())];
     let file = tmp.path().join("x.xml");
     let f = file.to_str().unwrap().to_owned();
-    let checks = reference_checks();
     // The bad definitions that both define and create refuse.
     let xmls: Vec<String> = bad_definitions()
         .into_iter()
         .filter(|(_, cmds)| cmds.len() == 2)
         .map(|(x, _)| x)
         .collect();
+    let mut calls: Vec<(Vec<String>, Option<&str>)> =
+        reference_checks().into_iter().map(|c| (c, None)).collect();
+    for x in xmls
+        .iter()
+        .filter(|x| !DIFFERENCES.iter().any(|(part, _)| x.contains(part)))
+    {
+        for c in ["nodedev-define", "nodedev-create"] {
+            calls.push((vec![c.to_owned(), f.clone()], Some(x)));
+            calls.push((
+                vec![c.to_owned(), "--validate".to_owned(), f.clone()],
+                Some(x),
+            ));
+        }
+    }
     let mut diffs = Vec::new();
-    let mut compare = |args: &[String], setup: Option<&str>| {
+    for (args, setup) in &calls {
         if let Some(x) = setup {
-            if DIFFERENCES.iter().any(|(part, _)| x.contains(part)) {
-                return;
-            }
             std::fs::write(&file, x).unwrap();
         }
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
-        let want = run(&reference.uri, &a);
+        let want = run_of(libvirt, &reference.uri, &a);
         for (who, uri) in &uris {
-            let got = run(uri, &a);
-            if got != want {
+            let got = run_of(libvirt, uri, &a);
+            let text = |(_, out, err): &(bool, String, String)| format!("{out}{err}");
+            let known = libvirt == Libvirt::V9_0 && changed_in_11_3(&a, &text(&want), &text(&got));
+            if got != want && !known {
                 diffs.push(format!(
                     "{who}: virsh {a:?} {}\n  reference: {want:?}\n  {who}: {got:?}",
                     setup.unwrap_or("")
                 ));
             }
         }
-    };
-    for c in &checks {
-        compare(c, None);
     }
-    for x in &xmls {
-        for c in ["nodedev-define", "nodedev-create"] {
-            compare(&[c.to_owned(), f.clone()], Some(x));
-            compare(&[c.to_owned(), "--validate".to_owned(), f.clone()], Some(x));
+    if libvirt == Libvirt::V11_3 {
+        let mut rc = reference.open_client();
+        let mut clients = [
+            ("ours", ours.open_client()),
+            ("ours+mdevctl", ours_mdevctl.open_client()),
+        ];
+        for flags in persistence_flag_sets() {
+            let want = list_all_flags(&mut rc, flags);
+            for (who, c) in &mut clients {
+                let got = list_all_flags(c, flags);
+                if got != want {
+                    diffs.push(format!(
+                        "{who}: ListAllNodeDevices({flags:#x})\n  reference: {want:?}\n  {who}: {got:?}"
+                    ));
+                }
+            }
         }
     }
     assert!(
         diffs.is_empty(),
-        "{} differences:\n{}",
+        "{} differences with libvirt {}:\n{}",
         diffs.len(),
+        libvirt.label(),
         diffs.join("\n")
     );
+}
+
+/// ListAllNodeDevices flags of libvirt 11.3 around persistence (PERSISTENT and TRANSIENT,
+/// since 10.1.0), alone and with the state and capability filters, plus bits 11.3 still
+/// refuses.
+fn persistence_flag_sets() -> Vec<u32> {
+    use protocol::list_flags::{ACTIVE, INACTIVE, PERSISTENT, TRANSIENT};
+    let mdev = 1 << 14;
+    let system = 1;
+    vec![
+        PERSISTENT,
+        TRANSIENT,
+        PERSISTENT | TRANSIENT,
+        PERSISTENT | ACTIVE,
+        PERSISTENT | INACTIVE,
+        TRANSIENT | ACTIVE,
+        TRANSIENT | INACTIVE,
+        PERSISTENT | TRANSIENT | ACTIVE | INACTIVE,
+        mdev | PERSISTENT,
+        mdev | TRANSIENT,
+        mdev | PERSISTENT | ACTIVE,
+        system | PERSISTENT,
+        system | TRANSIENT,
+        1 << 22 | PERSISTENT,
+        1 << 23,
+        1 << 24,
+        1 << 27 | PERSISTENT,
+    ]
+}
+
+/// ListAllNodeDevices: the sorted names, or the error.
+fn list_all_flags(c: &mut Client, flags: u32) -> Result<Vec<String>, String> {
+    let ret: Result<r::ListAllRet, _> = c.call(
+        proc::CONNECT_LIST_ALL_NODE_DEVICES,
+        &r::ListAllArgs {
+            need_results: 1,
+            flags,
+        },
+    );
+    match ret {
+        Ok(r) => {
+            let mut names: Vec<String> = r.devices.into_iter().map(|d| d.name).collect();
+            names.sort();
+            Ok(names)
+        }
+        Err(rpc::client::CallError::Remote(e)) => {
+            Err(format!("({}, {}, {})", e.code, e.domain, e.message))
+        }
+        Err(e) => Err(format!("{e:?}")),
+    }
 }
 
 // ----------------------------------------------------------------------------------------
@@ -1205,7 +1398,8 @@ fn inactive_xml_is_for_persistent_devices() {
     assert_eq!(xml_desc(c, NA, 1).unwrap(), xml_desc(c, NA, 0).unwrap());
 }
 
-/// Active persistent A: CONFIG changes the store (autostart kept), LIVE and CURRENT sysfs
+/// Active persistent A: CONFIG changes the store (autostart off: libvirt 11.3 hands mdevctl
+/// the parsed XML, which has no autostart, as seen in `mdevctl14.rs`), LIVE and CURRENT sysfs
 /// and the running device, LIVE|CONFIG both with one UPDATE for each; the type of the
 /// definition may change apart from the running device's; stopped, the device shows its
 /// definition again, started, it runs with it.
@@ -1217,12 +1411,12 @@ fn update_of_an_active_persistent_mdev() {
     let (c, w, root) = (&mut u.c, &mut u.w, &u.h.root);
     let read = |p: &Path| UpdateHost::read(p);
     let store_a = &u.store_a;
-    // CONFIG: the store changes (autostart kept), sysfs and the running device do not.
+    // CONFIG: the store changes (autostart off), sysfs and the running device do not.
     update(c, NA, &xa("2"), 2).unwrap();
     assert_eq!(w.next(), Ev::Updated(NA.into()));
     let j = read(store_a);
     assert!(
-        j.contains("\"x\": \"2\"") && j.contains("\"start\": \"auto\""),
+        j.contains("\"x\": \"2\"") && j.contains("\"start\": \"manual\""),
         "{j}"
     );
     assert_eq!(sysfs_attr(root, UA), "1");

@@ -4,16 +4,18 @@
 //! with OPERATION_DENIED (29) before finding that the node-device driver does not implement
 //! it, and the argument checks some APIs make before that one come first.
 //!
-//! The sweep sends every procedure number of the table (1..=447) on the read-only and the
-//! read-write socket of our daemon and of libvirt 9.0, over the same fake tree, and compares
+//! The sweep sends every procedure number of the table (1..=453, libvirt 11.3's) on the
+//! read-only and the read-write socket of our daemon and of libvirt 11.3 (the reference for
+//! behaviour) and of libvirt 9.0, over the same fake tree, and compares
 //! the answers as (code, domain, message). The arguments are 4096 zero bytes: that decodes
 //! as the all-zero value of any argument layout of the remote program (empty strings, absent
 //! optional values, empty arrays, zero numbers) and libvirt ignores the bytes left over, so
 //! every call gets past decoding to the checks this is about. Targeted calls then vary the
 //! arguments the checks depend on (flags, optional strings, arrays).
 //!
-//! Differences are allowed only where `KNOWN_DIFFERENCES` gives the reason; the procedures
-//! that crash libvirt are not sent to it (`CRASH_LIBVIRT`).
+//! Differences are allowed only where `KNOWN_DIFFERENCES` (both releases),
+//! `KNOWN_DIFFERENCES_11_3` or `KNOWN_DIFFERENCES_9_0` (what 11.3 changed) gives the reason;
+//! the procedures that crash libvirt are not sent to it (`CRASH_LIBVIRT`).
 
 mod common;
 
@@ -25,35 +27,53 @@ use protocol::{procedure, ReadOnly, REMOTE_PROGRAM, REMOTE_VERSION};
 use rpc::client::{CallError, Client};
 use xdr::Encoder;
 
-use common::{open_client_at, sample_tree, Daemon, Reference};
+use common::{open_client_at, sample_tree, Daemon, Libvirt, Reference};
 
-/// The last procedure of the table (NODE_DEVICE_UPDATE, libvirt 10.1.0).
-const MAX_PROC: i32 = 447;
+/// The last procedure of the table (DOMAIN_EVENT_NIC_MAC_CHANGE, libvirt 11.3).
+const MAX_PROC: i32 = 453;
 
 /// Zero bytes: the all-zero arguments of any procedure, with room to spare.
 const ZERO_ARGS: usize = 4096;
 
 /// Procedures whose public API dereferences a driver the node-device connection does not
-/// have: libvirt 9.0 (and 11.3) die with SIGSEGV on them, so they are not sent to the
-/// reference. Ours must answer NO_SUPPORT.
-const CRASH_LIBVIRT: &[i32] = &[
-    87,  // STORAGE_POOL_GET_INFO
-    98,  // STORAGE_VOL_GET_INFO
-    152, // NETWORK_IS_ACTIVE
-    153, // NETWORK_IS_PERSISTENT
-    154, // STORAGE_POOL_IS_ACTIVE
-    155, // STORAGE_POOL_IS_PERSISTENT
-    156, // INTERFACE_IS_ACTIVE
-    378, // STORAGE_VOL_GET_INFO_FLAGS
+/// have: libvirt 9.0 and 11.3 die with SIGSEGV on them, so they are not sent to the
+/// reference (on the sockets named). Ours must answer NO_SUPPORT.
+const CRASH_LIBVIRT: &[(i32, &str)] = &[
+    (87, "ro rw"),  // STORAGE_POOL_GET_INFO
+    (98, "ro rw"),  // STORAGE_VOL_GET_INFO
+    (152, "ro rw"), // NETWORK_IS_ACTIVE
+    (153, "ro rw"), // NETWORK_IS_PERSISTENT
+    (154, "ro rw"), // STORAGE_POOL_IS_ACTIVE
+    (155, "ro rw"), // STORAGE_POOL_IS_PERSISTENT
+    (156, "ro rw"), // INTERFACE_IS_ACTIVE
+    (378, "ro rw"), // STORAGE_VOL_GET_INFO_FLAGS
+    // libvirt 11.3's network metadata APIs call conn->networkDriver without checking it
+    // (9.0 does not know these procedures): GET always, SET once past its read-only check.
+    (444, "rw"),    // NETWORK_SET_METADATA
+    (445, "ro rw"), // NETWORK_GET_METADATA
 ];
+
+/// Whether the reference is spared procedure `p` on `socket`.
+fn crashes_libvirt(socket: &str, p: i32) -> bool {
+    CRASH_LIBVIRT
+        .iter()
+        .any(|(n, s)| *n == p && s.split(' ').any(|s| s == socket))
+}
 
 const ARGUMENT_CHECK: &str = "the public API of a call that read-only access may make checks \
     its arguments before finding no driver method (no read-only matter; both sockets): this \
     daemon answers NO_SUPPORT without looking at them";
-const NEWER_API: &str = "NODE_DEVICE_UPDATE (libvirt 10.1.0) is served on purpose; 9.0 \
-    answers \"unknown procedure: 447\"";
+const NEWER_API: &str = "a procedure of libvirt 11.3 (NODE_DEVICE_UPDATE since 10.1.0, \
+    444-453 since 9.7.0-11.2.0) that 9.0 answers \"unknown procedure\": we serve 11.3's table";
+const GET_AUTOSTART_11_3: &str = "libvirt 11.3's virNodeDeviceGetAutostart no longer refuses \
+    read-only connections (9.0's did): we answer as 11.3";
+const EVENT_ID_11_3: &str = "an event ID libvirt 11.3 added (domain NIC_MAC_CHANGE, network \
+    METADATA_CHANGE), which 9.0's dispatcher refuses as unknown: we check the IDs as 11.3";
+const ARGUMENT_CHECK_9_0: &str = "libvirt 9.0's public API checks an argument here that \
+    11.3 no longer checks before finding no driver method; we answer NO_SUPPORT as 11.3";
 
-/// (socket, procedure or targeted label, reason). Sockets: "ro", "rw".
+/// (socket, procedure or targeted label, reason). Sockets: "ro", "rw". These hold for
+/// libvirt 11.3 and 9.0 alike.
 const KNOWN_DIFFERENCES: &[(&str, &str, &str)] = &[
     // Argument checks of APIs that read-only access may call: the same on both sockets.
     ("ro rw", "20", ARGUMENT_CHECK),
@@ -64,7 +84,6 @@ const KNOWN_DIFFERENCES: &[(&str, &str, &str)] = &[
     ("ro rw", "194", ARGUMENT_CHECK),
     ("ro rw", "223", ARGUMENT_CHECK),
     ("ro rw", "230", ARGUMENT_CHECK),
-    ("ro rw", "278", ARGUMENT_CHECK),
     ("ro rw", "280", ARGUMENT_CHECK),
     ("ro rw", "340", ARGUMENT_CHECK),
     // Argument checks that come after the read-only one: only the rw socket reaches them.
@@ -102,7 +121,51 @@ const KNOWN_DIFFERENCES: &[(&str, &str, &str)] = &[
         "AUTH_POLKIT on a socket without polkit: libvirt fails without setting an error and \
          sends whatever error the worker thread last raised (another call's); ours says so",
     ),
+];
+
+const XML_ERROR_11_3: &str = "libvirt 11.3 reports libxml2's errors on a string as \
+    \"at line N: MESSAGE...\" (virxml.c catchXMLError without a file name) where 9.0 said \
+    \"(node_device_definition):N: ...\": we word them as 11.3";
+
+/// Differences with libvirt 11.3 only.
+const KNOWN_DIFFERENCES_11_3: &[(&str, &str, &str)] = &[
+    ("ro rw", "452", ARGUMENT_CHECK),
+    // Argument checks 11.3 added after the read-only one (dname must not be empty) or has in
+    // an API 9.0 lacks (nparams of virDomainSetThrottleGroup).
+    ("rw", "63", ARGUMENT_CHECK),
+    ("rw", "109", ARGUMENT_CHECK),
+    ("rw", "217", ARGUMENT_CHECK),
+    ("rw", "451", ARGUMENT_CHECK),
+];
+
+/// Differences with libvirt 9.0 only: what 11.3 changed.
+const KNOWN_DIFFERENCES_9_0: &[(&str, &str, &str)] = &[
+    ("ro rw", "278", ARGUMENT_CHECK_9_0),
+    ("ro", "433", GET_AUTOSTART_11_3),
+    (
+        "ro",
+        "NODE_DEVICE_GET_AUTOSTART(no arguments)",
+        GET_AUTOSTART_11_3,
+    ),
+    ("ro rw", "444", NEWER_API),
     ("ro rw", "447", NEWER_API),
+    ("ro rw", "448", NEWER_API),
+    ("ro rw", "449", NEWER_API),
+    ("ro rw", "450", NEWER_API),
+    ("ro rw", "451", NEWER_API),
+    ("ro rw", "452", NEWER_API),
+    ("rw", "123", XML_ERROR_11_3),
+    ("rw", "428", XML_ERROR_11_3),
+    (
+        "ro rw",
+        "CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY(27)",
+        EVENT_ID_11_3,
+    ),
+    (
+        "ro rw",
+        "CONNECT_NETWORK_EVENT_REGISTER_ANY(1)",
+        EVENT_ID_11_3,
+    ),
 ];
 
 /// What a call got: "ok", or the error as (code, domain, message).
@@ -313,6 +376,48 @@ fn targeted() -> Vec<(&'static str, i32, Vec<u8>)> {
             a().u32(8).bytes(),
         ),
         ("NODE_DEVICE_GET_AUTOSTART(no arguments)", 433, Vec::new()),
+        // Event IDs at and past the last one each release knows (11.3 added domain 27,
+        // NIC_MAC_CHANGE, and network 1, METADATA_CHANGE).
+        (
+            "CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY(26)",
+            316,
+            a().u32(26).u32(0).bytes(),
+        ),
+        (
+            "CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY(27)",
+            316,
+            a().u32(27).u32(0).bytes(),
+        ),
+        (
+            "CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY(28)",
+            316,
+            a().u32(28).u32(0).bytes(),
+        ),
+        (
+            "CONNECT_NETWORK_EVENT_REGISTER_ANY(1)",
+            313,
+            a().u32(1).u32(0).bytes(),
+        ),
+        (
+            "CONNECT_NETWORK_EVENT_REGISTER_ANY(2)",
+            313,
+            a().u32(2).u32(0).bytes(),
+        ),
+        (
+            "CONNECT_STORAGE_POOL_EVENT_REGISTER_ANY(2)",
+            368,
+            a().u32(2).u32(0).bytes(),
+        ),
+        (
+            "CONNECT_SECRET_EVENT_REGISTER_ANY(2)",
+            380,
+            a().u32(2).u32(0).bytes(),
+        ),
+        (
+            "CONNECT_NODE_DEVICE_EVENT_REGISTER_ANY(2)",
+            374,
+            a().u32(2).u32(0).bytes(),
+        ),
         (
             "NODE_DEVICE_CREATE_XML(truncated)",
             proc::NODE_DEVICE_CREATE_XML,
@@ -327,7 +432,9 @@ fn targeted() -> Vec<(&'static str, i32, Vec<u8>)> {
 }
 
 /// Every answer of one daemon on one socket, keyed by procedure number or targeted label.
-fn sweep(sock: &Path, reference: bool) -> BTreeMap<String, String> {
+/// `reference`: the socket's label ("ro", "rw") when `sock` is the reference's, whose
+/// crashing procedures are then left out.
+fn sweep(sock: &Path, reference: Option<&str>) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let zero = vec![0u8; ZERO_ARGS];
     // CONNECT_OPEN on an open connection makes libvirt drop it: its own client.
@@ -346,7 +453,7 @@ fn sweep(sock: &Path, reference: bool) -> BTreeMap<String, String> {
     }
     let mut c = open_client_at(sock);
     for p in 3..=MAX_PROC {
-        if reference && CRASH_LIBVIRT.contains(&p) {
+        if reference.is_some_and(|socket| crashes_libvirt(socket, p)) {
             continue;
         }
         out.insert(p.to_string(), answer(&mut c, p, &zero));
@@ -375,8 +482,8 @@ fn read_only_text(api: &str) -> String {
 fn read_only_refusals_follow_the_table() {
     let tree = fake_tree();
     let d = Daemon::start(Some(tree.path()), "");
-    let ro = sweep(&d.ro_sock(), false);
-    let rw = sweep(&d.sock(), false);
+    let ro = sweep(&d.ro_sock(), None);
+    let rw = sweep(&d.sock(), None);
     // Zero arguments fail a check libvirt makes before the read-only one.
     let checked_first = [
         proc::DOMAIN_OPEN_GRAPHICS,
@@ -411,9 +518,13 @@ fn read_only_refusals_follow_the_table() {
             _ => assert!(!denied, "{p} {} refused: {ro}", info.name),
         }
     }
-    assert_eq!(refused, 198 - checked_first.len());
-    for p in CRASH_LIBVIRT {
-        assert!(ro[&p.to_string()].starts_with("(3, "), "{p}");
+    assert_eq!(refused, 201 - checked_first.len());
+    for (p, sockets) in CRASH_LIBVIRT {
+        for (socket, answers) in [("ro", &ro), ("rw", &rw)] {
+            if sockets.split(' ').any(|s| s == socket) {
+                assert!(answers[&p.to_string()].starts_with("(3, "), "{socket} {p}");
+            }
+        }
     }
     // The read-only error of an API in each source file of libvirt, in its error domain.
     for (p, domain, api) in [
@@ -468,10 +579,12 @@ fn compare(
     socket: &str,
     ours: &BTreeMap<String, String>,
     theirs: &BTreeMap<String, String>,
+    also_known: &[(&str, &str, &str)],
 ) -> (usize, Vec<String>) {
     let known = |key: &str| {
         KNOWN_DIFFERENCES
             .iter()
+            .chain(also_known)
             .find(|(s, k, _)| *k == key && s.split(' ').any(|s| s == socket))
             .map(|(_, _, why)| *why)
     };
@@ -504,9 +617,19 @@ fn compare(
 }
 
 #[test]
+fn read_only_sweep_matches_libvirt_11_3() {
+    sweep_against(Libvirt::V11_3, KNOWN_DIFFERENCES_11_3);
+}
+
+#[test]
 fn read_only_sweep_matches_libvirt_9_0() {
+    sweep_against(Libvirt::V9_0, KNOWN_DIFFERENCES_9_0);
+}
+
+/// Both sockets of our daemon and of the reference `libvirt`, over the same tree.
+fn sweep_against(libvirt: Libvirt, also_known: &[(&str, &str, &str)]) {
     let tree = fake_tree();
-    let Some(reference) = Reference::start(Some(tree.path())) else {
+    let Some(reference) = Reference::start_version(libvirt, Some(tree.path())) else {
         return;
     };
     let d = Daemon::start(Some(tree.path()), "");
@@ -517,8 +640,8 @@ fn read_only_sweep_matches_libvirt_9_0() {
         ("ro", d.ro_sock(), ref_sock(&reference.ro_uri())),
         ("rw", d.sock(), ref_sock(&reference.uri)),
     ] {
-        let ours = sweep(&ours, false);
-        let theirs = sweep(&theirs, true);
+        let ours = sweep(&ours, None);
+        let theirs = sweep(&theirs, Some(socket));
         let refused = |m: &BTreeMap<String, String>| {
             m.iter()
                 .filter(|(k, v)| k.parse::<i32>().is_ok() && v.starts_with("(29,"))
@@ -542,11 +665,12 @@ fn read_only_sweep_matches_libvirt_9_0() {
             assert!(create.starts_with("(3, 20, "), "{create}");
             assert!(secure.starts_with("(3, 20, "), "{secure}");
         }
-        unexplained.extend(compare(socket, &ours, &theirs).1);
+        unexplained.extend(compare(socket, &ours, &theirs, also_known).1);
     }
     assert!(
         unexplained.is_empty(),
-        "answers differ from libvirt 9.0:\n{}",
+        "answers differ from libvirt {}:\n{}",
+        libvirt.label(),
         unexplained.join("\n")
     );
 }

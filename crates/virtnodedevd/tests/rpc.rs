@@ -263,16 +263,17 @@ fn read_only_socket_refuses_changes() {
         e.message,
         "operation forbidden: read only access prevents virNodeDeviceDestroy"
     );
-    let e = remote_err(c.call::<_, r::IntRet>(
-        proc::NODE_DEVICE_GET_AUTOSTART,
-        &r::NameArgs {
-            name: "computer".into(),
-        },
-    ));
-    assert_eq!(
-        e.message,
-        "operation forbidden: read only access prevents virNodeDeviceGetAutostart"
-    );
+    // libvirt 11.3 no longer refuses virNodeDeviceGetAutostart read-only (9.0 did);
+    // `computer` is autostarted, as libvirt sets it.
+    let autostart: r::IntRet = c
+        .call(
+            proc::NODE_DEVICE_GET_AUTOSTART,
+            &r::NameArgs {
+                name: "computer".into(),
+            },
+        )
+        .unwrap();
+    assert_eq!(autostart.value, 1);
     // Reads work.
     assert!(!list_all(&mut c, 0).is_empty());
 }
@@ -422,7 +423,7 @@ fn command_line_follows_the_man_page() {
     assert!(out.status.success());
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim_end(),
-        format!("{} (libvirt) 9.0.0", common::BIN)
+        format!("{} (libvirt) 11.3.0", common::BIN)
     );
     let out = Command::new(common::BIN).arg("--bogus").output().unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -504,4 +505,92 @@ fn largest_legal_message_is_answered() {
     ))
     .unwrap();
     assert_eq!(t.value, "nodedev");
+}
+
+/// ListAllNodeDevices and GetXMLDesc flags as libvirt 11.3 takes them, over the sample tree
+/// and the s390 one (qeth groups and their members): PERSISTENT and TRANSIENT (10.1.0) alone
+/// and with the state filters, the ccwgroup and ccwgroup_member bits (11.1.0), and the bits
+/// still refused, whose error names only the unsupported ones (virCheckFlags).
+#[test]
+fn list_and_xml_flags_are_libvirt_11_3s() {
+    list_and_xml_flags_over(common::sample_tree, false);
+    list_and_xml_flags_over(
+        |dir: &std::path::Path| fakesys::trees::s390(dir).unwrap(),
+        true,
+    );
+}
+
+fn list_and_xml_flags_over(build: impl Fn(&std::path::Path) -> fakesys::FakeSys, s390: bool) {
+    let tree = tempfile::tempdir().unwrap();
+    build(tree.path());
+    let d = Daemon::start(Some(tree.path()), "");
+    let Some(reference) = common::Reference::start(Some(tree.path())) else {
+        return;
+    };
+    let mut ours = d.open_client();
+    let mut theirs = reference.open_client();
+    let answer = |c: &mut Client, p: i32, args: &[u8]| match c.call_raw(p, args) {
+        Ok(reply) if p == proc::CONNECT_LIST_ALL_NODE_DEVICES => {
+            let ret = <r::ListAllRet as xdr::Xdr>::decode(&mut xdr::Decoder::new(&reply)).unwrap();
+            let mut names: Vec<String> = ret.devices.into_iter().map(|d| d.name).collect();
+            names.sort();
+            format!("{names:?}")
+        }
+        Ok(reply) => format!("ok {}", String::from_utf8_lossy(&reply[4..])),
+        Err(CallError::Remote(e)) => format!("({}, {}, {})", e.code, e.domain, e.message),
+        Err(e) => format!("{e:?}"),
+    };
+    let mut calls: Vec<(String, i32, Vec<u8>)> = Vec::new();
+    for flags in [
+        list_flags::PERSISTENT,
+        list_flags::TRANSIENT,
+        list_flags::PERSISTENT | list_flags::TRANSIENT,
+        list_flags::PERSISTENT | list_flags::INACTIVE,
+        list_flags::TRANSIENT | list_flags::ACTIVE,
+        1 | list_flags::PERSISTENT,
+        1 | list_flags::TRANSIENT,
+        2 | list_flags::TRANSIENT,
+        1 << 22,
+        1 << 23,
+        1 << 22 | 1 << 23,
+        1 << 23 | 1 << 15,
+        1 << 22 | list_flags::PERSISTENT,
+        1 << 23 | list_flags::TRANSIENT | list_flags::ACTIVE,
+        1 << 15 | list_flags::INACTIVE,
+        1 << 24,
+        1 << 25 | list_flags::ACTIVE,
+        0x0f00_0000 | 3,
+    ] {
+        let mut e = xdr::Encoder::new();
+        e.put_i32(1);
+        e.put_u32(flags);
+        calls.push((
+            format!("ListAll({flags:#x})"),
+            proc::CONNECT_LIST_ALL_NODE_DEVICES,
+            e.into_inner(),
+        ));
+    }
+    for flags in [1u32, 2, 3, 0x80] {
+        let mut e = xdr::Encoder::new();
+        e.put_str("computer");
+        e.put_u32(flags);
+        calls.push((
+            format!("GetXMLDesc(computer, {flags:#x})"),
+            proc::NODE_DEVICE_GET_XML_DESC,
+            e.into_inner(),
+        ));
+    }
+    let mut diffs = Vec::new();
+    for (label, p, args) in &calls {
+        let want = answer(&mut theirs, *p, args);
+        let got = answer(&mut ours, *p, args);
+        if want != got {
+            diffs.push(format!("{label}\n  11.3: {want}\n  ours: {got}"));
+        }
+    }
+    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+    // The s390 tree has qeth groups and members for the ccwgroup bits to find.
+    for bit in [1 << 22, 1 << 23] {
+        assert_eq!(list_all(&mut ours, bit).is_empty(), !s390, "{bit:#x}");
+    }
 }

@@ -150,7 +150,7 @@ async fn queued_messages_go_out_in_order_on_flush() {
     assert!(conn.has_output());
     conn.flush().await.unwrap();
     assert!(!conn.has_output());
-    conn.shutdown().await;
+    conn.close();
 
     let mut got = Vec::new();
     client.read_to_end(&mut got).await.unwrap();

@@ -7,7 +7,7 @@ use protocol::admin::{
 };
 use protocol::LIB_VERSION;
 
-use super::error::{check_flags, AdminError};
+use super::error::{check_flags, check_flags_of, AdminError};
 use super::{AdminProgram, AdminResult, SERVERS};
 use crate::logging;
 
@@ -77,6 +77,18 @@ impl AdminProgram {
     pub(super) fn connect_set_daemon_timeout(&self, a: SetTimeoutArgs) -> AdminResult {
         check_flags(a.flags, "adminConnectSetDaemonTimeout")?;
         self.daemon.timeout.send_replace(a.timeout);
+        Ok(Vec::new())
+    }
+
+    /// adminConnectDaemonShutdown. PRESERVE first runs the drivers' stateStop, which the
+    /// node-device driver does not have: both stop the daemon as SIGTERM does.
+    pub(super) fn connect_daemon_shutdown(&self, a: FlagsArgs) -> AdminResult {
+        check_flags_of(
+            a.flags,
+            protocol::admin::DAEMON_SHUTDOWN_PRESERVE,
+            "adminConnectDaemonShutdown",
+        )?;
+        self.daemon.quit.notify_one();
         Ok(Vec::new())
     }
 }

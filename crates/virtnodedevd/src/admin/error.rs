@@ -73,12 +73,21 @@ impl AdminError {
     }
 }
 
-/// `virCheckFlags(0, …)`: none of these procedures takes a flag.
+/// `virCheckFlags(0, …)`: most of these procedures take no flag.
 pub fn check_flags(flags: u32, function: &'static str) -> Result<(), AdminError> {
-    if flags != 0 {
-        return Err(AdminError::BadFlags { flags, function });
+    check_flags_of(flags, 0, function)
+}
+
+/// `virCheckFlags(supported, …)`: the error names the bits outside `supported`.
+pub fn check_flags_of(
+    flags: u32,
+    supported: u32,
+    function: &'static str,
+) -> Result<(), AdminError> {
+    match flags & !supported {
+        0 => Ok(()),
+        flags => Err(AdminError::BadFlags { flags, function }),
     }
-    Ok(())
 }
 
 #[cfg(test)]

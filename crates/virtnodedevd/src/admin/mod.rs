@@ -1,4 +1,4 @@
-//! The admin program on the admin socket (what virt-admin talks to): libvirt 9.0's 19
+//! The admin program on the admin socket (what virt-admin talks to): libvirt 11.3's 20
 //! procedures over the daemon's two servers, `virtnodedevd` and `admin`.
 //!
 //! A call is decoded once into a [`AdminCall`] (protocol crate), then handed to the method
@@ -33,6 +33,8 @@ const SERVERS: [&str; 2] = [DAEMON_NAME, "admin"];
 pub struct DaemonControl {
     /// `-t` / CONNECT_SET_DAEMON_TIMEOUT: seconds without clients before exiting; 0 never.
     pub timeout: watch::Sender<u32>,
+    /// CONNECT_DAEMON_SHUTDOWN: the daemon stops as on SIGTERM.
+    pub quit: tokio::sync::Notify,
 }
 
 /// The encoded return value of one admin procedure.
@@ -97,6 +99,7 @@ impl AdminProgram {
             C::ConnectSetLoggingFilters(a) => self.connect_set_logging_filters(a),
             C::ServerUpdateTlsFiles(a) => self.server_update_tls_files(a),
             C::ConnectSetDaemonTimeout(a) => self.connect_set_daemon_timeout(a),
+            C::ConnectDaemonShutdown(a) => self.connect_daemon_shutdown(a),
         }
     }
 }
@@ -118,11 +121,15 @@ impl Service for AdminProgram {
     async fn call(&self, _s: &mut (), header: &Header, args: &[u8]) -> Reply {
         let call = AdminCall::decode(header.proc_, args);
         let close = matches!(call, Ok(AdminCall::ConnectClose));
+        let shutdown = matches!(call, Ok(AdminCall::ConnectDaemonShutdown(_)));
         let result = call
             .map_err(AdminError::from)
             .and_then(|c| self.dispatch(c))
             .map_err(|e| e.to_vir_error());
         Reply {
+            // libvirt 11.3 closes its servers before the worker's reply goes out: virt-admin
+            // daemon-shutdown reads end of file, not an answer.
+            hang_up: shutdown && result.is_ok(),
             result,
             close,
             start_keepalive: false,

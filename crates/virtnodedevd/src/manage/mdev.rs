@@ -1,6 +1,6 @@
 //! The mediated-device API: `nodeDeviceCreateXML`, `nodeDeviceDefineXML`,
 //! `nodeDeviceDestroy`, `nodeDeviceUndefine`, `nodeDeviceCreate` and
-//! `nodeDeviceSetAutostart`, as libvirt 9.0 does them (NPIV vHBAs go to [`super::vhba`]).
+//! `nodeDeviceSetAutostart`, as libvirt 11.3 does them (NPIV vHBAs go to [`super::vhba`]).
 
 use nodedev::parse::{self, DeviceDef};
 use nodedev::Device;
@@ -130,6 +130,9 @@ pub fn define_xml(driver: &Driver, xml: &str, validate: bool) -> Result<String, 
         ));
     }
     let parent_addr = addr.unwrap_or_default();
+    if let Some(uuid) = persistent_mdev(&list, m, &parent_addr) {
+        return redefine(driver, m, parent_addr, uuid);
+    }
     if let Some(mc) = Mdevctl::get(driver.root()) {
         let _g = store_lock();
         let made = mc.create_or_define("define", "define", &parent_addr, m)?;
@@ -161,34 +164,75 @@ pub fn define_xml(driver: &Driver, xml: &str, validate: bool) -> Result<String, 
         )));
     }
     // A running device keeps its autostart setting only through the definition.
-    let d = Definition {
+    let _g = store_lock();
+    write_store(driver, definition(m, parent_addr, uuid), "define")
+}
+
+/// The definition an mdev's XML describes; the XML has no autostart.
+fn definition(m: &parse::MdevDef, parent_addr: String, uuid: String) -> Definition {
+    Definition {
         parent_addr,
         uuid,
         type_id: m.type_id.clone(),
         attrs: m.attrs.clone(),
         autostart: false,
-    };
-    let _g = store_lock();
+    }
+}
+
+/// Without mdevctl: writes its store as `mdevctl define|modify` would, failing as "Unable
+/// to `what` mediated device: ...". Call with the store lock held.
+fn write_store(driver: &Driver, d: Definition, what: &str) -> Result<String, ManageError> {
     super::store::write(driver.root(), &d).map_err(|e| {
         ManageError::internal(format!(
-            "Unable to define mediated device: {}",
+            "Unable to {what} mediated device: {}",
             mdevctl_msg(e)
         ))
     })?;
     Ok(note_defined(driver, d))
 }
 
-/// A definition just stored: DEFINED, or UPDATE for a redefinition. Call with the store
-/// lock held.
+/// findPersistentMdevNodeDevice (libvirt 11.3): the UUID of the persistent mdev that a
+/// definition naming its UUID and parent describes.
+fn persistent_mdev(list: &DeviceList, m: &parse::MdevDef, parent_addr: &str) -> Option<String> {
+    let uuid = m.uuid.as_deref()?;
+    list.iter()
+        .filter(|d| d.is_persistent())
+        .filter_map(Device::mdev)
+        .find(|x| x.uuid == uuid && x.parent_addr == parent_addr)
+        .map(|x| x.uuid.clone())
+}
+
+/// nodeDeviceDefineXML on a persistent mdev (libvirt 11.3): its definition is modified
+/// (`mdevctl modify --defined`), not defined again. The XML has no autostart, so the
+/// definition's "start" becomes "manual".
+fn redefine(
+    driver: &Driver,
+    m: &parse::MdevDef,
+    parent_addr: String,
+    uuid: String,
+) -> Result<String, ManageError> {
+    let d = definition(m, parent_addr, uuid);
+    let _g = store_lock();
+    let Some(mc) = Mdevctl::get(driver.root()) else {
+        return write_store(driver, d, "modify");
+    };
+    let json = super::store::to_json_compact(&d.type_id, d.autostart, &d.attrs);
+    mc.modify(&d.parent_addr, &d.uuid, &json, true, false)?;
+    Ok(note_defined(driver, d))
+}
+
+/// A definition just stored: DEFINED for a new one, UPDATE for a changed one, nothing for
+/// one stored again unchanged (nodeDeviceUpdateMediatedDevice). Call with the store lock
+/// held.
 fn note_defined(driver: &Driver, d: Definition) -> String {
     let name = d.name();
-    driver.apply(|state| {
-        let change = match state.defined.insert(name.clone(), d) {
-            None => Change::Defined,
-            Some(_) => Change::Updated,
-        };
-        vec![(name.clone(), change)]
-    });
+    driver.apply(
+        |state| match state.defined.insert(name.clone(), d.clone()) {
+            None => vec![(name.clone(), Change::Defined)],
+            Some(old) if old != d => vec![(name.clone(), Change::Updated)],
+            Some(_) => Vec::new(),
+        },
+    );
     name
 }
 

@@ -1,11 +1,11 @@
-//! The `mdevctl` runner: libvirt 9.0's command lines for start, define, stop, undefine,
+//! The `mdevctl` runner: libvirt 11.3's command lines for start, define, stop, undefine,
 //! modify and list, and how their failures read.
 
 use std::collections::BTreeMap;
 
 use nodedev::parse;
 use nodedev::HostRoot;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::ManageError;
 use crate::driver::Definition;
@@ -125,6 +125,46 @@ impl Mdevctl {
         Ok((!made.is_empty()).then(|| made.to_owned()))
     }
 
+    /// virMdevctlModify: `mdevctl modify --parent=ADDR --jsonfile=/dev/stdin --uuid=UUID
+    /// [--defined] [--live]` with `json` on stdin, after libvirt 11.3's probe of whether this
+    /// mdevctl knows `modify --defined --live --jsonfile` (1.3.0 and later).
+    pub(super) fn modify(
+        &self,
+        addr: &str,
+        uuid: &str,
+        json: &str,
+        defined: bool,
+        live: bool,
+    ) -> Result<(), ManageError> {
+        let probe = self.run(
+            &["modify", "--defined", "--live", "--jsonfile", "b", "--help"],
+            None,
+        )?;
+        if !probe.ok {
+            warn!("Installed mdevctl version does not support modify with options jsonfile, defined and live");
+            return Err(ManageError::OperationUnsupported(
+                "Unable to modify mediated device: modify unsupported".into(),
+            ));
+        }
+        let parent = format!("--parent={addr}");
+        let uuid = format!("--uuid={uuid}");
+        let mut args = vec!["modify", &parent, "--jsonfile=/dev/stdin", &uuid];
+        if defined {
+            args.push("--defined");
+        }
+        if live {
+            args.push("--live");
+        }
+        let out = self.run(&args, Some(json))?;
+        if !out.ok {
+            return Err(ManageError::internal(format!(
+                "Unable to modify mediated device: {}",
+                out.error()
+            )));
+        }
+        Ok(())
+    }
+
     /// `mdevctl list --dumpjson --defined`.
     pub(super) fn list_defined(&self) -> Result<BTreeMap<String, Definition>, String> {
         let out = self
@@ -132,6 +172,10 @@ impl Mdevctl {
             .map_err(|e| e.to_string())?;
         if !out.ok {
             return Err(out.stderr);
+        }
+        // libvirt 11.3 takes empty output for no definitions (9.0 failed on it).
+        if out.stdout.trim().is_empty() {
+            return Ok(BTreeMap::new());
         }
         let defs = super::store::parse_list(&out.stdout)
             .ok_or_else(|| "mdevctl JSON response contains no devices".to_owned())?;

@@ -2,7 +2,6 @@
 
 use nodedev::parse;
 use nodedev::{Cap, Device, MdevCap};
-use tracing::warn;
 
 use super::kernel::{mdevctl_msg, set_live_attrs};
 use super::mdev::{lookup, post_parse};
@@ -127,37 +126,14 @@ pub fn update(driver: &Driver, name: &str, xml: &str, flags: u32) -> Result<(), 
         uuid: cur.uuid.clone(),
         type_id: new.type_id.clone(),
         attrs: new.attrs.clone(),
-        // The XML has no autostart: the definition keeps its own.
-        autostart: stored.as_ref().is_some_and(|d| d.autostart),
+        // libvirt 11.3 hands mdevctl the parsed XML, which has no autostart: the
+        // definition's "start" becomes "manual".
+        autostart: false,
     };
     if let Some(mc) = Mdevctl::get(driver.root()) {
-        // libvirt first asks whether this mdevctl knows `modify --defined --live --jsonfile`
-        // (mdevctl 1.3.0 and later).
-        let probe = mc.run(
-            &["modify", "--defined", "--live", "--jsonfile", "b", "--help"],
-            None,
-        )?;
-        if !probe.ok {
-            warn!("Installed mdevctl version does not support modify with options jsonfile, defined and live");
-            return Err(ManageError::OperationUnsupported(
-                "Unable to modify mediated device: modify unsupported".into(),
-            ));
-        }
         let json =
             super::store::to_json_compact(&new_def.type_id, new_def.autostart, &new_def.attrs);
-        let parent = format!("--parent={addr}");
-        let uuid = format!("--uuid={}", cur.uuid);
-        let mut args = vec!["modify", &parent, "--jsonfile=/dev/stdin", &uuid];
-        if config {
-            args.push("--defined");
-        }
-        if live {
-            args.push("--live");
-        }
-        let out = mc.run(&args, Some(&json))?;
-        if !out.ok {
-            return Err(fail(out.error()));
-        }
+        mc.modify(&addr, &cur.uuid, &json, config, live)?;
     } else {
         // mdevctl's rule for a live and stored modify: the stored type must be the
         // running one.

@@ -47,6 +47,7 @@ impl RemoteProgram {
             }),
             close: false,
             start_keepalive: a.feature == feature::PROGRAM_KEEPALIVE,
+            hang_up: false,
         }
     }
 

@@ -6,7 +6,7 @@ use protocol::remote as r;
 use protocol::ManageCall;
 use protocol::{ErrorCode, ErrorDomain, VirError};
 
-use super::{bad_flags, encode, lookup, read_only, CallResult};
+use super::{check_flags, encode, lookup, read_only, CallResult};
 use crate::driver::Driver;
 use crate::manage;
 
@@ -21,19 +21,15 @@ pub(super) fn manage(driver: &Driver, readonly: bool, api: &str, call: ManageCal
     }
     let list = driver.devices();
     match call {
-        M::NodeDeviceCreateXml(a) if a.flags & !XML_VALIDATE != 0 => {
-            Err(bad_flags(a.flags, "nodeDeviceCreateXML"))
-        }
-        M::NodeDeviceDefineXml(a) if a.flags & !XML_VALIDATE != 0 => {
-            Err(bad_flags(a.flags, "nodeDeviceDefineXML"))
-        }
         M::NodeDeviceCreateXml(a) => {
+            check_flags(a.flags, XML_VALIDATE, "nodeDeviceCreateXML")?;
             let name = manage::create_xml(driver, &a.xml_desc, a.flags & XML_VALIDATE != 0)?;
             encode(&r::NodeDeviceRet {
                 dev: r::NodeDevice { name },
             })
         }
         M::NodeDeviceDefineXml(a) => {
+            check_flags(a.flags, XML_VALIDATE, "nodeDeviceDefineXML")?;
             let name = manage::define_xml(driver, &a.xml_desc, a.flags & XML_VALIDATE != 0)?;
             encode(&r::NodeDeviceRet {
                 dev: r::NodeDevice { name },
@@ -45,17 +41,13 @@ pub(super) fn manage(driver: &Driver, readonly: bool, api: &str, call: ManageCal
             encode(&())
         }
         M::NodeDeviceUndefine(a) => {
-            if a.flags != 0 {
-                return Err(bad_flags(a.flags, "nodeDeviceUndefine"));
-            }
+            check_flags(a.flags, 0, "nodeDeviceUndefine")?;
             lookup(&list, &a.name)?;
             manage::undefine(driver, &a.name)?;
             encode(&())
         }
         M::NodeDeviceCreate(a) => {
-            if a.flags != 0 {
-                return Err(bad_flags(a.flags, "nodeDeviceCreate"));
-            }
+            check_flags(a.flags, 0, "nodeDeviceCreate")?;
             if lookup(&list, &a.name)?.is_active() {
                 return Err(VirError::new(
                     ErrorCode::OperationInvalid,
@@ -68,9 +60,7 @@ pub(super) fn manage(driver: &Driver, readonly: bool, api: &str, call: ManageCal
         }
         M::NodeDeviceUpdate(a) => {
             let known = manage::UPDATE_AFFECT_LIVE | manage::UPDATE_AFFECT_CONFIG;
-            if a.flags & !known != 0 {
-                return Err(bad_flags(a.flags, "nodeDeviceUpdate"));
-            }
+            check_flags(a.flags, known, "nodeDeviceUpdate")?;
             lookup(&list, &a.name)?;
             manage::update(driver, &a.name, &a.xml_desc, a.flags)?;
             encode(&())

@@ -78,8 +78,16 @@ fn read_only(domain: ErrorDomain, api: &str) -> VirError {
     )
 }
 
-fn bad_flags(flags: u32, function: &str) -> VirError {
-    VirError::bad_flags(ErrorDomain::NodeDev, flags.into(), function)
+/// virCheckFlags: the error names only the bits outside `supported`.
+fn check_flags(flags: u32, supported: u32, function: &str) -> Result<(), VirError> {
+    match flags & !supported {
+        0 => Ok(()),
+        unsupported => Err(VirError::bad_flags(
+            ErrorDomain::NodeDev,
+            unsupported.into(),
+            function,
+        )),
+    }
 }
 
 fn lookup<'a>(list: &'a DeviceList, name: &str) -> Result<&'a Device, VirError> {
@@ -163,6 +171,7 @@ impl RemoteProgram {
                     result: Ok(Vec::new()),
                     close: true,
                     start_keepalive: false,
+                    hang_up: false,
                 }
             }
             C::AuthList => self.auth_list(s),
@@ -194,7 +203,7 @@ impl RemoteProgram {
             C::NodeDeviceListCaps(a) => self.list_caps(a),
             C::NodeDeviceIsActive(a) => self.device_int(&a.name, Device::is_active),
             C::NodeDeviceIsPersistent(a) => self.device_int(&a.name, Device::is_persistent),
-            C::NodeDeviceGetAutostart(a) => self.get_autostart(s, a),
+            C::NodeDeviceGetAutostart(a) => self.device_int(&a.name, Device::autostart),
             C::ConnectNodeDeviceEventRegisterAny(a) => self.event_register(s, a),
             C::ConnectNodeDeviceEventDeregisterAny(a) => self.event_deregister(s, a),
             C::Manage(call) => {

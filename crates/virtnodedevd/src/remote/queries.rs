@@ -4,17 +4,14 @@
 use nodedev::{CapType, Device};
 use protocol::remote as r;
 use protocol::{
-    list_flags, ErrorDomain, VirError, REMOTE_NODE_DEVICE_CAPS_LIST_MAX,
-    REMOTE_NODE_DEVICE_LIST_MAX,
+    list_flags, VirError, REMOTE_NODE_DEVICE_CAPS_LIST_MAX, REMOTE_NODE_DEVICE_LIST_MAX,
 };
 
-use super::{bad_flags, encode, lookup, read_only, CallResult, RemoteProgram, Session};
+use super::{check_flags, encode, lookup, CallResult, RemoteProgram, Session};
 
 impl RemoteProgram {
     pub(super) fn num_of_devices(&self, a: r::NodeNumOfDevicesArgs) -> CallResult {
-        if a.flags != 0 {
-            return Err(bad_flags(a.flags, "nodeNumOfDevices"));
-        }
+        check_flags(a.flags, 0, "nodeNumOfDevices")?;
         let list = self.driver.devices();
         let n = list
             .iter()
@@ -29,9 +26,7 @@ impl RemoteProgram {
             REMOTE_NODE_DEVICE_LIST_MAX,
             "REMOTE_NODE_DEVICE_LIST_MAX",
         )?;
-        if a.flags != 0 {
-            return Err(bad_flags(a.flags, "nodeListDevices"));
-        }
+        check_flags(a.flags, 0, "nodeListDevices")?;
         let list = self.driver.devices();
         let names = list
             .iter()
@@ -43,9 +38,11 @@ impl RemoteProgram {
     }
 
     pub(super) fn list_all(&self, a: r::ListAllArgs) -> CallResult {
-        if a.flags & !(CapType::LIST_MASK | list_flags::INACTIVE | list_flags::ACTIVE) != 0 {
-            return Err(bad_flags(a.flags, "nodeConnectListAllNodeDevices"));
-        }
+        check_flags(
+            a.flags,
+            list_flags::FILTERS_ALL,
+            "nodeConnectListAllNodeDevices",
+        )?;
         let list = self.driver.devices();
         let matching = list.iter().filter(|d| matches_list_flags(d, a.flags));
         if a.need_results == 0 {
@@ -81,9 +78,7 @@ impl RemoteProgram {
     }
 
     pub(super) fn lookup_scsi_host_by_wwn(&self, a: r::LookupScsiHostByWwnArgs) -> CallResult {
-        if a.flags != 0 {
-            return Err(bad_flags(a.flags, "nodeDeviceLookupSCSIHostByWWN"));
-        }
+        check_flags(a.flags, 0, "nodeDeviceLookupSCSIHostByWWN")?;
         let list = self.driver.devices();
         let found = list
             .iter()
@@ -101,9 +96,7 @@ impl RemoteProgram {
 
     pub(super) fn get_xml_desc(&self, a: r::NameFlagsArgs) -> CallResult {
         // VIR_NODE_DEVICE_XML_INACTIVE (libvirt 10.1.0): the defined configuration.
-        if a.flags & !1 != 0 {
-            return Err(bad_flags(a.flags, "nodeDeviceGetXMLDesc"));
-        }
+        check_flags(a.flags, 1, "nodeDeviceGetXMLDesc")?;
         let list = self.driver.devices();
         let dev = self.driver.refreshed(lookup(&list, &a.name)?);
         let inactive;
@@ -151,14 +144,6 @@ impl RemoteProgram {
             .map(|c| c.name().to_owned())
             .collect();
         encode(&r::NamesRet { names })
-    }
-
-    /// libvirt 9.0's public API refuses this one on read-only connections.
-    pub(super) fn get_autostart(&self, s: &Session, a: r::NameArgs) -> CallResult {
-        if s.readonly {
-            return Err(read_only(ErrorDomain::NodeDev, "virNodeDeviceGetAutostart"));
-        }
-        self.device_int(&a.name, Device::autostart)
     }
 
     pub(super) fn device_int(&self, name: &str, f: impl Fn(&Device) -> bool) -> CallResult {
@@ -222,33 +207,41 @@ fn has_cap_str(d: &Device, cap: Option<&str>) -> bool {
     }
 }
 
-/// virNodeDeviceMatch: any requested capability, and one of the requested states.
+/// virNodeDeviceMatch (libvirt 11.3): any requested capability, one of the requested
+/// states and one of the requested persistences.
 fn matches_list_flags(d: &Device, flags: u32) -> bool {
-    let caps = flags & CapType::LIST_MASK;
-    if caps != 0
-        && !CapType::ALL
-            .iter()
-            .any(|&c| caps & c.list_flag() != 0 && d.has_cap(c))
-    {
+    let caps = flags & list_flags::FILTERS_CAP;
+    if caps != 0 && !d.caps().iter().any(|&c| caps & c.list_flag() != 0) {
         return false;
     }
-    let states = flags & (list_flags::ACTIVE | list_flags::INACTIVE);
-    if states != 0 {
-        let want = if d.is_active() {
-            list_flags::ACTIVE
-        } else {
-            list_flags::INACTIVE
-        };
-        if states & want == 0 {
-            return false;
-        }
-    }
-    true
+    either_of(
+        flags,
+        list_flags::ACTIVE,
+        list_flags::INACTIVE,
+        d.is_active(),
+    ) && either_of(
+        flags,
+        list_flags::PERSISTENT,
+        list_flags::TRANSIENT,
+        d.is_persistent(),
+    )
+}
+
+/// A pair of filter bits: neither asked means no filter; otherwise the one that says what
+/// the device is must be among them.
+fn either_of(flags: u32, yes: u32, no: u32, is: bool) -> bool {
+    let want = if is { yes } else { no };
+    flags & (yes | no) == 0 || flags & want != 0
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_listable_capability_is_within_the_accepted_cap_filter() {
+        assert_eq!(CapType::LIST_MASK & !list_flags::FILTERS_CAP, 0);
+    }
 
     #[test]
     fn maxnames_limits_give_rpc_errors() {

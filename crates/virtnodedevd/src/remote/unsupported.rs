@@ -156,6 +156,30 @@ fn later_checks(
             }
             Ok(0)
         }
+        // The dispatchers of the event registrations refuse an event ID their release does
+        // not know before calling the API: libvirt 11.3's (domain IDs up to 27,
+        // NIC_MAC_CHANGE; network up to 1, METADATA_CHANGE; 9.0 stopped at 26 and 0). The
+        // legacy domain call stops at VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED (15) on purpose.
+        proc::CONNECT_DOMAIN_EVENT_REGISTER_ANY
+        | proc::CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY
+        | proc::CONNECT_NETWORK_EVENT_REGISTER_ANY
+        | proc::CONNECT_STORAGE_POOL_EVENT_REGISTER_ANY
+        | proc::CONNECT_SECRET_EVENT_REGISTER_ANY => {
+            let id = decode::<r::IntRet>(args)?.value;
+            let (kind, last) = match p {
+                proc::CONNECT_DOMAIN_EVENT_REGISTER_ANY => ("", 15),
+                proc::CONNECT_DOMAIN_EVENT_CALLBACK_REGISTER_ANY => ("", 27),
+                proc::CONNECT_NETWORK_EVENT_REGISTER_ANY => ("network ", 1),
+                proc::CONNECT_STORAGE_POOL_EVENT_REGISTER_ANY => ("storage pool ", 1),
+                _ => ("secret ", 1),
+            };
+            if !(0..=last).contains(&id) {
+                return Err(VirError::rpc_internal(format!(
+                    "unsupported {kind}event ID {id}"
+                )));
+            }
+            Ok(0)
+        }
         // libvirt's dispatcher looks a deregistered callback up in the client's own list
         // first; registering one of these never succeeds on a node-device connection.
         proc::CONNECT_DOMAIN_EVENT_DEREGISTER => {
