@@ -243,13 +243,13 @@ pub fn remote_args(data: &[u8]) {
     remote_call(REMOTE_PROCS[sel as usize % REMOTE_PROCS.len()], args);
 }
 
-/// The admin program's call arguments: the first byte picks the procedure (1..=19), the
+/// The admin program's call arguments: the first byte picks the procedure (1..=20), the
 /// rest is its argument payload (logging calls go on to the log filter/output parsers).
 pub fn admin_args(data: &[u8]) {
     let Some((&sel, args)) = data.split_first() else {
         return;
     };
-    admin_call(1 + (sel % 19) as i32, args);
+    admin_call(1 + (sel % 20) as i32, args);
 }
 
 /// Netlink uevent datagrams (kernel and udevd formats). What parses must name a device

@@ -108,6 +108,13 @@ const KNOWN_DIFFERENCES_9_0: &[(&str, &str)] = &[
         "virsh nodedev-create --validate FILE(unterminated)",
         XML_CONTEXT,
     ),
+    // GetAutostart is no longer refused on the read-only socket.
+    ("python RO-socket computer.autostart()", RO_AUTOSTART),
+    ("raw RO socket: GET_AUTOSTART(computer)", RO_AUTOSTART),
+    ("virsh -c RO_URI nodedev-info ", RO_AUTOSTART),
+    ("python getLibVersion()", VERSION),
+    ("python RO-socket getLibVersion()", VERSION),
+    ("virsh version --daemon", VERSION),
     // 11.3's schema makes <device>'s content an interleave: other messages.
     (
         "virsh nodedev-create --validate FILE(empty-device)",
@@ -116,6 +123,8 @@ const KNOWN_DIFFERENCES_9_0: &[(&str, &str)] = &[
     ("python nodeDeviceCreateXML(empty-device,1)", INTERLEAVE),
 ];
 
+const RO_AUTOSTART: &str = "libvirt 11.3 answers NodeDeviceGetAutostart on the read-only socket";
+const VERSION: &str = "we report the version whose behaviour we reproduce, 11.3.0";
 const CCWGROUP: &str = "libvirt 11.1's ccwgroup capabilities (flag bits 22 and 23)";
 const PERSISTENT: &str = "libvirt 10.1's PERSISTENT and TRANSIENT list flags (bits 28, 29)";
 const XML_CONTEXT: &str = "libvirt 11.3 shows the last line with text for an error at the end";
