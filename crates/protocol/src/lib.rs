@@ -73,5 +73,7 @@ mod version_tests {
         let v = super::LIB_VERSION;
         let s = format!("{}.{}.{}", v / 1_000_000, v / 1000 % 1000, v % 1000);
         assert_eq!(s, super::LIB_VERSION_STRING);
+        // The packages carry the same version (the workspace's).
+        assert_eq!(env!("CARGO_PKG_VERSION"), super::LIB_VERSION_STRING);
     }
 }

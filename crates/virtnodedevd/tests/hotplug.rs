@@ -653,10 +653,11 @@ fn a_client_that_stops_reading_is_dropped_and_others_get_every_event() {
 #[test]
 fn remove_add_change_of_every_capability_type() {
     type Tree = fn(&Path) -> fakesys::FakeSys;
-    let trees: [(&str, Tree); 3] = [
+    let trees: [(&str, Tree); 4] = [
         ("rich", common::rich_tree),
         ("usb_sas", common::usb_sas_tree),
         ("fc_mdev_s390", common::fc_mdev_s390_tree),
+        ("s390", |p| fakesys::trees::s390(p).unwrap()),
     ];
     let mut caps_seen = std::collections::BTreeSet::new();
     for (label, build) in trees {
