@@ -114,7 +114,6 @@ const KNOWN_DIFFERENCES_9_0: &[(&str, &str)] = &[
     ("virsh -c RO_URI nodedev-info ", RO_AUTOSTART),
     ("python getLibVersion()", VERSION),
     ("python RO-socket getLibVersion()", VERSION),
-    ("virsh version --daemon", VERSION),
     // 11.3's schema makes <device>'s content an interleave: other messages.
     (
         "virsh nodedev-create --validate FILE(empty-device)",
