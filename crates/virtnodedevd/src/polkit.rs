@@ -153,7 +153,9 @@ fn service_error(e: &zbus::Error) -> VirError {
 /// directory").
 fn connect_error(e: &zbus::Error) -> String {
     match e {
-        zbus::Error::InputOutput(io) => format!("Could not connect: {}", io_text(io)),
+        zbus::Error::InputOutput(io) | zbus::Error::Connection(io, _) => {
+            format!("Could not connect: {}", io_text(io))
+        }
         zbus::Error::Address(a) => format!("Could not connect: {a}"),
         other => other.to_string(),
     }

@@ -108,6 +108,19 @@ impl Drop for Users {
     }
 }
 
+/// Runs the bash `script` (which ends by exec'ing the program to keep) in a private mount
+/// namespace, on the system bus `bus`, its output in `log`.
+fn in_namespace(script: &str, bus: &str, log: &Path) -> Child {
+    Command::new("unshare")
+        .args(["-m", "--propagation", "private", "bash", "-c", script])
+        .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(std::fs::File::create(log).unwrap()))
+        .spawn()
+        .expect("start a program in a mount namespace")
+}
+
 /// A private system bus with polkitd on it, as libvirt's packages configure polkit.
 struct PolkitHost {
     dir: tempfile::TempDir,
@@ -207,17 +220,8 @@ impl PolkitHost {
              mount --bind {d}/rules /usr/share/polkit-1/rules.d && \
              mount -t tmpfs tmpfs /etc/polkit-1/rules.d && exec {POLKITD} --no-debug"
         );
-        let child = Command::new("unshare")
-            .args(["-m", "--propagation", "private", "sh", "-c", &script])
-            .env("DBUS_SYSTEM_BUS_ADDRESS", self.address())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(
-                std::fs::File::create(self.dir.path().join("polkitd.log")).unwrap(),
-            ))
-            .spawn()
-            .expect("start polkitd");
-        self.polkitd = Some(child);
+        let log = self.dir.path().join("polkitd.log");
+        self.polkitd = Some(in_namespace(&script, &self.address(), &log));
         wait_until("polkitd on the bus", || self.polkit_on_bus());
     }
 
@@ -268,7 +272,8 @@ struct PolkitReference {
 }
 
 impl PolkitReference {
-    fn start(libvirt: Libvirt, host: &PolkitHost) -> PolkitReference {
+    /// Started under the private mount namespace of its own, with `bus` as its system bus.
+    fn start(libvirt: Libvirt, host: &PolkitHost, bus: &str) -> PolkitReference {
         let dir = tempfile::Builder::new()
             .prefix("vnd-pkref")
             .tempdir()
@@ -307,16 +312,7 @@ impl PolkitReference {
             }
         };
         script += &format!("exec {exe} -f {conf}");
-        let child = Command::new("unshare")
-            .args(["-m", "--propagation", "private", "bash", "-c", &script])
-            .env("DBUS_SYSTEM_BUS_ADDRESS", host.address())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(
-                std::fs::File::create(dir.path().join("out")).unwrap(),
-            ))
-            .spawn()
-            .expect("start libvirtd");
+        let child = in_namespace(&script, bus, &dir.path().join("out"));
         let r = PolkitReference {
             dir,
             child,
@@ -496,8 +492,8 @@ fn polkit_authentication_answers_as_libvirt() {
     );
     world_readable(ours.dir.path());
     let refs = [
-        PolkitReference::start(Libvirt::V11_3, &host),
-        PolkitReference::start(Libvirt::V9_0, &host),
+        PolkitReference::start(Libvirt::V11_3, &host, &bus),
+        PolkitReference::start(Libvirt::V9_0, &host, &bus),
     ];
     let mut targets = vec![Target::ours(&ours)];
     targets.extend(refs.iter().map(Target::reference));
@@ -554,6 +550,35 @@ fn polkit_authentication_answers_as_libvirt() {
     host.start_polkitd();
     for t in &targets {
         assert_eq!(virsh_list(member, &t.rw), "computer", "{}", t.name);
+    }
+    drop(targets);
+    drop(refs);
+    drop(ours);
+
+    // No system bus at all.
+    let missing = format!("unix:path={}/no-bus", host.dir.path().display());
+    let ours = Daemon::start_env(
+        None,
+        "auth_unix_rw = \"polkit\"\nauth_unix_ro = \"polkit\"",
+        false,
+        &[("DBUS_SYSTEM_BUS_ADDRESS", Path::new(&missing))],
+    );
+    world_readable(ours.dir.path());
+    let refs = [
+        PolkitReference::start(Libvirt::V11_3, &host, &missing),
+        PolkitReference::start(Libvirt::V9_0, &host, &missing),
+    ];
+    let mut targets = vec![Target::ours(&ours)];
+    targets.extend(refs.iter().map(Target::reference));
+    for t in &targets {
+        assert_eq!(
+            python_open(plain, &t.ro, true),
+            "1 47 internal error: Unable to get system bus connection: Could not connect: \
+             No such file or directory",
+            "{}",
+            t.name
+        );
+        assert_eq!(virsh_list(None, &t.rw), "computer", "{}", t.name);
     }
 }
 
