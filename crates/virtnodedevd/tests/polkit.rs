@@ -108,6 +108,21 @@ impl Drop for Users {
     }
 }
 
+/// Removes the empty directory a reference's namespace mounted `dir` on in the 11.3
+/// chroot. The kernel lets go of a finished namespace's mounts a moment after its last
+/// process is reaped: until then the directory is busy.
+fn remove_mount_point(dir: &Path) {
+    let point = chroot_11_3().join(dir.strip_prefix("/").unwrap());
+    for _ in 0..100 {
+        match std::fs::remove_dir(&point) {
+            Err(e) if e.raw_os_error() == Some(nix::errno::Errno::EBUSY as i32) => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            _ => return,
+        }
+    }
+}
+
 /// Runs the bash `script` (which ends by exec'ing the program to keep) in a private mount
 /// namespace, on the system bus `bus`, its output in `log`.
 fn in_namespace(script: &str, bus: &str, log: &Path) -> Child {
@@ -260,7 +275,7 @@ impl Drop for PolkitHost {
         let _ = self.bus.kill();
         let _ = self.bus.wait();
         // 11.3's reference mounted the bus directory in its chroot (see PolkitReference).
-        let _ = std::fs::remove_dir(chroot_11_3().join(self.dir.path().strip_prefix("/").unwrap()));
+        remove_mount_point(self.dir.path());
     }
 }
 
@@ -331,10 +346,8 @@ impl Drop for PolkitReference {
         let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
         let _ = self.child.wait();
         if self.libvirt == Libvirt::V11_3 {
-            // The mount points made in the chroot, empty once the namespace is gone (the
-            // bus directory's may still serve another reference: remove_dir keeps it then).
-            let _ =
-                std::fs::remove_dir(chroot_11_3().join(self.dir.path().strip_prefix("/").unwrap()));
+            // The bus directory's mount point goes with the PolkitHost.
+            remove_mount_point(self.dir.path());
         }
     }
 }
