@@ -464,6 +464,27 @@ fn python_open(user: Option<&str>, uri: &str, readonly: bool) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// Opens and closes `uri` as `user` in a loop for a second: connections per second (the
+/// figure the issue asks for; no assertion on it).
+fn connection_rate(user: Option<&str>, uri: &str) -> String {
+    let code = format!(
+        "import libvirt, time\nn = 0\nt0 = time.monotonic()\n\
+         while time.monotonic() - t0 < 1.0:\n    libvirt.open({uri:?}).close()\n    n += 1\n\
+         print('%.0f' % (n / (time.monotonic() - t0)))\n"
+    );
+    let out = as_user(user, "/usr/bin/python3")
+        .args(["-c", &code])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "python3: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 fn can_run() -> bool {
     let root = nix::unistd::geteuid().is_root();
     available(root, "root (test users, a private polkitd)")
@@ -543,6 +564,14 @@ fn polkit_authentication_answers_as_libvirt() {
             "ok True".to_owned(),
         ];
         assert_eq!(py, want, "{}", t.name);
+    }
+
+    for t in &targets {
+        eprintln!(
+            "{}: {} connections/s for a libvirt group member through polkit (rw socket)",
+            t.name,
+            connection_rate(member, &t.rw)
+        );
     }
 
     no_stall(&host, &targets);
