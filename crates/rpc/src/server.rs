@@ -213,7 +213,7 @@ impl<S: Service> Client<'_, S> {
         };
         // A client still authenticating may be waiting on polkitd, which can take up to
         // the D-Bus timeout: if it hangs up meanwhile, it is dropped at once, its check
-        // with it (libvirt drops such a client too, its reply unsent).
+        // with it (libvirt also closes a client at EOF; the reply is never sent).
         let authenticating = self.service.auth_pending(&self.session);
         let call = dispatch(
             self.service,
