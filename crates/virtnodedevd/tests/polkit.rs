@@ -451,17 +451,7 @@ fn python_open(user: Option<&str>, uri: &str, readonly: bool) -> String {
          print(e.get_error_code(), e.get_error_domain(), e.get_error_message())\n",
         if readonly { "openReadOnly" } else { "open" }
     );
-    let out = as_user(user, "/usr/bin/python3")
-        .args(["-c", &code])
-        .stdin(Stdio::null())
-        .output()
-        .expect("run python3");
-    assert!(
-        out.status.success(),
-        "python3: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    python_as(user, &code)
 }
 
 /// Opens and closes `uri` as `user` in a loop for a second: connections per second (the
@@ -472,8 +462,13 @@ fn connection_rate(user: Option<&str>, uri: &str) -> String {
          while time.monotonic() - t0 < 1.0:\n    libvirt.open({uri:?}).close()\n    n += 1\n\
          print('%.0f' % (n / (time.monotonic() - t0)))\n"
     );
+    python_as(user, &code)
+}
+
+/// What a Python snippet run as `user` printed.
+fn python_as(user: Option<&str>, code: &str) -> String {
     let out = as_user(user, "/usr/bin/python3")
-        .args(["-c", &code])
+        .args(["-c", code])
         .stdin(Stdio::null())
         .output()
         .expect("run python3");
@@ -511,6 +506,28 @@ fn ensure_chroot() -> bool {
     available(ok, "libvirt 11.3's chroot")
 }
 
+/// Our daemon and libvirtd 11.3 and 9.0, polkit on both sockets, on the system bus `bus`.
+fn start_daemons(host: &PolkitHost, bus: &str) -> (Daemon, [PolkitReference; 2]) {
+    let ours = Daemon::start_env(
+        None,
+        "auth_unix_rw = \"polkit\"\nauth_unix_ro = \"polkit\"",
+        false,
+        &[("DBUS_SYSTEM_BUS_ADDRESS", Path::new(bus))],
+    );
+    world_readable(ours.dir.path());
+    let refs = [
+        PolkitReference::start(Libvirt::V11_3, host, bus),
+        PolkitReference::start(Libvirt::V9_0, host, bus),
+    ];
+    (ours, refs)
+}
+
+fn targets_of(ours: &Daemon, refs: &[PolkitReference]) -> Vec<Target> {
+    let mut targets = vec![Target::ours(ours)];
+    targets.extend(refs.iter().map(Target::reference));
+    targets
+}
+
 #[test]
 fn polkit_authentication_answers_as_libvirt() {
     if !can_run() {
@@ -518,19 +535,8 @@ fn polkit_authentication_answers_as_libvirt() {
     }
     let mut host = PolkitHost::start();
     let bus = host.address();
-    let ours = Daemon::start_env(
-        None,
-        "auth_unix_rw = \"polkit\"\nauth_unix_ro = \"polkit\"",
-        false,
-        &[("DBUS_SYSTEM_BUS_ADDRESS", Path::new(&bus))],
-    );
-    world_readable(ours.dir.path());
-    let refs = [
-        PolkitReference::start(Libvirt::V11_3, &host, &bus),
-        PolkitReference::start(Libvirt::V9_0, &host, &bus),
-    ];
-    let mut targets = vec![Target::ours(&ours)];
-    targets.extend(refs.iter().map(Target::reference));
+    let (ours, refs) = start_daemons(&host, &bus);
+    let targets = targets_of(&ours, &refs);
     let names = [&host.users.plain, &host.users.member, &host.users.denied].map(String::clone);
     let [plain, member, denied] = [0, 1, 2].map(|i| Some(names[i].as_str()));
 
@@ -599,19 +605,8 @@ fn polkit_authentication_answers_as_libvirt() {
 
     // No system bus at all.
     let missing = format!("unix:path={}/no-bus", host.dir.path().display());
-    let ours = Daemon::start_env(
-        None,
-        "auth_unix_rw = \"polkit\"\nauth_unix_ro = \"polkit\"",
-        false,
-        &[("DBUS_SYSTEM_BUS_ADDRESS", Path::new(&missing))],
-    );
-    world_readable(ours.dir.path());
-    let refs = [
-        PolkitReference::start(Libvirt::V11_3, &host, &missing),
-        PolkitReference::start(Libvirt::V9_0, &host, &missing),
-    ];
-    let mut targets = vec![Target::ours(&ours)];
-    targets.extend(refs.iter().map(Target::reference));
+    let (ours, refs) = start_daemons(&host, &missing);
+    let targets = targets_of(&ours, &refs);
     for t in &targets {
         assert_eq!(
             python_open(plain, &t.ro, true),
