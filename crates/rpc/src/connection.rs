@@ -136,6 +136,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
+    /// Resolves when the client hangs up (or its socket fails), reading ahead into the
+    /// buffer meanwhile; once a whole frame is buffered it stops reading and never
+    /// resolves, so a client cannot make the daemon buffer without bound. Cancel-safe.
+    pub async fn hung_up(&mut self) {
+        loop {
+            if !matches!(next_frame(&self.input[self.consumed..]), Step::NeedMore) {
+                return std::future::pending().await;
+            }
+            self.make_room();
+            match self.stream.read_buf(&mut self.input).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    }
+
     /// The next frame if it is already buffered, without reading.
     pub fn buffered_frame(&mut self) -> Result<Option<Frame>, FrameError> {
         let rest = &self.input[self.consumed..];

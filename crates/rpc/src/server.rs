@@ -211,15 +211,30 @@ impl<S: Service> Client<'_, S> {
         let Some(args) = frame.call_args() else {
             return true;
         };
-        let reply = dispatch(
+        // A client still authenticating may be waiting on polkitd, which can take up to
+        // the D-Bus timeout: if it hangs up meanwhile, it is dropped at once, its check
+        // with it (libvirt also closes a client at EOF; the reply is never sent).
+        let authenticating = self.service.auth_pending(&self.session);
+        let call = dispatch(
             self.service,
             self.server,
             &mut self.session,
             &self.reg,
             &frame.header,
             args,
-        )
-        .await;
+        );
+        let reply = if authenticating {
+            tokio::select! {
+                reply = call => reply,
+                _ = self.conn.hung_up() => {
+                    debug!(client = self.reg.id(), "client hung up while authenticating");
+                    return false;
+                }
+                _ = self.shutdown.changed() => return false,
+            }
+        } else {
+            call.await
+        };
         if reply.start_keepalive && self.keepalive.is_none() {
             self.keepalive = Keepalive::start(self.server.limits());
         }

@@ -6,7 +6,8 @@
 //! - [`driver`]: the device state (devices, persistent definitions) and its one owner;
 //! - [`monitor`] and [`uevent`]: following the host's uevents into the state;
 //! - [`manage`]: creating, defining, changing and removing mediated devices and vHBAs;
-//! - [`events`], [`remote`], [`admin`]: the programs clients talk to;
+//! - [`events`], [`remote`], [`admin`]: the programs clients talk to; [`polkit`]: asking
+//!   polkitd about a client;
 //! - [`daemon`], [`cli`], [`listen`], [`activation`], [`daemonize`], [`logging`],
 //!   [`reload`], [`supervise`], [`fault`]: the process around them.
 
@@ -22,6 +23,7 @@ pub mod listen;
 pub mod logging;
 pub mod manage;
 pub mod monitor;
+pub mod polkit;
 pub mod reload;
 pub mod remote;
 pub mod supervise;

@@ -173,3 +173,29 @@ fn a_reply_too_large_to_send_becomes_libvirts_error() {
     let err = crate::client::decode_error(&conn.output[LEN_LEN + HEADER_LEN..]).unwrap();
     assert_eq!(err.message, "Unable to encode message payload");
 }
+
+#[tokio::test]
+async fn a_hang_up_is_seen_while_a_call_runs_and_bytes_before_it_are_kept() {
+    let (mut client, server) = duplex(1 << 16);
+    let mut conn = Connection::new(server);
+    let msg = call(9, b"abcd");
+    client.write_all(&msg[..5]).await.unwrap();
+    drop(client);
+    conn.hung_up().await;
+    assert_eq!(conn.input, &msg[..5]);
+}
+
+#[tokio::test]
+async fn a_whole_frame_buffered_stops_the_watch_for_a_hang_up() {
+    let (mut client, server) = duplex(1 << 16);
+    let mut conn = Connection::new(server);
+    client.write_all(&call(1, b"x")).await.unwrap();
+    drop(client);
+    let watched = tokio::select! {
+        biased;
+        _ = conn.hung_up() => true,
+        _ = tokio::task::yield_now() => false,
+    };
+    assert!(!watched);
+    assert_eq!(conn.read_frame().await.unwrap().unwrap().header.serial, 1);
+}

@@ -5,6 +5,8 @@ use protocol::remote as r;
 use protocol::{feature, ErrorCode, ErrorDomain, VirError, VIR_CONNECT_RO};
 use rpc::Reply;
 
+use crate::polkit;
+
 use super::{encode, Auth, CallResult, RemoteProgram, Session};
 
 impl RemoteProgram {
@@ -17,17 +19,24 @@ impl RemoteProgram {
         encode(&r::AuthListRet { types: vec![t] })
     }
 
-    pub(super) fn auth_polkit(&self, s: &mut Session) -> CallResult {
-        if self.auth != Auth::Polkit || s.authenticated {
+    /// libvirt asks polkitd on every AUTH_POLKIT, even from a client that already passed
+    /// (root included), and passes the client only when polkitd says yes.
+    pub(super) async fn auth_polkit(&self, s: &mut Session) -> CallResult {
+        if self.auth != Auth::Polkit {
             return Err(VirError::no_error_set());
         }
-        // Asking polkitd over D-Bus is not implemented yet: refuse rather than let an
-        // unprivileged client in.
-        Err(VirError::new(
-            ErrorCode::AuthFailed,
-            ErrorDomain::Polkit,
-            "access denied by policy",
-        ))
+        let info = &s.info;
+        let start_time = polkit::process_start_time(info.pid)?;
+        let action = polkit::socket_action(s.readonly);
+        polkit::check_auth(action, info.pid, start_time, info.uid, true).await?;
+        tracing::info!(
+            action,
+            pid = info.pid,
+            uid = info.uid,
+            "Policy allowed action"
+        );
+        s.authenticated = true;
+        encode(&r::IntRet { value: 1 })
     }
 
     pub(super) fn supports_feature(&self, s: &mut Session, a: r::SupportsFeatureArgs) -> Reply {

@@ -175,7 +175,7 @@ impl RemoteProgram {
                 }
             }
             C::AuthList => self.auth_list(s),
-            C::AuthPolkit => self.auth_polkit(s),
+            C::AuthPolkit => self.auth_polkit(s).await,
             C::AuthSasl(_) => Err(VirError::new(
                 ErrorCode::AuthFailed,
                 ErrorDomain::Rpc,
