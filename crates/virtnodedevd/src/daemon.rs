@@ -439,16 +439,9 @@ impl Listeners {
     }
 }
 
-async fn serve(
-    opts: Options,
-    config: DaemonConfig,
-    privileged: bool,
-    (driver, events): (Arc<Driver>, Arc<events::Events>),
-    listeners: &mut Listeners,
-    mut signals: Signals,
-) -> Result<(), String> {
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let limits = rpc::Limits {
+/// The main server's limits, from the config file.
+fn remote_limits(config: &DaemonConfig) -> rpc::Limits {
+    rpc::Limits {
         max_clients: config.max_clients as usize,
         max_anonymous_clients: config.max_anonymous_clients as usize,
         min_workers: config.min_workers,
@@ -458,8 +451,35 @@ async fn serve(
         keepalive_interval: config.keepalive_interval,
         keepalive_count: config.keepalive_count,
         ..rpc::Limits::default()
-    };
-    let server = rpc::server::Server::new(limits);
+    }
+}
+
+/// The admin server's limits: libvirt's admin server has no priority workers and no
+/// anonymous-client limit.
+fn admin_limits(config: &DaemonConfig) -> rpc::Limits {
+    rpc::Limits {
+        max_clients: config.admin_max_clients as usize,
+        max_anonymous_clients: 0,
+        min_workers: config.admin_min_workers,
+        max_workers: config.admin_max_workers,
+        prio_workers: 0,
+        max_client_requests: config.admin_max_client_requests,
+        keepalive_interval: config.admin_keepalive_interval,
+        keepalive_count: config.admin_keepalive_count,
+        ..rpc::Limits::default()
+    }
+}
+
+async fn serve(
+    opts: Options,
+    config: DaemonConfig,
+    privileged: bool,
+    (driver, events): (Arc<Driver>, Arc<events::Events>),
+    listeners: &mut Listeners,
+    mut signals: Signals,
+) -> Result<(), String> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let server = rpc::server::Server::new(remote_limits(&config));
     let to_auth = |a: virconf::daemon::Auth| match a {
         virconf::daemon::Auth::Polkit => Auth::Polkit,
         virconf::daemon::Auth::Sasl => Auth::Sasl,
@@ -491,18 +511,7 @@ async fn serve(
             stop_rx.clone(),
         )));
     }
-    // libvirt's admin server has no priority workers and no anonymous-client limit.
-    let admin_server = rpc::server::Server::new(rpc::Limits {
-        max_clients: config.admin_max_clients as usize,
-        max_anonymous_clients: 0,
-        min_workers: config.admin_min_workers,
-        max_workers: config.admin_max_workers,
-        prio_workers: 0,
-        max_client_requests: config.admin_max_client_requests,
-        keepalive_interval: config.admin_keepalive_interval,
-        keepalive_count: config.admin_keepalive_count,
-        ..rpc::Limits::default()
-    });
+    let admin_server = rpc::server::Server::new(admin_limits(&config));
     let (timeout_tx, mut timeout_rx) = watch::channel(opts.timeout);
     let control = Arc::new(admin::DaemonControl {
         timeout: timeout_tx,

@@ -94,7 +94,7 @@ fn checks_before_read_only(
 }
 
 /// The rest of [`checks_before_read_only`]: typed-parameter and array arguments, mutually
-/// exclusive flags, other drivers' event deregistrations, descriptor passing.
+/// exclusive flags, descriptor passing, then [`event_checks`].
 fn later_checks(
     p: i32,
     api: &str,
@@ -156,6 +156,20 @@ fn later_checks(
             }
             Ok(0)
         }
+        // The node-device driver does not claim VIR_DRV_FEATURE_FD_PASSING.
+        proc::DOMAIN_FD_ASSOCIATE => Err(VirError::new(
+            ErrorCode::ArgumentUnsupported,
+            domain,
+            "fd passing is not supported by this connection",
+        )),
+        _ => event_checks(p, args),
+    }
+}
+
+/// The rest of [`later_checks`]: the dispatchers' checks of other drivers' event
+/// registrations and deregistrations.
+fn event_checks(p: i32, args: &[u8]) -> Result<u32, VirError> {
+    match p {
         // The dispatchers of the event registrations refuse an event ID their release does
         // not know before calling the API: libvirt 11.3's (domain IDs up to 27,
         // NIC_MAC_CHANGE; network up to 1, METADATA_CHANGE; 9.0 stopped at 26 and 0). The
@@ -210,12 +224,6 @@ fn later_checks(
                 "{kind} event callback {id} not registered"
             )))
         }
-        // The node-device driver does not claim VIR_DRV_FEATURE_FD_PASSING.
-        proc::DOMAIN_FD_ASSOCIATE => Err(VirError::new(
-            ErrorCode::ArgumentUnsupported,
-            domain,
-            "fd passing is not supported by this connection",
-        )),
         _ => Ok(0),
     }
 }
