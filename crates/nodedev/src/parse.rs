@@ -206,6 +206,15 @@ fn parse_mdev(cap: &Element) -> Result<MdevDef, DefError> {
     })
 }
 
+/// `virRandomGenerateWWN` for a nodedev connection: NAA 5, the Qumranet OUI libvirt picks
+/// for QEMU, and 36 random bits.
+fn random_wwn() -> String {
+    let mut bytes = [0u8; 8];
+    // Without randomness the WWN is still well formed; uniqueness is the kernel's check.
+    let _ = getrandom::fill(&mut bytes);
+    format!("5001a4a{:09x}", u64::from_le_bytes(bytes) & ((1 << 36) - 1))
+}
+
 fn parse_scsi_host(cap: &Element) -> Result<ScsiHostDef, DefError> {
     let mut h = ScsiHostDef::default();
     for sub in cap.children_named("capability") {
@@ -217,17 +226,10 @@ fn parse_scsi_host(cap: &Element) -> Result<ScsiHostDef, DefError> {
         match t {
             "vport_ops" => h.vport_ops = true,
             "fc_host" => {
-                // A nodedev connection's virt type cannot generate WWNs.
-                let wwnn = sub.child_string("wwnn").ok_or_else(|| {
-                    DefError::internal(format!(
-                        "no WWNN supplied for '{NAME}', and auto-generation failed"
-                    ))
-                })?;
-                let wwpn = sub.child_string("wwpn").ok_or_else(|| {
-                    DefError::internal(format!(
-                        "no WWPN supplied for '{NAME}', and auto-generation failed"
-                    ))
-                })?;
+                // libvirt 11.3 makes up the WWNs not given (9.0 could not for a
+                // nodedev connection and failed with "no WWNN supplied ...").
+                let wwnn = sub.child_string("wwnn").unwrap_or_else(random_wwn);
+                let wwpn = sub.child_string("wwpn").unwrap_or_else(random_wwn);
                 h.fc_host = Some((wwnn, wwpn));
                 h.fabric_wwn = sub.child_string("fabric_wwn");
             }

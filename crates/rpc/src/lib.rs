@@ -9,11 +9,13 @@
 //! - `registry`: the clients of one [`Server`] and its limits, as the admin program sees
 //!   them; `service`: the [`Service`] trait a program implements; `keepalive`: server
 //!   pings and answers to the client's.
+//! - [`identity`]: who a client is, from its socket or forwarded by a trusted client.
 
 pub mod client;
 pub mod connection;
 pub mod error;
 pub mod header;
+pub mod identity;
 mod keepalive;
 mod registry;
 pub mod server;
@@ -21,6 +23,7 @@ mod service;
 
 pub use error::{ErrorCode, ErrorDomain, VirError};
 pub use header::{Header, MessageType, Status};
+pub use identity::{ClientIdentity, Identity};
 pub use registry::{
     ClientInfo, ClientSnapshot, LimitError, Limits, Server, ThreadPoolInfo, TRANSPORT_UNIX,
 };

@@ -22,6 +22,8 @@ pub struct ClientInfo {
     pub gid: u32,
     pub pid: i32,
     pub connected_at: SystemTime,
+    /// Who the client is, for access control and the admin program.
+    pub identity: crate::ClientIdentity,
 }
 
 /// `virClientTransport`: how a client reached the server (admin `transport`).

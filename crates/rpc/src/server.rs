@@ -73,13 +73,19 @@ pub async fn serve<S: Service>(
 
 fn client_info(server: &Server, stream: &UnixStream, readonly: bool) -> ClientInfo {
     let cred = stream.peer_cred().ok();
+    let uid = cred.map_or(u32::MAX, |c| c.uid());
+    let gid = cred.map_or(u32::MAX, |c| c.gid());
+    let pid = cred.and_then(|c| c.pid()).unwrap_or(-1);
+    // Read now: the label is the socket's, and the socket is not kept with the info.
+    let label = crate::identity::peer_security_label(stream);
     ClientInfo {
         id: server.next_client_id(),
         readonly,
-        uid: cred.map_or(u32::MAX, |c| c.uid()),
-        gid: cred.map_or(u32::MAX, |c| c.gid()),
-        pid: cred.and_then(|c| c.pid()).unwrap_or(-1),
+        uid,
+        gid,
+        pid,
         connected_at: SystemTime::now(),
+        identity: crate::ClientIdentity::of_socket(uid, gid, pid, label),
     }
 }
 

@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use tracing::{error, info};
 use virconf::daemon::DaemonConfig;
 
+use crate::access::AccessManager;
 use crate::cli::{Action, Options, DAEMON_NAME};
 use crate::daemonize::DaemonErr;
 use crate::driver::Driver;
@@ -485,12 +486,15 @@ async fn serve(
         virconf::daemon::Auth::Sasl => Auth::Sasl,
         virconf::daemon::Auth::None => Auth::None,
     };
+    // Checked when the configuration was loaded.
+    let access = AccessManager::new(&config.access_manager().unwrap_or_default());
     let program = |auth| {
         Arc::new(RemoteProgram {
             driver: driver.clone(),
             events: events.clone(),
             auth,
             privileged,
+            access,
         })
     };
     let mut tasks = Vec::new();

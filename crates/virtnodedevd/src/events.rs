@@ -7,10 +7,12 @@ use parking_lot::Mutex;
 use protocol::remote::{proc, LifecycleEventMsg, NodeDevice, UpdateEventMsg};
 use protocol::{event_id, REMOTE_PROGRAM, REMOTE_VERSION};
 use rpc::header::{frame, Header};
-use rpc::EventSender;
+use rpc::{ClientIdentity, EventSender};
+use tokio::sync::mpsc;
 use tracing::warn;
 use xdr::Xdr;
 
+use crate::access::{AccessManager, Perm};
 use crate::driver::{Change, ChangeListener};
 
 /// virNodeDeviceEventLifecycleType.
@@ -28,7 +30,46 @@ struct Callback {
     event_id: i32,
     device: Option<String>,
     client: u64,
-    sink: EventSender,
+    sink: EventSink,
+}
+
+/// How many events may wait for their access check before the client counts as stuck
+/// (the connection's own queue has the same bound).
+const FILTER_QUEUE: usize = 10_000;
+
+/// Where a client's events go: straight to its connection or, under access control,
+/// through a task of the client's own that asks, event by event and in order, whether
+/// the client may see the device (libvirt's event filter, `node_device:getattr`).
+#[derive(Clone)]
+pub enum EventSink {
+    Direct(EventSender),
+    Filtered(mpsc::Sender<(String, Vec<u8>)>),
+}
+
+impl EventSink {
+    /// The filtered sink of the client `who`, whose events end in `connection`.
+    pub fn filtered(access: AccessManager, who: ClientIdentity, connection: EventSender) -> Self {
+        let (tx, mut rx) = mpsc::channel::<(String, Vec<u8>)>(FILTER_QUEUE);
+        tokio::spawn(async move {
+            while let Some((device, frame)) = rx.recv().await {
+                if access
+                    .allows(&who, Perm::NodeDeviceGetattr, Some(&device))
+                    .await
+                    && !connection.send(frame)
+                {
+                    warn!(device, "event not queued");
+                }
+            }
+        });
+        Self::Filtered(tx)
+    }
+
+    fn send(&self, device: &str, frame: Vec<u8>) -> bool {
+        match self {
+            Self::Direct(connection) => connection.send(frame),
+            Self::Filtered(check) => check.try_send((device.to_owned(), frame)).is_ok(),
+        }
+    }
 }
 
 /// Every registered callback of every client.
@@ -45,7 +86,7 @@ impl Events {
         client: u64,
         event_id: i32,
         device: Option<String>,
-        sink: EventSender,
+        sink: EventSink,
     ) -> i32 {
         let id = self.next_callback.fetch_add(1, Ordering::Relaxed);
         self.callbacks.lock().push(Callback {
@@ -56,6 +97,13 @@ impl Events {
             sink,
         });
         id
+    }
+
+    pub fn is_registered(&self, client: u64, id: i32) -> bool {
+        self.callbacks
+            .lock()
+            .iter()
+            .any(|c| c.id == id && c.client == client)
     }
 
     /// False when `id` is not one of `client`'s callbacks.
@@ -76,7 +124,7 @@ impl Events {
             if cb.device.as_deref().is_some_and(|d| d != name) {
                 continue;
             }
-            if !cb.sink.send(build(cb.id)) {
+            if !cb.sink.send(name, build(cb.id)) {
                 warn!(client = cb.client, callback = cb.id, "event not queued");
             }
         }

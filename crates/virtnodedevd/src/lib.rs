@@ -7,10 +7,11 @@
 //! - [`monitor`] and [`uevent`]: following the host's uevents into the state;
 //! - [`manage`]: creating, defining, changing and removing mediated devices and vHBAs;
 //! - [`events`], [`remote`], [`admin`]: the programs clients talk to; [`polkit`]: asking
-//!   polkitd about a client;
+//!   polkitd about a client; [`access`]: the access control of every API call;
 //! - [`daemon`], [`cli`], [`listen`], [`activation`], [`daemonize`], [`logging`],
 //!   [`reload`], [`supervise`], [`fault`]: the process around them.
 
+pub mod access;
 pub mod activation;
 pub mod admin;
 pub mod cli;
@@ -27,4 +28,5 @@ pub mod polkit;
 pub mod reload;
 pub mod remote;
 pub mod supervise;
+pub mod typed_params;
 pub mod uevent;

@@ -1,4 +1,4 @@
-//! Asking polkitd whether a client process may use a socket (libvirt's
+//! Asking polkitd whether a client process may use a socket or call an API (libvirt's
 //! `virPolkitCheckAuth`), over the system bus that `DBUS_SYSTEM_BUS_ADDRESS` names.
 //!
 //! Each check is a future of the client's own connection task: a slow or absent polkitd
@@ -39,6 +39,7 @@ pub async fn check_auth(
     pid: i32,
     start_time: u64,
     uid: u32,
+    details: &[(&str, &str)],
     allow_interaction: bool,
 ) -> Result<(), VirError> {
     let bus = system_bus().await?;
@@ -47,7 +48,7 @@ pub async fn check_auth(
         ("start-time", Value::U64(start_time)),
         ("uid", Value::I32(uid as i32)),
     ]);
-    let details: HashMap<&str, &str> = HashMap::new();
+    let details: HashMap<&str, &str> = details.iter().copied().collect();
     let flags = if allow_interaction {
         ALLOW_USER_INTERACTION
     } else {
@@ -168,42 +169,15 @@ fn io_text(e: &std::io::Error) -> String {
     }
 }
 
-/// When `pid` started, in clock ticks since boot (`/proc/PID/stat` field 22), as libvirt's
-/// `virProcessGetStartTime` reads it for the polkit subject.
+/// When `pid` started, for the polkit subject; libvirt's error when it cannot be read.
 pub fn process_start_time(pid: i32) -> Result<u64, VirError> {
-    let missing = || {
-        VirError::new(
-            ErrorCode::InternalError,
-            ErrorDomain::None,
-            format!("Cannot find start time for pid {pid}"),
-        )
-    };
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|_| missing())?;
-    // The command name (field 2) may hold spaces and parentheses: count after its end.
-    let rest = stat.rsplit_once(')').ok_or_else(missing)?.1;
-    let field = rest.split_whitespace().nth(19).ok_or_else(missing)?;
-    field.parse().map_err(|_| {
-        VirError::new(
-            ErrorCode::InternalError,
-            ErrorDomain::None,
-            format!("Cannot parse start time {field} for pid {pid}"),
-        )
-    })
+    rpc::identity::process_start_time(pid)
+        .map_err(|e| VirError::new(ErrorCode::InternalError, ErrorDomain::None, e.to_string()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn start_time_is_field_22_of_stat() {
-        let me = std::process::id() as i32;
-        let t = process_start_time(me).unwrap();
-        let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-        let after = stat.rsplit_once(") ").unwrap().1;
-        assert_eq!(after.split(' ').nth(19).unwrap(), t.to_string());
-        assert!(process_start_time(-5).is_err());
-    }
 
     #[test]
     fn refusals_are_libvirts() {

@@ -383,9 +383,11 @@ fn vhba_errors_are_libvirts() {
     let no_parent = "Could not find parent device for 'new device'";
     let wwns = Some(("2001001b32a9e0ff", "2101001b32a9e0ff"));
     for (xml, want) in [
+        // No WWNs: libvirt 11.3 makes them up (9.0 failed with "no WWNN supplied for
+        // 'new device', and auto-generation failed"), so the parent is looked at.
         (
-            vhba_xml("<parent>scsi_host11</parent>", None),
-            "no WWNN supplied for 'new device', and auto-generation failed",
+            vhba_xml("<parent>scsi_host12</parent>", None),
+            "Parent device scsi_host12 is not capable of vport operations",
         ),
         (
             vhba_xml("<parent>scsi_host12</parent>", wwns),

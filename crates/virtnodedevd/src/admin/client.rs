@@ -71,12 +71,15 @@ fn client_ref(server: &str, c: &ClientSnapshot) -> Client_ {
     }
 }
 
-/// `adminClientGetInfo` for a unix client: readonly, then the peer's identity.
+/// `adminClientGetInfo` for a unix client: readonly, then its identity (the socket's,
+/// or the one it forwarded with CONNECT_SET_IDENTITY).
 fn client_info(info: &ClientInfo) -> Vec<TypedParam> {
+    let id = info.identity.get();
     let mut p = vec![TypedParam {
         field: "readonly".into(),
         value: TypedValue::Boolean(info.readonly.into()),
     }];
+    // libvirt adds ids as ints, whatever the identity holds.
     let int = |f: &str, v: i32| TypedParam {
         field: f.into(),
         value: TypedValue::Int(v),
@@ -85,20 +88,26 @@ fn client_info(info: &ClientInfo) -> Vec<TypedParam> {
         field: f.into(),
         value: TypedValue::String(v),
     };
-    if info.uid != u32::MAX {
-        p.push(int("unix_user_id", info.uid as i32));
-        if let Ok(Some(u)) = nix::unistd::User::from_uid(info.uid.into()) {
-            p.push(string("unix_user_name", u.name));
-        }
+    if let Some(v) = id.sasl_user_name {
+        p.push(string("sasl_user_name", v));
     }
-    if info.gid != u32::MAX {
-        p.push(int("unix_group_id", info.gid as i32));
-        if let Ok(Some(g)) = nix::unistd::Group::from_gid(info.gid.into()) {
-            p.push(string("unix_group_name", g.name));
-        }
+    if let Some(v) = id.unix_user_id {
+        p.push(int("unix_user_id", v as i32));
     }
-    if info.pid >= 0 {
-        p.push(int("unix_process_id", info.pid));
+    if let Some(v) = id.user_name {
+        p.push(string("unix_user_name", v));
+    }
+    if let Some(v) = id.unix_group_id {
+        p.push(int("unix_group_id", v as i32));
+    }
+    if let Some(v) = id.group_name {
+        p.push(string("unix_group_name", v));
+    }
+    if let Some(v) = id.process_id {
+        p.push(int("unix_process_id", v as i32));
+    }
+    if let Some(v) = id.selinux_context {
+        p.push(string("selinux_context", v));
     }
     p
 }

@@ -31,15 +31,9 @@ pub enum AdminError {
     /// virNetServerUpdateTlsFiles on a server without TLS: VIR_ERR_INTERNAL_ERROR, RPC.
     #[error("no tls service found, unable to update tls files")]
     NoTlsService,
-    /// `virTypedParamsValidate`: VIR_ERR_INVALID_ARG in no domain.
-    #[error("parameter '{0}' occurs multiple times")]
-    ParamRepeated(String),
-    /// `virTypedParamsValidate`: VIR_ERR_INVALID_ARG in no domain.
-    #[error("invalid type '{found}' for parameter '{field}', expected 'uint'")]
-    ParamType { field: String, found: &'static str },
-    /// `virTypedParamsValidate`: VIR_ERR_ARGUMENT_UNSUPPORTED in no domain.
-    #[error("parameter '{0}' not supported")]
-    ParamUnsupported(String),
+    /// `virTypedParamsValidate`, in no domain.
+    #[error(transparent)]
+    Param(#[from] crate::typed_params::ParamError),
     /// A thread-pool or client limit the server refused; `rpc` owns those texts.
     #[error("{}", .0.to_vir_error().message)]
     Limit(LimitError),
@@ -61,8 +55,7 @@ impl AdminError {
             E::NoClient(_) => (C::NoClient, D::Rpc),
             E::NoMatchingClient(_) => (C::NoClient, D::Admin),
             E::NoTlsService => (C::InternalError, D::Rpc),
-            E::ParamRepeated(_) | E::ParamType { .. } => (C::InvalidArg, D::None),
-            E::ParamUnsupported(_) => (C::ArgumentUnsupported, D::None),
+            E::Param(e) => return e.to_vir_error(),
             E::BadFlags { flags, function } => {
                 return VirError::bad_flags(D::Admin, (*flags).into(), function)
             }

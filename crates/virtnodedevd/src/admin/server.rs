@@ -4,13 +4,19 @@
 use protocol::admin::{ServerFlagsArgs, SetParamsArgs};
 
 use super::error::{check_flags, AdminError};
-use super::params::{encode, get_uint, uint, validate};
+use super::params::{encode, get_uint, uint};
 use super::{AdminProgram, AdminResult};
+use crate::typed_params::validate;
 
 /// The typed parameters SERVER_SET_THREADPOOL_PARAMETERS accepts.
-const THREADPOOL_KEYS: [&str; 3] = ["minWorkers", "maxWorkers", "prioWorkers"];
+const THREADPOOL_KEYS: [(&str, &str); 3] = [
+    ("minWorkers", "uint"),
+    ("maxWorkers", "uint"),
+    ("prioWorkers", "uint"),
+];
 /// The typed parameters SERVER_SET_CLIENT_LIMITS accepts.
-const CLIENT_LIMIT_KEYS: [&str; 2] = ["nclients_max", "nclients_unauth_max"];
+const CLIENT_LIMIT_KEYS: [(&str, &str); 2] =
+    [("nclients_max", "uint"), ("nclients_unauth_max", "uint")];
 
 impl AdminProgram {
     pub(super) fn server_get_threadpool_parameters(&self, a: ServerFlagsArgs) -> AdminResult {

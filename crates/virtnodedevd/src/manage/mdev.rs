@@ -29,6 +29,12 @@ fn parse_def(
     Ok((def, addr))
 }
 
+/// `virNodeDeviceDefParse` as the create and define calls run it before their access
+/// check: the definition's errors, nothing done.
+pub fn check_definition(driver: &Driver, xml: &str, validate: bool) -> Result<(), ManageError> {
+    parse_def(&driver.devices(), xml, validate).map(|_| ())
+}
+
 /// nodeDeviceDefPostParse + nodeDeviceDefValidate: for an mdev, the parent's address.
 pub(super) fn post_parse(
     list: &DeviceList,

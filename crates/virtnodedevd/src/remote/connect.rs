@@ -5,7 +5,9 @@ use protocol::remote as r;
 use protocol::{feature, ErrorCode, ErrorDomain, VirError, VIR_CONNECT_RO};
 use rpc::Reply;
 
+use crate::access::Perm;
 use crate::polkit;
+use crate::typed_params;
 
 use super::{encode, Auth, CallResult, RemoteProgram, Session};
 
@@ -28,7 +30,7 @@ impl RemoteProgram {
         let info = &s.info;
         let start_time = polkit::process_start_time(info.pid)?;
         let action = polkit::socket_action(s.readonly);
-        polkit::check_auth(action, info.pid, start_time, info.uid, true).await?;
+        polkit::check_auth(action, info.pid, start_time, info.uid, &[], true).await?;
         tracing::info!(
             action,
             pid = info.pid,
@@ -60,7 +62,7 @@ impl RemoteProgram {
         }
     }
 
-    pub(super) fn open(&self, s: &mut Session, a: r::ConnectOpenArgs) -> CallResult {
+    pub(super) async fn open(&self, s: &mut Session, a: r::ConnectOpenArgs) -> CallResult {
         if s.uri.is_some() {
             // libvirt also forgets the connection it had.
             s.uri = None;
@@ -70,8 +72,21 @@ impl RemoteProgram {
         let Some(name) = a.name else {
             return Err(VirError::rpc_internal("connection not open"));
         };
-        s.uri = Some(self.accept_uri(&name)?);
+        let uri = self.accept_uri(&name)?;
+        self.ensure(s, Perm::ConnectGetattr, None).await?;
+        s.uri = Some(uri);
         s.readonly = s.info.readonly || a.flags & VIR_CONNECT_RO != 0;
+        Ok(Vec::new())
+    }
+
+    /// CONNECT_SET_IDENTITY: a client allowed to (`connect:write`; with no access
+    /// control, any client of the read-write socket, as in libvirt) speaks for another
+    /// process, as libvirt's other daemons do for the clients they forward. The identity
+    /// replaces the socket's for access control and the admin program's client-info.
+    pub(super) async fn set_identity(&self, s: &mut Session, a: r::SetIdentityArgs) -> CallResult {
+        self.ensure(s, Perm::ConnectWrite, None).await?;
+        let identity = identity_of(&a.params)?;
+        s.info.identity.set(identity);
         Ok(Vec::new())
     }
 
@@ -125,6 +140,43 @@ impl RemoteProgram {
     }
 }
 
+/// `virIdentitySetParameters`: the keys libvirt knows, each with its type.
+fn identity_of(params: &[r::TypedParam]) -> Result<rpc::Identity, VirError> {
+    use r::TypedValue as V;
+    typed_params::validate(
+        params,
+        &[
+            ("user-name", "string"),
+            ("unix-user-id", "ullong"),
+            ("group-name", "string"),
+            ("unix-group-id", "ullong"),
+            ("process-id", "llong"),
+            ("process-time", "ullong"),
+            ("sasl-user-name", "string"),
+            ("x509-distinguished-name", "string"),
+            ("selinux-context", "string"),
+            ("system.token", "string"),
+        ],
+    )?;
+    let mut id = rpc::Identity::default();
+    for p in params {
+        match (p.field.as_str(), &p.value) {
+            ("user-name", V::String(v)) => id.user_name = Some(v.clone()),
+            ("unix-user-id", V::ULLong(v)) => id.unix_user_id = Some(*v),
+            ("group-name", V::String(v)) => id.group_name = Some(v.clone()),
+            ("unix-group-id", V::ULLong(v)) => id.unix_group_id = Some(*v),
+            ("process-id", V::LLong(v)) => id.process_id = Some(*v),
+            ("process-time", V::ULLong(v)) => id.process_time = Some(*v),
+            ("sasl-user-name", V::String(v)) => id.sasl_user_name = Some(v.clone()),
+            ("x509-distinguished-name", V::String(v)) => id.x509_dname = Some(v.clone()),
+            ("selinux-context", V::String(v)) => id.selinux_context = Some(v.clone()),
+            ("system.token", V::String(v)) => id.system_token = Some(v.clone()),
+            _ => {}
+        }
+    }
+    Ok(id)
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -143,6 +195,7 @@ mod tests {
             events,
             auth: Auth::None,
             privileged,
+            access: Default::default(),
         }
     }
 

@@ -21,7 +21,9 @@ use protocol::{
 use rpc::{ClientInfo, EventSender, Header, Reply, Service};
 use xdr::{Decoder, Xdr};
 
+use crate::access::{AccessManager, Perm};
 use crate::driver::{DeviceList, Driver};
+use crate::events::EventSink;
 
 /// How a socket authenticates its clients (auth_unix_rw / auth_unix_ro).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +41,7 @@ pub struct RemoteProgram {
     pub events: Arc<crate::events::Events>,
     pub auth: Auth,
     pub privileged: bool,
+    pub access: AccessManager,
 }
 
 pub struct Session {
@@ -48,6 +51,8 @@ pub struct Session {
     uri: Option<String>,
     readonly: bool,
     events: EventSender,
+    /// Where this client's event callbacks send, made at its first registration.
+    event_sink: Option<EventSink>,
 }
 
 type CallResult = Result<Vec<u8>, VirError>;
@@ -114,6 +119,7 @@ impl Service for RemoteProgram {
             authenticated,
             uri: None,
             events,
+            event_sink: None,
         }
     }
 
@@ -165,7 +171,7 @@ impl RemoteProgram {
     ) -> Reply {
         use RemoteCall as C;
         let result = match call {
-            C::ConnectOpen(a) => self.open(s, a),
+            C::ConnectOpen(a) => self.open(s, a).await,
             C::ConnectClose => {
                 return Reply {
                     result: Ok(Vec::new()),
@@ -191,33 +197,80 @@ impl RemoteProgram {
             C::ConnectIsSecure => encode(&r::IntRet { value: 1 }),
             C::ConnectGetLibVersion => encode(&r::HyperRet { value: LIB_VERSION }),
             C::ConnectRegisterCloseCallback | C::ConnectUnregisterCloseCallback => Ok(Vec::new()),
-            C::ConnectSetIdentity(_) => Ok(Vec::new()),
-            C::NodeNumOfDevices(a) => self.num_of_devices(a),
-            C::NodeListDevices(a) => self.list_devices(a),
-            C::ConnectListAllNodeDevices(a) => self.list_all(a),
-            C::NodeDeviceLookupByName(a) => self.lookup_by_name(a),
-            C::NodeDeviceLookupScsiHostByWwn(a) => self.lookup_scsi_host_by_wwn(a),
-            C::NodeDeviceGetXmlDesc(a) => self.get_xml_desc(a),
-            C::NodeDeviceGetParent(a) => self.get_parent(a),
-            C::NodeDeviceNumOfCaps(a) => self.num_of_caps(a),
-            C::NodeDeviceListCaps(a) => self.list_caps(a),
-            C::NodeDeviceIsActive(a) => self.device_int(&a.name, Device::is_active),
-            C::NodeDeviceIsPersistent(a) => self.device_int(&a.name, Device::is_persistent),
-            C::NodeDeviceGetAutostart(a) => self.device_int(&a.name, Device::autostart),
-            C::ConnectNodeDeviceEventRegisterAny(a) => self.event_register(s, a),
-            C::ConnectNodeDeviceEventDeregisterAny(a) => self.event_deregister(s, a),
-            C::Manage(call) => {
-                // Creating a device waits for the kernel (up to a minute): off the thread
-                // that serves every client.
-                let driver = self.driver.clone();
-                let readonly = s.readonly;
-                let api = info.api.unwrap_or(info.name);
-                tokio::task::spawn_blocking(move || manage::manage(&driver, readonly, api, call))
-                    .await
-                    .unwrap_or_else(|_| Err(VirError::no_error_set()))
+            C::ConnectSetIdentity(a) => self.set_identity(s, a).await,
+            C::NodeNumOfDevices(a) => self.num_of_devices(s, a).await,
+            C::NodeListDevices(a) => self.list_devices(s, a).await,
+            C::ConnectListAllNodeDevices(a) => self.list_all(s, a).await,
+            C::NodeDeviceLookupByName(a) => self.lookup_by_name(s, a).await,
+            C::NodeDeviceLookupScsiHostByWwn(a) => self.lookup_scsi_host_by_wwn(s, a).await,
+            C::NodeDeviceGetXmlDesc(a) => self.get_xml_desc(s, a).await,
+            C::NodeDeviceGetParent(a) => self.get_parent(s, a).await,
+            C::NodeDeviceNumOfCaps(a) => self.num_of_caps(s, a).await,
+            C::NodeDeviceListCaps(a) => self.list_caps(s, a).await,
+            C::NodeDeviceIsActive(a) => self.device_int(s, &a.name, Device::is_active).await,
+            C::NodeDeviceIsPersistent(a) => {
+                self.device_int(s, &a.name, Device::is_persistent).await
             }
+            C::NodeDeviceGetAutostart(a) => self.device_int(s, &a.name, Device::autostart).await,
+            C::ConnectNodeDeviceEventRegisterAny(a) => self.event_register(s, a).await,
+            C::ConnectNodeDeviceEventDeregisterAny(a) => self.event_deregister(s, a).await,
+            C::Manage(call) => self.manage(s, info, call).await,
             C::Unserved(_) => Err(unsupported::unsupported(info, s.readonly, args)),
         };
         result.into()
+    }
+}
+
+/// Access control, as the node-device driver applies it.
+impl RemoteProgram {
+    /// The caller of session `s` holds `perm` (on the connection, or on `device`).
+    async fn ensure(&self, s: &Session, perm: Perm, device: Option<&str>) -> Result<(), VirError> {
+        self.access.ensure(&s.info.identity, perm, device).await
+    }
+
+    /// The device named `name` exists and the caller holds `perm` on it: libvirt looks
+    /// the device up before it checks.
+    async fn ensure_on(&self, s: &Session, perm: Perm, name: &str) -> Result<(), VirError> {
+        if !self.access.enabled() {
+            return Ok(());
+        }
+        lookup(&self.driver.devices(), name)?;
+        self.ensure(s, perm, Some(name)).await
+    }
+
+    /// The devices among `devices` the caller may see (`node_device:getattr`), in order.
+    async fn visible<'a>(&self, s: &Session, devices: Vec<&'a Device>) -> Vec<&'a Device> {
+        if !self.access.enabled() {
+            return devices;
+        }
+        let mut seen = Vec::with_capacity(devices.len());
+        // Several checks in flight at once: each is a round trip to polkitd.
+        for batch in devices.chunks(16) {
+            let checks = batch.iter().map(|d| {
+                self.access
+                    .allows(&s.info.identity, Perm::NodeDeviceGetattr, Some(d.name()))
+            });
+            let allowed = futures_util::future::join_all(checks).await;
+            seen.extend(
+                batch
+                    .iter()
+                    .zip(allowed)
+                    .filter(|(_, ok)| *ok)
+                    .map(|(d, _)| *d),
+            );
+        }
+        seen
+    }
+
+    /// Where the client's event callbacks send: filtered under access control.
+    fn event_sink(&self, s: &mut Session) -> EventSink {
+        let sink = s.event_sink.get_or_insert_with(|| {
+            if self.access.enabled() {
+                EventSink::filtered(self.access, s.info.identity.clone(), s.events.clone())
+            } else {
+                EventSink::Direct(s.events.clone())
+            }
+        });
+        sink.clone()
     }
 }

@@ -8,50 +8,69 @@ use protocol::{
 };
 
 use super::{check_flags, encode, lookup, CallResult, RemoteProgram, Session};
+use crate::access::Perm;
 
 impl RemoteProgram {
-    pub(super) fn num_of_devices(&self, a: r::NodeNumOfDevicesArgs) -> CallResult {
+    pub(super) async fn num_of_devices(
+        &self,
+        s: &Session,
+        a: r::NodeNumOfDevicesArgs,
+    ) -> CallResult {
+        self.ensure(s, Perm::ConnectSearchNodeDevices, None).await?;
         check_flags(a.flags, 0, "nodeNumOfDevices")?;
         let list = self.driver.devices();
-        let n = list
+        let matching = list
             .iter()
             .filter(|d| has_cap_str(d, a.cap.as_deref()))
-            .count();
+            .collect();
+        let n = self.visible(s, matching).await.len();
         encode(&r::IntRet { value: n as i32 })
     }
 
-    pub(super) fn list_devices(&self, a: r::NodeListDevicesArgs) -> CallResult {
+    pub(super) async fn list_devices(&self, s: &Session, a: r::NodeListDevicesArgs) -> CallResult {
         check_maxnames(
             a.maxnames,
             REMOTE_NODE_DEVICE_LIST_MAX,
             "REMOTE_NODE_DEVICE_LIST_MAX",
         )?;
+        self.ensure(s, Perm::ConnectSearchNodeDevices, None).await?;
         check_flags(a.flags, 0, "nodeListDevices")?;
         let list = self.driver.devices();
-        let names = list
+        let matching = list
             .iter()
             .filter(|d| has_cap_str(d, a.cap.as_deref()))
+            .collect();
+        let names = self
+            .visible(s, matching)
+            .await
+            .into_iter()
             .take(a.maxnames as usize)
             .map(|d| d.name().to_owned())
             .collect();
         encode(&r::NamesRet { names })
     }
 
-    pub(super) fn list_all(&self, a: r::ListAllArgs) -> CallResult {
+    pub(super) async fn list_all(&self, s: &Session, a: r::ListAllArgs) -> CallResult {
         check_flags(
             a.flags,
             list_flags::FILTERS_ALL,
             "nodeConnectListAllNodeDevices",
         )?;
+        self.ensure(s, Perm::ConnectSearchNodeDevices, None).await?;
         let list = self.driver.devices();
-        let matching = list.iter().filter(|d| matches_list_flags(d, a.flags));
+        let matching = list
+            .iter()
+            .filter(|d| matches_list_flags(d, a.flags))
+            .collect();
+        let matching = self.visible(s, matching).await;
         if a.need_results == 0 {
             return encode(&r::ListAllRet {
                 devices: Vec::new(),
-                ret: matching.count() as u32,
+                ret: matching.len() as u32,
             });
         }
         let devices: Vec<r::NodeDevice> = matching
+            .into_iter()
             .map(|d| r::NodeDevice {
                 name: d.name().to_owned(),
             })
@@ -67,9 +86,11 @@ impl RemoteProgram {
         encode(&r::ListAllRet { devices, ret })
     }
 
-    pub(super) fn lookup_by_name(&self, a: r::NameArgs) -> CallResult {
+    pub(super) async fn lookup_by_name(&self, s: &Session, a: r::NameArgs) -> CallResult {
         let list = self.driver.devices();
         let dev = lookup(&list, &a.name)?;
+        self.ensure(s, Perm::NodeDeviceGetattr, Some(dev.name()))
+            .await?;
         encode(&r::NodeDeviceRet {
             dev: r::NodeDevice {
                 name: dev.name().to_owned(),
@@ -77,26 +98,35 @@ impl RemoteProgram {
         })
     }
 
-    pub(super) fn lookup_scsi_host_by_wwn(&self, a: r::LookupScsiHostByWwnArgs) -> CallResult {
+    pub(super) async fn lookup_scsi_host_by_wwn(
+        &self,
+        s: &Session,
+        a: r::LookupScsiHostByWwnArgs,
+    ) -> CallResult {
         check_flags(a.flags, 0, "nodeDeviceLookupSCSIHostByWWN")?;
         let list = self.driver.devices();
         let found = list
             .iter()
             .find(|d| d.scsi_host_wwns() == Some((a.wwnn.as_str(), a.wwpn.as_str())));
         match found {
-            Some(d) => encode(&r::NodeDeviceRet {
-                dev: r::NodeDevice {
-                    name: d.name().to_owned(),
-                },
-            }),
+            Some(d) => {
+                self.ensure(s, Perm::NodeDeviceGetattr, Some(d.name()))
+                    .await?;
+                encode(&r::NodeDeviceRet {
+                    dev: r::NodeDevice {
+                        name: d.name().to_owned(),
+                    },
+                })
+            }
             // libvirt 9.0's driver fails here without reporting an error.
             None => Err(VirError::unknown_cause()),
         }
     }
 
-    pub(super) fn get_xml_desc(&self, a: r::NameFlagsArgs) -> CallResult {
+    pub(super) async fn get_xml_desc(&self, s: &Session, a: r::NameFlagsArgs) -> CallResult {
         // VIR_NODE_DEVICE_XML_INACTIVE (libvirt 10.1.0): the defined configuration.
         check_flags(a.flags, 1, "nodeDeviceGetXMLDesc")?;
+        self.ensure_on(s, Perm::NodeDeviceRead, &a.name).await?;
         let list = self.driver.devices();
         let dev = self.driver.refreshed(lookup(&list, &a.name)?);
         let inactive;
@@ -112,7 +142,8 @@ impl RemoteProgram {
         Ok(e.into_inner())
     }
 
-    pub(super) fn get_parent(&self, a: r::NameArgs) -> CallResult {
+    pub(super) async fn get_parent(&self, s: &Session, a: r::NameArgs) -> CallResult {
+        self.ensure_on(s, Perm::NodeDeviceRead, &a.name).await?;
         let list = self.driver.devices();
         let dev = lookup(&list, &a.name)?;
         encode(&r::OptStringRet {
@@ -120,7 +151,8 @@ impl RemoteProgram {
         })
     }
 
-    pub(super) fn num_of_caps(&self, a: r::NameArgs) -> CallResult {
+    pub(super) async fn num_of_caps(&self, s: &Session, a: r::NameArgs) -> CallResult {
+        self.ensure_on(s, Perm::NodeDeviceRead, &a.name).await?;
         let list = self.driver.devices();
         let dev = self.driver.refreshed(lookup(&list, &a.name)?);
         encode(&r::IntRet {
@@ -128,12 +160,13 @@ impl RemoteProgram {
         })
     }
 
-    pub(super) fn list_caps(&self, a: r::ListCapsArgs) -> CallResult {
+    pub(super) async fn list_caps(&self, s: &Session, a: r::ListCapsArgs) -> CallResult {
         check_maxnames(
             a.maxnames,
             REMOTE_NODE_DEVICE_CAPS_LIST_MAX,
             "REMOTE_NODE_DEVICE_CAPS_LIST_MAX",
         )?;
+        self.ensure_on(s, Perm::NodeDeviceRead, &a.name).await?;
         let list = self.driver.devices();
         let dev = self.driver.refreshed(lookup(&list, &a.name)?);
         let names = dev
@@ -146,7 +179,14 @@ impl RemoteProgram {
         encode(&r::NamesRet { names })
     }
 
-    pub(super) fn device_int(&self, name: &str, f: impl Fn(&Device) -> bool) -> CallResult {
+    /// IsActive, IsPersistent, GetAutostart: a bit of the device's state.
+    pub(super) async fn device_int(
+        &self,
+        s: &Session,
+        name: &str,
+        f: impl Fn(&Device) -> bool,
+    ) -> CallResult {
+        self.ensure_on(s, Perm::NodeDeviceRead, name).await?;
         let list = self.driver.devices();
         let dev = lookup(&list, name)?;
         encode(&r::IntRet {
@@ -154,7 +194,11 @@ impl RemoteProgram {
         })
     }
 
-    pub(super) fn event_register(&self, s: &mut Session, a: r::EventRegisterAnyArgs) -> CallResult {
+    pub(super) async fn event_register(
+        &self,
+        s: &mut Session,
+        a: r::EventRegisterAnyArgs,
+    ) -> CallResult {
         if !matches!(
             a.event_id,
             protocol::event_id::LIFECYCLE | protocol::event_id::UPDATE
@@ -164,26 +208,29 @@ impl RemoteProgram {
                 a.event_id
             )));
         }
+        self.ensure(s, Perm::ConnectSearchNodeDevices, None).await?;
         let id = self.events.register(
             s.info.id,
             a.event_id,
             a.dev.map(|d| d.name),
-            s.events.clone(),
+            self.event_sink(s),
         );
         encode(&r::IntRet { value: id })
     }
 
-    pub(super) fn event_deregister(
+    pub(super) async fn event_deregister(
         &self,
         s: &mut Session,
         a: r::EventDeregisterAnyArgs,
     ) -> CallResult {
-        if !self.events.deregister(s.info.id, a.callback_id) {
+        if !self.events.is_registered(s.info.id, a.callback_id) {
             return Err(VirError::rpc_internal(format!(
                 "node device event callback {} not registered",
                 a.callback_id
             )));
         }
+        self.ensure(s, Perm::ConnectRead, None).await?;
+        self.events.deregister(s.info.id, a.callback_id);
         Ok(Vec::new())
     }
 }

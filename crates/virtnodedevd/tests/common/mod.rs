@@ -12,6 +12,7 @@ use protocol::{REMOTE_PROGRAM, REMOTE_VERSION};
 use rpc::client::Client;
 
 pub mod mdev;
+pub mod polkit;
 mod skip;
 #[allow(unused_imports)] // each test file uses some of it
 pub use skip::{available, skip_or_fail, ALLOW_SKIP};
