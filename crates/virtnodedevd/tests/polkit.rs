@@ -55,6 +55,8 @@ fn polkit_authentication_answers_as_libvirt() {
         assert_eq!(py, want, "{}", t.name);
     }
 
+    root_passes_at_auth_list(&targets);
+
     for t in &targets {
         eprintln!(
             "{}: {} connections/s for a libvirt group member through polkit (rw socket)",
@@ -162,4 +164,31 @@ fn no_stall(host: &PolkitHost, targets: &[Target]) {
         );
     }
     kill(host.polkitd_pid(), Signal::SIGCONT).unwrap();
+}
+
+/// Root, on a polkit socket, is an unauthenticated client like any other until it asks
+/// AUTH_LIST, which lets it through without asking polkitd (as libvirt does; it counts
+/// against max_anonymous_clients meanwhile).
+fn root_passes_at_auth_list(targets: &[Target]) {
+    use protocol::remote::{proc, AuthListRet, ConnectOpenArgs};
+    for t in targets {
+        let sock = t.rw.split_once("socket=").expect("a socket URI").1;
+        let mut c = rpc::client::Client::connect(
+            std::path::Path::new(sock),
+            protocol::REMOTE_PROGRAM,
+            protocol::REMOTE_VERSION,
+        )
+        .unwrap();
+        let open = ConnectOpenArgs {
+            name: Some("nodedev:///system".into()),
+            flags: 0,
+        };
+        let refused = c.call::<_, ()>(proc::CONNECT_OPEN, &open).unwrap_err();
+        assert_eq!(refused.to_string(), "authentication required", "{}", t.name);
+        assert_eq!(t.unauth_clients(), "1", "{}", t.name);
+        let types: AuthListRet = c.call(proc::AUTH_LIST, &()).unwrap();
+        assert_eq!(types.types, [0], "{}: AUTH_NONE", t.name);
+        assert_eq!(t.unauth_clients(), "0", "{}", t.name);
+        c.call::<_, ()>(proc::CONNECT_OPEN, &open).unwrap();
+    }
 }

@@ -221,6 +221,16 @@ fn polkit_access_control_answers_as_libvirt() {
     }
     same_answers("root forwarding the member's identity", &answers);
 
+    // What access control costs: every device of a list is one question to polkitd.
+    for t in &targets {
+        eprintln!(
+            "{}: {} filtered device lists/s (listAllDevices, one polkit check per device) \
+             for the libvirt group member",
+            t.name,
+            python_as(member, &rate_of(&t.rw, "c.listAllDevices(0)"))
+        );
+    }
+
     // polkitd gone: no check can be answered, so every caller, root included, is refused
     // the connection.
     host.stop_polkitd();
@@ -239,6 +249,15 @@ fn polkit_access_control_answers_as_libvirt() {
         assert_eq!(virsh_list(member, &t.rw), "", "{}", t.name);
         assert_eq!(virsh_list(None, &t.rw), "computer", "{}", t.name);
     }
+}
+
+/// A Python loop that runs `call` on a connection to `uri` for a second: calls per second.
+fn rate_of(uri: &str, call: &str) -> String {
+    format!(
+        "import libvirt, time\nc = libvirt.open({uri:?})\nn = 0\nt0 = time.monotonic()\n\
+         while time.monotonic() - t0 < 1.0:\n    {call}\n    n += 1\n\
+         print('%.0f' % (n / (time.monotonic() - t0)))\n"
+    )
 }
 
 /// Events go through the same filter as lists: a client that may not see a device gets

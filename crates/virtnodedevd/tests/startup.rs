@@ -712,7 +712,7 @@ fn clients_beyond_the_anonymous_limit_wait_as_with_libvirt() {
     }
     let live = reference_available();
     // Clients of a polkit socket are anonymous until they authenticate; these never do.
-    // (They are not root: libvirt lets root through at AUTH_LIST, ours at once.)
+    // (They are not root: root passes at AUTH_LIST.)
     let extra = "auth_unix_rw = \"polkit\"\nmax_anonymous_clients = 2";
     let tmp = tempfile::Builder::new().prefix("vnd-s").tempdir().unwrap();
     let dir = tmp.path();
