@@ -7,7 +7,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use nodedev::{Device, HostRoot};
 // parking_lot's locks are not poisoned by a panic: a call that panics while holding one
@@ -203,16 +202,14 @@ pub struct Driver {
     refreshed: Mutex<HashMap<String, Arc<Refreshed>>>,
 }
 
-/// How long re-read device data is reused; see [`Driver::refreshed`].
-pub const REFRESH_AFTER: Duration = Duration::from_secs(1);
-/// How many re-read devices are kept at most.
-const REFRESH_CACHE_MAX: usize = 256;
+/// How many re-read devices (with their XML) are kept at most: a sweep over a larger host
+/// formats again what it cannot find, and nothing is ever served without a re-read.
+const REFRESH_CACHE_MAX: usize = 4096;
 
 /// A device as last re-read, with its XML.
 pub struct Refreshed {
     pub device: Device,
     pub xml: String,
-    at: Instant,
 }
 
 impl Driver {
@@ -238,32 +235,27 @@ impl Driver {
     /// The device with the data libvirt re-reads on every XML or capability query
     /// (driver binding, link state, SR-IOV, mdev types, ...) brought up to date, and its XML.
     ///
-    /// libvirt re-reads on every call; that costs more than the rest of the call, so the
-    /// result is kept for up to [`REFRESH_AFTER`], and dropped as soon as an event for the
-    /// device arrives. Data that changes without any event is therefore at most that old.
+    /// Like libvirt, every call re-reads: no answer is older than the call. What is kept is
+    /// the formatting: when the re-read device equals the one last formatted, its XML is
+    /// served again, so a device is formatted once per change, not once per call.
     pub fn refreshed(&self, dev: &Device) -> Arc<Refreshed> {
-        let now = Instant::now();
-        let mut cache = self.refreshed.lock();
         #[cfg(debug_assertions)]
         self.test_panic_hook(dev.name());
-        if let Some(r) = cache.get(dev.name()) {
-            if now.duration_since(r.at) < REFRESH_AFTER {
+        let mut device = dev.clone();
+        device.refresh(&self.root);
+        if let Some(r) = self.refreshed.lock().get(dev.name()) {
+            if r.device == device {
                 return r.clone();
             }
         }
-        let mut device = dev.clone();
-        device.refresh(&self.root);
         let r = Arc::new(Refreshed {
             xml: device.to_xml(),
             device,
-            at: now,
         });
-        // A sweep over every device would otherwise keep a second copy of the whole host.
+        let mut cache = self.refreshed.lock();
+        // A sweep over every device would otherwise keep a second copy of a large host.
         if cache.len() >= REFRESH_CACHE_MAX {
-            cache.retain(|_, r| now.duration_since(r.at) < REFRESH_AFTER);
-            if cache.len() >= REFRESH_CACHE_MAX {
-                cache.clear();
-            }
+            cache.clear();
         }
         cache.insert(dev.name().to_owned(), r.clone());
         r
