@@ -28,14 +28,15 @@ const SUBSYSTEM_IGNORED: [&str; 4] = ["acpi", "tty", "vc", "i2c"];
 /// Per-enumeration context (lazily loaded shared data).
 pub(crate) struct Ctx<'a> {
     pub root: &'a HostRoot,
-    pub pci_ids: std::cell::OnceCell<Option<PciIds>>,
+    /// Loaded once, by whichever enumeration thread needs it first.
+    pub pci_ids: std::sync::OnceLock<Option<PciIds>>,
 }
 
 impl<'a> Ctx<'a> {
     pub fn new(root: &'a HostRoot) -> Self {
         Ctx {
             root,
-            pci_ids: std::cell::OnceCell::new(),
+            pci_ids: std::sync::OnceLock::new(),
         }
     }
 
@@ -226,21 +227,7 @@ pub fn enumerate(root: &HostRoot) -> Vec<Device> {
     // syspath (inside root) -> device name, for parent lookup.
     let mut by_path: HashMap<PathBuf, String> = HashMap::new();
 
-    for syspath in scan_syspaths(root) {
-        let Some(udev) = UdevDevice::load(root, &syspath) else {
-            continue;
-        };
-        if udev
-            .subsystem
-            .as_deref()
-            .is_none_or(|s| SUBSYSTEM_IGNORED.contains(&s))
-        {
-            continue;
-        }
-        let Some(mut dev) = build_device(&ctx, &udev) else {
-            tracing::debug!("Discarding device {}", udev.host_syspath);
-            continue;
-        };
+    for (syspath, mut dev) in read_devices(&ctx, scan_syspaths(root)) {
         // udevSetParent: nearest ancestor directory that is a known device.
         let mut parent = None;
         let mut p = syspath.parent();
@@ -266,6 +253,61 @@ pub fn enumerate(root: &HostRoot) -> Vec<Device> {
         }
     }
     devices
+}
+
+/// Reads the device at each syspath, in order, on as many threads as there are CPUs (up
+/// to 4): each device is a few dozen small sysfs reads, independent of the others, so a
+/// large host is read that much sooner. The threads are gone when this returns.
+fn read_devices(ctx: &Ctx, syspaths: Vec<PathBuf>) -> Vec<(PathBuf, Device)> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 4);
+    let read_one = |syspath: &PathBuf| -> Option<Device> {
+        let udev = UdevDevice::load(ctx.root, syspath)?;
+        if udev
+            .subsystem
+            .as_deref()
+            .is_none_or(|s| SUBSYSTEM_IGNORED.contains(&s))
+        {
+            return None;
+        }
+        let dev = build_device(ctx, &udev);
+        if dev.is_none() {
+            tracing::debug!("Discarding device {}", udev.host_syspath);
+        }
+        dev
+    };
+    // Below a few hundred devices a thread costs more than it saves.
+    if threads == 1 || syspaths.len() < 512 {
+        return syspaths
+            .into_iter()
+            .filter_map(|p| read_one(&p).map(|d| (p, d)))
+            .collect();
+    }
+    // Thread t reads paths t, t + n, t + 2n...: kinds of devices come in runs, and this
+    // spreads the expensive ones. The results are put back in the enumeration order.
+    let paths = &syspaths;
+    let mut found: Vec<(usize, Device)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                scope.spawn(move || {
+                    (t..paths.len())
+                        .step_by(threads)
+                        .filter_map(|i| read_one(&paths[i]).map(|d| (i, d)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    found.sort_unstable_by_key(|(i, _)| *i);
+    found
+        .into_iter()
+        .map(|(i, d)| (syspaths[i].clone(), d))
+        .collect()
 }
 
 /// Discover the one device at `host_syspath` (`/sys/devices/...` as the host names it),
