@@ -3,7 +3,8 @@
 //! `ETHTOOL_GFLAGS`, then `ETHTOOL_GFEATURES` for the UDP tunnel bit).
 //! The only `unsafe` code of the crate lives here.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::sync::OnceLock;
 
 const SIOCETHTOOL: libc::c_ulong = 0x8946;
 const ETHTOOL_GRXCSUM: u32 = 0x14;
@@ -70,8 +71,23 @@ struct IfReq {
 }
 
 struct Control {
-    fd: OwnedFd,
+    fd: BorrowedFd<'static>,
     name: [u8; libc::IFNAMSIZ],
+}
+
+/// The socket every ethtool query goes through: made once, not per query (it only
+/// carries ioctls, which may run on it from several threads at once).
+static SOCKET: OnceLock<Option<OwnedFd>> = OnceLock::new();
+
+fn socket() -> Option<BorrowedFd<'static>> {
+    let fd = SOCKET.get_or_init(|| {
+        // SAFETY: plain socket(2) call; the result is checked before use and
+        // owned by OwnedFd from then on.
+        let raw = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+        // SAFETY: raw is a fresh, valid descriptor that nothing else owns.
+        (raw >= 0).then(|| unsafe { OwnedFd::from_raw_fd(raw) })
+    });
+    fd.as_ref().map(|fd| fd.as_fd())
 }
 
 impl Control {
@@ -79,17 +95,12 @@ impl Control {
         if ifname.len() >= libc::IFNAMSIZ || ifname.as_bytes().contains(&0) {
             return None;
         }
-        // SAFETY: plain socket(2) call; the result is checked before use and
-        // owned by OwnedFd from then on.
-        let raw = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-        if raw < 0 {
-            return None;
-        }
-        // SAFETY: raw is a fresh, valid descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         let mut name = [0u8; libc::IFNAMSIZ];
         name[..ifname.len()].copy_from_slice(ifname.as_bytes());
-        Some(Control { fd, name })
+        Some(Control {
+            fd: socket()?,
+            name,
+        })
     }
 
     /// Issue SIOCETHTOOL with `data` as the ethtool command buffer.
@@ -129,8 +140,16 @@ pub fn features(ifname: &str) -> u16 {
         return 0;
     };
     let mut out = 0u16;
+    // An interface the kernel does not know (a fake tree, one just gone) answers nothing:
+    // one refusal is enough to tell.
+    let rx = ctl.value(ETHTOOL_GRXCSUM);
+    if rx.is_none() && std::io::Error::last_os_error().raw_os_error() == Some(libc::ENODEV) {
+        return 0;
+    }
+    if matches!(rx, Some(d) if d > 0) {
+        out |= F_RX;
+    }
     for (cmd, bit) in [
-        (ETHTOOL_GRXCSUM, F_RX),
         (ETHTOOL_GTXCSUM, F_TX),
         (ETHTOOL_GSG, F_SG),
         (ETHTOOL_GTSO, F_TSO),

@@ -40,14 +40,9 @@ impl RemoteProgram {
             .iter()
             .filter(|d| has_cap_str(d, a.cap.as_deref()))
             .collect();
-        let names = self
-            .visible(s, matching)
-            .await
-            .into_iter()
-            .take(a.maxnames as usize)
-            .map(|d| d.name().to_owned())
-            .collect();
-        encode(&r::NamesRet { names })
+        let mut names = self.visible(s, matching).await;
+        names.truncate(a.maxnames as usize);
+        Ok(encode_names(&names, false))
     }
 
     pub(super) async fn list_all(&self, s: &Session, a: r::ListAllArgs) -> CallResult {
@@ -69,21 +64,14 @@ impl RemoteProgram {
                 ret: matching.len() as u32,
             });
         }
-        let devices: Vec<r::NodeDevice> = matching
-            .into_iter()
-            .map(|d| r::NodeDevice {
-                name: d.name().to_owned(),
-            })
-            .collect();
-        if devices.len() > REMOTE_NODE_DEVICE_LIST_MAX {
+        if matching.len() > REMOTE_NODE_DEVICE_LIST_MAX {
             return Err(VirError::rpc_internal(format!(
                 "Too many node_devices '{}' for limit '{}'",
-                devices.len(),
+                matching.len(),
                 REMOTE_NODE_DEVICE_LIST_MAX
             )));
         }
-        let ret = devices.len() as u32;
-        encode(&r::ListAllRet { devices, ret })
+        Ok(encode_names(&matching, true))
     }
 
     pub(super) async fn lookup_by_name(&self, s: &Session, a: r::NameArgs) -> CallResult {
@@ -233,6 +221,22 @@ impl RemoteProgram {
         self.events.deregister(s.info.id, a.callback_id);
         Ok(Vec::new())
     }
+}
+
+/// A list reply (`remote_node_list_devices_ret`, or with `count_after`
+/// `remote_connect_list_all_node_devices_ret`), encoded straight from the devices' names:
+/// a large host's list is one buffer, not one string per device.
+fn encode_names(devices: &[&Device], count_after: bool) -> Vec<u8> {
+    let len: usize = devices.iter().map(|d| 8 + d.name().len()).sum();
+    let mut e = xdr::Encoder::from_vec(Vec::with_capacity(len + 8));
+    e.put_u32(devices.len() as u32);
+    for d in devices {
+        e.put_str(d.name());
+    }
+    if count_after {
+        e.put_u32(devices.len() as u32);
+    }
+    e.into_inner()
 }
 
 fn check_maxnames(maxnames: i32, max: usize, what: &str) -> Result<(), VirError> {
