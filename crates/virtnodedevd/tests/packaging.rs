@@ -105,10 +105,13 @@ fn packages() -> Option<&'static Packages> {
                 .arg(format!("PKGDIR={}", dir.display()))
                 .env("CARGO_TARGET_DIR", target_dir()));
             let version = env!("CARGO_PKG_VERSION");
+            let deb_arch = run(Command::new("dpkg").arg("--print-architecture"));
+            let rpm_arch = run(Command::new("rpm").args(["--eval", "%{_arch}"]));
+            let (deb_arch, rpm_arch) = (deb_arch.trim(), rpm_arch.trim());
             Some(Packages {
-                deb: dir.join(format!("virtnodedevd_{version}_amd64.deb")),
-                changes: dir.join(format!("stage/virtnodedevd_{version}_amd64.changes")),
-                rpm: dir.join(format!("virtnodedevd-{version}-1.x86_64.rpm")),
+                deb: dir.join(format!("virtnodedevd_{version}_{deb_arch}.deb")),
+                changes: dir.join(format!("stage/virtnodedevd_{version}_{deb_arch}.changes")),
+                rpm: dir.join(format!("virtnodedevd-{version}-1.{rpm_arch}.rpm")),
             })
         })
         .as_ref()
@@ -638,9 +641,11 @@ fn rpm_replaces_libvirts_daemon_and_gives_it_back() {
             work.path().join("rpmbuild").display()
         ))
         .arg(&spec));
-    let stand_in = work
-        .path()
-        .join("rpmbuild/RPMS/x86_64/libvirt-daemon-driver-nodedev-11.3.0-0.x86_64.rpm");
+    let arch = run(Command::new("rpm").args(["--eval", "%{_arch}"]));
+    let stand_in = work.path().join(format!(
+        "rpmbuild/RPMS/{0}/libvirt-daemon-driver-nodedev-11.3.0-0.{0}.rpm",
+        arch.trim()
+    ));
     let root = work.path().join("root");
     // The changes run without scripts (the root has no shell) and dependencies.
     let rpm = |args: &[&str]| {
