@@ -488,6 +488,9 @@ fn check_remove_and_purge(r: &Path) {
     assert_eq!(left, "", "left after purge");
 }
 
+/// Debian 13's virt-admin is in libvirt-daemon-common.
+const DEBIAN_13_EXTRA: &str = "libvirt-daemon-driver-nodedev,libvirt-daemon-common";
+
 #[test]
 fn deb_installs_into_debian_12() {
     deb_in_debian("bookworm", "libvirt-daemon", "9.0.0");
@@ -495,11 +498,7 @@ fn deb_installs_into_debian_12() {
 
 #[test]
 fn deb_installs_into_debian_13() {
-    deb_in_debian(
-        "trixie",
-        "libvirt-daemon-driver-nodedev,libvirt-daemon-common",
-        "11.3.0",
-    );
+    deb_in_debian("trixie", DEBIAN_13_EXTRA, "11.3.0");
 }
 
 #[test]
@@ -688,4 +687,39 @@ fn rpm_replaces_libvirts_daemon_and_gives_it_back() {
         "#!/bin/sh\necho libvirt\n"
     );
     assert_eq!(std::fs::read_to_string(&conf).unwrap(), changed);
+}
+
+/// The scriptlets, run for real in a Debian 13 root (a shell and systemctl, no systemd
+/// running): installing applies the presets to the new units (Debian's enable them),
+/// erasing disables them.
+#[test]
+fn rpm_scripts_enable_and_disable_the_units() {
+    let Some(p) = packages() else { return };
+    let Some(root) = debian_root("trixie", DEBIAN_13_EXTRA) else {
+        return;
+    };
+    let r = root.path();
+    let wants = |unit: &str| {
+        let target = if unit.ends_with(".service") {
+            "multi-user.target.wants"
+        } else {
+            "sockets.target.wants"
+        };
+        r.join("etc/systemd/system").join(target).join(unit)
+    };
+    let rpm = |args: &[&str]| {
+        let mut c = Command::new("rpm");
+        c.arg("--root").arg(r).arg("--nodeps").args(args);
+        c
+    };
+    run(rpm(&["-i"]).arg(&p.rpm));
+    for unit in UNITS {
+        assert!(wants(unit).is_symlink(), "{unit} not enabled");
+    }
+    assert!(!r.join("var/lib/rpm-state/virtnodedevd").exists());
+    run(&mut rpm(&["-e", "virtnodedevd"]));
+    for unit in UNITS {
+        assert!(!wants(unit).is_symlink(), "{unit} still enabled");
+    }
+    assert!(!r.join("usr/sbin/virtnodedevd").exists());
 }
