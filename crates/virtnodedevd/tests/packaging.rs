@@ -395,7 +395,7 @@ fn deb_in_debian(suite: &str, extra: &str, virsh_version: &str) {
         "{conffiles}"
     );
     check_units(r);
-    check_conffile_survives_reinstall(r);
+    check_conffile_survives_reinstall_and_upgrade(r);
     check_installed_daemon(r, virsh_version);
     check_remove_and_purge(r);
 }
@@ -428,15 +428,32 @@ fn check_units(r: &Path) {
 }
 
 /// A changed /etc/libvirt/virtnodedevd.conf is kept, silently, when the package is
-/// installed again.
-fn check_conffile_survives_reinstall(r: &Path) {
+/// installed again and when it is upgraded (to a copy of itself with a higher version);
+/// a unit the administrator disabled stays disabled across the upgrade.
+fn check_conffile_survives_reinstall_and_upgrade(r: &Path) {
     let conf = r.join("etc/libvirt/virtnodedevd.conf");
     let changed = std::fs::read_to_string(&conf).unwrap() + "log_level = 3\n";
     std::fs::write(&conf, &changed).unwrap();
     in_root(r, "dpkg -i /tmp/virtnodedevd.deb");
     assert_eq!(std::fs::read_to_string(&conf).unwrap(), changed);
+
+    in_root(
+        r,
+        "systemctl disable virtnodedevd-ro.socket
+         dpkg-deb -R /tmp/virtnodedevd.deb /tmp/upgrade
+         sed -i 's/^Version: .*/&+upgrade1/' /tmp/upgrade/DEBIAN/control
+         dpkg-deb -b /tmp/upgrade /tmp/virtnodedevd-upgrade.deb >/dev/null
+         dpkg -i /tmp/virtnodedevd-upgrade.deb",
+    );
+    let version = in_root(r, "dpkg-query -W -f='${Version}' virtnodedevd");
+    assert!(version.ends_with("+upgrade1"), "{version}");
+    assert_eq!(std::fs::read_to_string(&conf).unwrap(), changed);
     let left = in_root(r, "ls /etc/libvirt");
     assert!(!left.contains(".dpkg-"), "{left}");
+    let o = in_root_output(r, &format!("systemctl is-enabled {}", UNITS.join(" ")));
+    let states = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(states, "enabled\nenabled\ndisabled\nenabled\n");
+    in_root(r, "systemctl enable virtnodedevd-ro.socket");
 }
 
 /// The installed daemon, started as an administrator would (`-d`, default config and
