@@ -82,7 +82,9 @@ uninstall:
 # The packages are built from a staged tree holding only what install reads, with the
 # binary already built: dpkg-buildpackage writes its results beside the tree it builds.
 STAGE = $(PKGDIR)/stage/$(PACKAGE)-$(VERSION)
-STAGED = Makefile debian data/systemd $(CONF) $(MAN) $(DOCS) COPYING packaging
+# debian/ file by file: dpkg-buildpackage run in the checkout leaves its work there.
+DEBIAN = debian/changelog debian/control debian/copyright debian/rules debian/source/format
+STAGED = Makefile $(DEBIAN) data/systemd $(CONF) $(MAN) $(DOCS) COPYING packaging/rpm/virtnodedevd.spec
 
 stage: build
 	rm -rf "$(PKGDIR)/stage"
