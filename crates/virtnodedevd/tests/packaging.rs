@@ -321,6 +321,7 @@ fn debian_root(suite: &str, extra: &str) -> Option<tempfile::TempDir> {
     if !tools(&needed) {
         return None;
     }
+    // The number changes with what MAKE_ROOT or `extra` put in, so stale roots are not used.
     let tarball = Path::new(ROOT_CACHE).join(format!("{suite}-1.tar"));
     run(bash(MAKE_ROOT, &[&tarball])
         .env("SUITE", suite)
