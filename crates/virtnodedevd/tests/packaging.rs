@@ -208,6 +208,21 @@ fn help_options() -> Vec<(String, String, bool)> {
     options
 }
 
+/// The default paths `--help` prints (those of a daemon run as root, when the test is).
+fn help_paths() -> Vec<String> {
+    let o = Command::new(BIN).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&o.stderr);
+    let paths: Vec<String> = help
+        .lines()
+        .map(str::trim)
+        // The paths stand alone on their lines; the usage line names the program too.
+        .filter(|l| l.starts_with('/') && !l.contains(' '))
+        .map(String::from)
+        .collect();
+    assert!(paths.len() >= 3, "{help}");
+    paths
+}
+
 #[test]
 fn man_page_lists_the_options_of_help_and_every_config_key() {
     let page = std::fs::read_to_string(workspace().join("man/virtnodedevd.8")).unwrap();
@@ -245,14 +260,24 @@ fn man_page_lists_the_options_of_help_and_every_config_key() {
         page.contains(&format!("\"virtnodedevd {version}\"")),
         "the .TH line names another version than {version}"
     );
-    for path in [
+    let files = section("FILES");
+    let mut paths: Vec<String> = [
         "/etc/libvirt/virtnodedevd.conf",
         "/run/libvirt/virtnodedevd-sock",
         "/run/libvirt/virtnodedevd-sock-ro",
         "/run/libvirt/virtnodedevd-admin-sock",
         "/run/virtnodedevd.pid",
-    ] {
-        assert!(page.contains(&path.replace('-', "\\-")), "{path}");
+    ]
+    .map(String::from)
+    .to_vec();
+    if nix::unistd::geteuid().is_root() {
+        paths.extend(help_paths());
+    }
+    for path in paths {
+        assert!(
+            files.contains(&format!(".I {}\n", path.replace('-', "\\-"))),
+            "{path}"
+        );
     }
 }
 
