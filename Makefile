@@ -1,14 +1,16 @@
 # Builds, installs and packages virtnodedevd.
 #
-#   make                       cargo build --release (the only target that runs cargo)
+#   make                       cargo build --release
 #   make install               install into $(DESTDIR)$(PREFIX), the config into /etc
 #   make uninstall             remove what install put there (a changed config stays)
 #   make deb                   Debian package, into $(PKGDIR) (dpkg-buildpackage, debhelper)
 #   make rpm                   RPM package, into $(PKGDIR) (rpmbuild)
 #
-# install, deb and rpm take the binary already built at $(BIN); name another with
-# BIN=PATH. The daemon reads /etc/libvirt/virtnodedevd.conf whatever PREFIX is, so the
-# config always goes to $(DESTDIR)$(SYSCONFDIR)/libvirt.
+# install takes the binary already built at $(BIN) and never runs cargo (it often runs as
+# root, where cargo may not be); deb and rpm build it first. With BIN=PATH named, that
+# binary is used and cargo is not run at all. The daemon reads
+# /etc/libvirt/virtnodedevd.conf whatever PREFIX is, so the config always goes to
+# $(DESTDIR)$(SYSCONFDIR)/libvirt.
 #
 # SPDX-License-Identifier: LGPL-2.1-or-later
 
