@@ -176,10 +176,18 @@ pub struct PolkitHost {
     pub bus: Child,
     pub polkitd: Option<Child>,
     pub users: Users,
+    /// Held for the host's life, dropped last: the tests of one file run on threads of one
+    /// process, and the users (named after the process) and the `libvirt` group are
+    /// shared, so one host at a time.
+    _one_at_a_time: std::sync::MutexGuard<'static, ()>,
 }
+
+static ONE_HOST: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl PolkitHost {
     pub fn start() -> PolkitHost {
+        // A test that failed while holding it leaves nothing behind (Drop ran).
+        let one_at_a_time = ONE_HOST.lock().unwrap_or_else(|e| e.into_inner());
         let users = Users::create();
         let dir = tempfile::Builder::new().prefix("vnd-pk").tempdir().unwrap();
         world_readable(dir.path());
@@ -239,6 +247,7 @@ impl PolkitHost {
             bus,
             polkitd: None,
             users,
+            _one_at_a_time: one_at_a_time,
         };
         wait_until("the private bus", || super::listening(&host.bus_socket()));
         host.start_polkitd();
