@@ -221,6 +221,7 @@ fn run(opts: Options, config: DaemonConfig, privileged: bool) -> Result<(), Fata
     let n = driver.enumerate(false);
     info!("enumerated {n} node devices");
     manage::load_store(&driver, false);
+    manage::pci::configure(&config);
     // Bound while this is still the only thread: bind() sets the process umask. A
     // current-thread runtime, signal handlers and reading the devices start no thread;
     // the uevent monitor, the mdev watcher and the blocking pool all start below.

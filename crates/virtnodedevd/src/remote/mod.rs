@@ -7,6 +7,7 @@
 
 mod connect;
 mod manage;
+mod pci;
 mod queries;
 mod unsupported;
 
@@ -213,6 +214,15 @@ impl RemoteProgram {
                 let readonly = s.readonly;
                 let api = info.api.unwrap_or(info.name);
                 tokio::task::spawn_blocking(move || manage::manage(&driver, readonly, api, call))
+                    .await
+                    .unwrap_or_else(|_| Err(VirError::no_error_set()))
+            }
+            C::Pci(call) => {
+                // Binding waits for the kernel: off the thread that serves every client.
+                let driver = self.driver.clone();
+                let readonly = s.readonly;
+                let info = *info;
+                tokio::task::spawn_blocking(move || pci::pci_call(&driver, readonly, &info, call))
                     .await
                     .unwrap_or_else(|_| Err(VirError::no_error_set()))
             }
