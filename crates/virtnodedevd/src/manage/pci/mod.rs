@@ -69,6 +69,9 @@ fn bind_wait() -> Duration {
         .map_or(Duration::from_secs(10), Duration::from_millis)
 }
 
+/// How long a reattached device may take to be claimed by a host driver.
+const HOST_DRIVER_WAIT: Duration = Duration::from_secs(2);
+
 /// The checks `qemuNodeDeviceDetachFlags` makes before it looks the device up: flags, the
 /// driver name, VFIO on the host. Returns the driver name asked for (`None`: VFIO's own).
 pub fn detach_checks(
@@ -204,7 +207,7 @@ pub fn reattach(driver: &Driver, dev: &Device) -> Result<(), PciError> {
     let stub = old_driver.clone();
     let released = f
         .bind_with_override("\n")
-        .and_then(|()| f.wait_driver(bind_wait(), |d| d.is_none() || d != stub.as_deref()));
+        .and_then(|()| f.wait_driver(bind_wait(), |d| stub.is_none() || d != stub.as_deref()));
     match released {
         Ok(true) => {}
         Ok(false) => {
@@ -224,6 +227,9 @@ pub fn reattach(driver: &Driver, dev: &Device) -> Result<(), PciError> {
             return Err(e);
         }
     }
+    // A driver probing asynchronously takes the device a moment later; a device no host
+    // driver wants stays unbound, which is no error.
+    let _ = f.wait_driver(bind_wait().min(HOST_DRIVER_WAIT), |d| d.is_some());
     let now = f.driver().ok().flatten();
     info!(
         device = %addr,

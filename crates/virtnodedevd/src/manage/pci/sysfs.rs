@@ -22,6 +22,14 @@ pub struct PciFn<'a> {
 
 /// `virFileWriteStr(path, value, 0)`: no O_CREAT, so a missing attribute fails as in sysfs.
 pub fn write_attr(path: &Path, value: &str) -> std::io::Result<()> {
+    // Test builds only: the tests that run on the real host set this, so that a protection
+    // that failed to refuse still cannot unbind or reset a real device.
+    #[cfg(debug_assertions)]
+    if std::env::var_os("VIRTNODEDEVD_TEST_NO_PCI_WRITES").is_some() {
+        return Err(std::io::Error::from_raw_os_error(
+            nix::errno::Errno::EPERM as i32,
+        ));
+    }
     std::fs::OpenOptions::new()
         .write(true)
         .truncate(true)
