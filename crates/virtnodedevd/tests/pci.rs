@@ -796,3 +796,173 @@ fn write_conf(text: &str) -> PathBuf {
     std::fs::write(f.path(), text).unwrap();
     f.into_temp_path().keep().unwrap()
 }
+
+/// libvirt-python (9.0's and 11.3's) and virsh 11.3 drive detach, reset, reattach, and see
+/// the refusals as libvirt errors.
+#[test]
+fn python_and_virsh_11_3_drive_it() {
+    for libvirt in Libvirt::BOTH {
+        if !libvirt.clients_available() {
+            continue;
+        }
+        let h = PciHost::start(&[]);
+        let uri = h.daemon.uri();
+        let code = format!(
+            r#"
+import libvirt
+c = libvirt.open(__import__("os").environ["URI"])
+d = c.nodeDeviceLookupByName("{NIC_DEV}")
+d.detachFlags(None, 0)
+print("driver", "<name>vfio-pci</name>" in d.XMLDesc(0))
+d.reset()
+d.reAttach()
+d.dettach()
+d.reAttach()
+print("back", "<name>e1000e</name>" in d.XMLDesc(0))
+for name, call in [("{sata}", lambda x: x.reset()), ("{gpu}", lambda x: x.detachFlags("vfio", 0))]:
+    try:
+        call(c.nodeDeviceLookupByName(name))
+    except libvirt.libvirtError as e:
+        print("refused", e.get_error_code(), e.get_error_domain(), e.get_error_message())
+"#,
+            sata = dev_name(SATA),
+            gpu = dev_name(GPU),
+        );
+        let o = common::python_of(libvirt, &uri, &code);
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success(),
+            "{}: {out}{}\n{}",
+            libvirt.label(),
+            String::from_utf8_lossy(&o.stderr),
+            h.daemon.log()
+        );
+        assert!(
+            out.contains("driver True") && out.contains("back True"),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!("refused 29 22 operation forbidden: refusing to reset PCI device {SATA}: it carries the root filesystem")),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!("refused 55 22 Requested operation is not valid: IOMMU group 2 of PCI device {GPU} would not be viable")),
+            "{out}"
+        );
+        assert_eq!(h.driver(NIC).as_deref(), Some("e1000e"));
+        if libvirt == Libvirt::V11_3 {
+            for args in [
+                vec!["nodedev-detach", NIC_DEV],
+                vec!["nodedev-reset", NIC_DEV],
+                vec!["nodedev-reattach", NIC_DEV],
+                vec!["nodedev-detach", NIC_DEV, "--driver", "vfio-pci"],
+            ] {
+                let o = virsh_of(libvirt, &uri, &args);
+                assert!(
+                    o.status.success(),
+                    "{args:?}: {}",
+                    String::from_utf8_lossy(&o.stderr)
+                );
+            }
+            assert_eq!(h.driver(NIC).as_deref(), Some("vfio-pci"));
+            let o = virsh_of(libvirt, &h.daemon.ro_uri(), &["nodedev-reattach", NIC_DEV]);
+            assert!(
+                String::from_utf8_lossy(&o.stderr).contains(
+                    "operation forbidden: read only access prevents virNodeDeviceReAttach"
+                ),
+                "{}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+    }
+}
+
+/// A GPU and its audio function share a group: the GPU alone is refused (the group would
+/// not be viable), the audio function goes to pci-stub first, then the GPU to vfio-pci;
+/// reattaching both gives each its own driver back.
+#[test]
+fn a_multifunction_group_is_detached_member_by_member() {
+    let h = PciHost::start(&[]);
+    let mut c = h.daemon.open_client();
+    let detach = |c: &mut Client, a: &str, d: Option<&str>| {
+        call(c, proc::NODE_DEVICE_DETACH_FLAGS, &detach_args(a, d, 0))
+    };
+    assert!(detach(&mut c, GPU, None).is_err());
+    detach(&mut c, GPU_AUDIO, Some("pci-stub")).unwrap();
+    assert_eq!(h.driver(GPU_AUDIO).as_deref(), Some("pci-stub"));
+    detach(&mut c, GPU, None).unwrap();
+    assert_eq!(h.driver(GPU).as_deref(), Some("vfio-pci"));
+    for a in [GPU, GPU_AUDIO] {
+        call(&mut c, proc::NODE_DEVICE_RE_ATTACH, &name_args(a)).unwrap();
+    }
+    assert_eq!(h.driver(GPU).as_deref(), Some("nouveau"));
+    assert_eq!(h.driver(GPU_AUDIO).as_deref(), Some("snd_hda_intel"));
+}
+
+/// The real host: the controller of the root disk and the NIC of the default route are
+/// refused. Every PCI write of the daemon is disabled (test builds), so nothing real can
+/// be unbound or reset even if a protection failed.
+#[test]
+fn real_host_refuses_its_root_disk_and_default_route_nic() {
+    if !nix::unistd::geteuid().is_root() {
+        common::skip_or_fail("root (to read the host's mounts and routes as the daemon)");
+        return;
+    }
+    let root_dev = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some("/"))
+        .and_then(|l| l.split(' ').nth(2).map(str::to_owned))
+        .unwrap();
+    let disk = std::fs::canonicalize(format!("/sys/dev/block/{root_dev}")).ok();
+    let route = std::fs::read_to_string("/proc/net/route").unwrap();
+    let iface = route
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.len() > 7 && f[1] == "00000000" && f[7] == "00000000")
+        .map(|f| f[0].to_owned());
+    let nic = iface.and_then(|i| std::fs::canonicalize(format!("/sys/class/net/{i}")).ok());
+    let pci_of = |p: &Path| {
+        p.to_string_lossy()
+            .split('/')
+            .rfind(|c| c.len() == 12 && c.as_bytes()[4] == b':' && c.as_bytes()[10] == b'.')
+            .map(str::to_owned)
+    };
+    let targets: Vec<(String, &str)> = [(disk, "root filesystem"), (nic, "default route")]
+        .into_iter()
+        .filter_map(|(p, why)| Some((pci_of(&p?)?, why)))
+        .collect();
+    if targets.is_empty() {
+        common::skip_or_fail("a PCI root disk controller or default-route NIC on this host");
+        return;
+    }
+    let d = Daemon::start_env(
+        None,
+        "",
+        false,
+        &[("VIRTNODEDEVD_TEST_NO_PCI_WRITES", Path::new("1"))],
+    );
+    let mut c = d.open_client();
+    for (addr, why) in targets {
+        let (code, _, msg) = err_of(call(&mut c, proc::NODE_DEVICE_RESET, &name_args(&addr)));
+        assert_eq!(code, 29, "{msg}");
+        assert!(
+            msg.starts_with(&format!(
+                "operation forbidden: refusing to reset PCI device {addr}: it carries"
+            )) && msg.contains(why),
+            "{msg}"
+        );
+        // Without VFIO on the host the detach is refused before the device is looked at.
+        let (code, _, msg) = err_of(call(
+            &mut c,
+            proc::NODE_DEVICE_DETACH_FLAGS,
+            &detach_args(&addr, None, 0),
+        ));
+        assert!(
+            code == 29 && msg.contains(why)
+                || msg == "argument unsupported: VFIO device assignment is currently not supported on this system",
+            "{msg}"
+        );
+    }
+}
