@@ -64,6 +64,7 @@ pub const READ_KEYS: &[&str] = &[
     // Not libvirt's: the host protections of PCI detach and reset (issue 14).
     "pci_protect",
     "pci_allow",
+    "pci_persist",
 ];
 
 /// Keys read only under `WITH_IP` (libvirtd, virtproxyd); virtnodedevd
@@ -205,6 +206,8 @@ pub struct DaemonConfig {
     pub pci_protect: Vec<String>,
     /// `pci_allow`: PCI addresses exempt from `pci_protect`.
     pub pci_allow: Vec<String>,
+    /// `pci_persist`: detached devices are detached again when the daemon starts.
+    pub pci_persist: bool,
 }
 
 /// The kinds of host device `pci_protect` names: the one carrying the root
@@ -265,6 +268,7 @@ impl DaemonConfig {
             ovs_timeout: OVS_DEFAULT_TIMEOUT,
             pci_protect: PCI_PROTECT_KINDS.iter().map(|k| k.to_string()).collect(),
             pci_allow: Vec::new(),
+            pci_persist: false,
         }
     }
 
@@ -346,6 +350,7 @@ impl DaemonConfig {
             &mut self.pci_allow,
             conf.get_string_list("pci_allow", false)?,
         );
+        set(&mut self.pci_persist, conf.get_bool("pci_persist")?);
         if let Some(bad) = self
             .pci_protect
             .iter()

@@ -333,9 +333,10 @@ fn build_tree(f: &FakeSys, conf: &mut KernelConf) {
 /// A fake host with its kernel and our daemon taking the kernel's uevents.
 struct PciHost {
     // Dropped in this order: the kernel stops before the daemon, the tree goes last.
-    _kernel: Option<FakeKernel>,
+    kernel: Option<FakeKernel>,
     daemon: Daemon,
     root: PathBuf,
+    kconf: Arc<Mutex<KernelConf>>,
     _tree: tempfile::TempDir,
 }
 
@@ -366,23 +367,57 @@ impl PciHost {
         .unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&modprobe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let kconf = Arc::new(Mutex::new(conf));
+        let (daemon, kernel) = Self::boot(&root, daemon_conf, env, &kconf);
+        PciHost {
+            kernel: Some(kernel),
+            daemon,
+            root,
+            kconf,
+            _tree: tree,
+        }
+    }
+
+    /// The daemon over the tree, with a kernel running from before it starts (a daemon may
+    /// bind devices before it answers), then one sending the daemon its uevents.
+    fn boot(
+        root: &Path,
+        daemon_conf: &str,
+        env: &[(&str, &Path)],
+        kconf: &Arc<Mutex<KernelConf>>,
+    ) -> (Daemon, FakeKernel) {
+        let modprobe = root.join("modprobe");
         let mut all_env: Vec<(&str, &Path)> = vec![
             ("VIRTNODEDEVD_MODPROBE", &modprobe),
             ("VIRTNODEDEVD_PCI_BIND_WAIT_MS", Path::new("1500")),
         ];
         all_env.extend_from_slice(env);
-        let daemon = Daemon::start_env(Some(&root), daemon_conf, true, &all_env);
-        let kernel = FakeKernel::start(
-            root.clone(),
-            daemon.uevent_sock(),
-            Arc::new(Mutex::new(conf)),
-        );
-        PciHost {
-            _kernel: Some(kernel),
-            daemon,
-            root,
-            _tree: tree,
+        let early = FakeKernel::start(root.to_owned(), root.join("no-uevents"), kconf.clone());
+        let daemon = Daemon::start_env(Some(root), daemon_conf, true, &all_env);
+        drop(early);
+        let kernel = FakeKernel::start(root.to_owned(), daemon.uevent_sock(), kconf.clone());
+        (daemon, kernel)
+    }
+
+    /// Stops the daemon, "reboots" (every device back on its own driver, no override) and
+    /// starts a daemon with `daemon_conf`.
+    fn reboot(&mut self, daemon_conf: &str) {
+        self.kernel = None;
+        self.daemon.stop();
+        let f = FakeSys::new(&self.root).unwrap();
+        let native = self.kconf.lock().unwrap().native.clone();
+        for (addr, drv) in native {
+            let dev = self.root.join(format!("sys/bus/pci/devices/{addr}"));
+            let devpath = host_path(&self.root, &dev).unwrap();
+            let _ = std::fs::remove_file(f.path(&format!("{devpath}/driver")));
+            let _ = std::fs::remove_dir_all(f.path(&format!("{devpath}/vfio-dev")));
+            f.bind_driver(&devpath, "pci", &drv).unwrap();
+            f.write(&format!("{devpath}/driver_override"), "(null)\n")
+                .unwrap();
         }
+        let (daemon, kernel) = Self::boot(&self.root, daemon_conf, &[], &self.kconf);
+        self.daemon = daemon;
+        self.kernel = Some(kernel);
     }
 
     fn dev_file(&self, addr: &str, file: &str) -> String {
@@ -965,4 +1000,35 @@ fn real_host_refuses_its_root_disk_and_default_route_nic() {
             "{msg}"
         );
     }
+}
+
+/// pci_persist: a detached device is detached again when the daemon starts (after a
+/// reboot), before the first client; a reattach forgets it.
+#[test]
+fn detached_devices_stay_detached_across_restarts() {
+    let conf = "pci_persist = 1\n";
+    let mut h = PciHost::start_conf(conf);
+    let record = h.root.join(format!("etc/libvirt/nodedev-pci/{NIC}"));
+    let mut c = h.daemon.open_client();
+    call(&mut c, proc::NODE_DEVICE_DETTACH, &name_args(NIC)).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&record).unwrap_or_else(|e| panic!("{e}: {}", h.daemon.log())),
+        "vfio-pci\n"
+    );
+    drop(c);
+    h.reboot(conf);
+    assert_eq!(h.driver(NIC).as_deref(), Some("vfio-pci"));
+    let mut c = h.daemon.open_client();
+    assert!(xml_driver(&mut c, NIC).contains("<name>vfio-pci</name>"));
+    assert!(h.daemon.log().contains("detached again at start-up"));
+    call(&mut c, proc::NODE_DEVICE_RE_ATTACH, &name_args(NIC)).unwrap();
+    assert!(!record.exists());
+    drop(c);
+    h.reboot(conf);
+    assert_eq!(h.driver(NIC).as_deref(), Some("e1000e"));
+    // Without pci_persist nothing is recorded.
+    h.reboot("");
+    let mut c = h.daemon.open_client();
+    call(&mut c, proc::NODE_DEVICE_DETTACH, &name_args(NIC)).unwrap();
+    assert!(!record.exists());
 }

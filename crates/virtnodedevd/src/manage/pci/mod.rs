@@ -15,6 +15,7 @@
 mod error;
 mod group;
 mod modules;
+mod persist;
 mod protect;
 mod sysfs;
 
@@ -25,6 +26,7 @@ use parking_lot::{Mutex, RwLock};
 use tracing::{info, warn};
 
 pub use error::PciError;
+pub use persist::reapply;
 use sysfs::{PciFn, PCI_STUB, VFIO_PCI};
 
 use crate::driver::{Change, Driver};
@@ -34,6 +36,7 @@ use crate::driver::{Change, Driver};
 pub struct PciPolicy {
     pub protect: Vec<String>,
     pub allow: Vec<String>,
+    pub persist: bool,
 }
 
 static POLICY: RwLock<Option<PciPolicy>> = RwLock::new(None);
@@ -47,6 +50,7 @@ pub fn configure(config: &virconf::daemon::DaemonConfig) {
     *POLICY.write() = Some(PciPolicy {
         protect: config.pci_protect.clone(),
         allow: config.pci_allow.clone(),
+        persist: config.pci_persist,
     });
 }
 
@@ -56,6 +60,7 @@ fn policy() -> PciPolicy {
         PciPolicy {
             protect: d.pci_protect,
             allow: d.pci_allow,
+            persist: d.pci_persist,
         }
     })
 }
@@ -151,6 +156,9 @@ pub fn detach(driver: &Driver, dev: &Device, stub: Option<&str>) -> Result<(), P
     let old_driver = f.driver()?;
     if old_driver.as_deref() == Some(target.as_str()) {
         info!(device = %addr, driver = %target, "PCI device already bound to its stub driver");
+        if policy().persist {
+            persist::record(driver, &addr, &target);
+        }
         return Ok(());
     }
     if target != PCI_STUB {
@@ -185,6 +193,9 @@ pub fn detach(driver: &Driver, dev: &Device, stub: Option<&str>) -> Result<(), P
         to = %target,
         "detached PCI device from the host"
     );
+    if policy().persist {
+        persist::record(driver, &addr, &target);
+    }
     refresh(driver, dev);
     Ok(())
 }
@@ -201,6 +212,7 @@ pub fn reattach(driver: &Driver, dev: &Device) -> Result<(), PciError> {
     let on_stub = vfio || old_driver.as_deref() == Some(PCI_STUB);
     if old_driver.is_some() && !on_stub {
         info!(device = %addr, driver = ?old_driver, "PCI device already on a host driver");
+        persist::forget(driver, &addr);
         return Ok(());
     }
     let old_override = f.driver_override();
@@ -237,6 +249,7 @@ pub fn reattach(driver: &Driver, dev: &Device) -> Result<(), PciError> {
         to = now.as_deref().unwrap_or("no driver"),
         "reattached PCI device to the host"
     );
+    persist::forget(driver, &addr);
     refresh(driver, dev);
     Ok(())
 }
