@@ -145,6 +145,34 @@ fn roll_back(f: &PciFn, old_override: Option<&str>, old_driver: Option<&str>) {
     }
 }
 
+/// `virPCIDeviceBindWithDriverOverride(f, new_override)`, then waits until `done` holds for
+/// the bound driver; after a timeout (worded by `timeout`) or an error, the device gets its
+/// driver and override back, unless it is gone.
+fn move_to(
+    driver: &Driver,
+    dev: &Device,
+    f: &PciFn,
+    new_override: &str,
+    done: impl Fn(Option<&str>) -> bool,
+    timeout: impl FnOnce() -> String,
+) -> Result<(), PciError> {
+    let old_driver = f.driver()?;
+    let old_override = f.driver_override();
+    let moved = f
+        .bind_with_override(new_override)
+        .and_then(|()| f.wait_driver(bind_wait(), done));
+    let err = match moved {
+        Ok(true) => return Ok(()),
+        Ok(false) => PciError::Timeout(timeout()),
+        Err(e) => e,
+    };
+    if f.check_present().is_ok() {
+        roll_back(f, old_override.as_deref(), old_driver.as_deref());
+    }
+    refresh(driver, dev);
+    Err(err)
+}
+
 /// `virHostdevPCINodeDeviceDetach` for `dev`, to `stub` (`None`: vfio-pci or its variant).
 pub fn detach(driver: &Driver, dev: &Device, stub: Option<&str>) -> Result<(), PciError> {
     let addr = pci_name(dev)?;
@@ -164,29 +192,20 @@ pub fn detach(driver: &Driver, dev: &Device, stub: Option<&str>) -> Result<(), P
     if target != PCI_STUB {
         group::check_viable(&f)?;
     }
-    let old_override = f.driver_override();
-    let bound = f
-        .bind_with_override(&target)
-        .and_then(|()| f.wait_driver(bind_wait(), |d| d == Some(target.as_str())));
-    match bound {
-        Ok(true) => {}
-        Ok(false) => {
-            roll_back(&f, old_override.as_deref(), old_driver.as_deref());
-            refresh(driver, dev);
-            return Err(PciError::Timeout(format!(
+    move_to(
+        driver,
+        dev,
+        &f,
+        &target,
+        |d| d == Some(target.as_str()),
+        || {
+            format!(
                 "PCI device {addr} was not bound to {target} within {} ms; it was given back to {}",
                 bind_wait().as_millis(),
                 old_driver.as_deref().unwrap_or("no driver")
-            )));
-        }
-        Err(e) => {
-            if f.check_present().is_ok() {
-                roll_back(&f, old_override.as_deref(), old_driver.as_deref());
-            }
-            refresh(driver, dev);
-            return Err(e);
-        }
-    }
+            )
+        },
+    )?;
     info!(
         device = %addr,
         from = old_driver.as_deref().unwrap_or("no driver"),
@@ -215,30 +234,21 @@ pub fn reattach(driver: &Driver, dev: &Device) -> Result<(), PciError> {
         persist::forget(driver, &addr);
         return Ok(());
     }
-    let old_override = f.driver_override();
-    let stub = old_driver.clone();
-    let released = f
-        .bind_with_override("\n")
-        .and_then(|()| f.wait_driver(bind_wait(), |d| stub.is_none() || d != stub.as_deref()));
-    match released {
-        Ok(true) => {}
-        Ok(false) => {
-            roll_back(&f, old_override.as_deref(), old_driver.as_deref());
-            refresh(driver, dev);
-            return Err(PciError::Timeout(format!(
+    let stub = old_driver.as_deref();
+    move_to(
+        driver,
+        dev,
+        &f,
+        "\n",
+        |d| stub.is_none() || d != stub,
+        || {
+            format!(
                 "PCI device {addr} was not released by {} within {} ms",
-                old_driver.as_deref().unwrap_or(VFIO_PCI),
+                stub.unwrap_or(VFIO_PCI),
                 bind_wait().as_millis()
-            )));
-        }
-        Err(e) => {
-            if f.check_present().is_ok() {
-                roll_back(&f, old_override.as_deref(), old_driver.as_deref());
-            }
-            refresh(driver, dev);
-            return Err(e);
-        }
-    }
+            )
+        },
+    )?;
     // A driver probing asynchronously takes the device a moment later; a device no host
     // driver wants stays unbound, which is no error.
     let _ = f.wait_driver(bind_wait().min(HOST_DRIVER_WAIT), |d| d.is_some());
