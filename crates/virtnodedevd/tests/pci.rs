@@ -1032,3 +1032,88 @@ fn detached_devices_stay_detached_across_restarts() {
     call(&mut c, proc::NODE_DEVICE_DETTACH, &name_args(NIC)).unwrap();
     assert!(!record.exists());
 }
+
+/// libvirt 9.0's QEMU driver (`qemu+unix://` to the reference libvirtd, the only release
+/// here whose daemon has it: 11.3's chroot has the node-device driver only) over the same
+/// tree and fake kernel: the same errors and the same end states, except where 11.3
+/// changed the QEMU driver (driver names) and for our protections, both listed below. The
+/// host has no /dev/vfio/vfio, which the reference reads from the real /dev: its detaches
+/// stop there, so the device is detached by our daemon for the reattach comparison.
+#[test]
+fn same_errors_and_end_states_as_libvirts_qemu_driver() {
+    if !common::virsh_available() {
+        return;
+    }
+    let h = PciHost::start(&[]);
+    let Some(reference) = common::Reference::start_version(Libvirt::V9_0, Some(&h.root)) else {
+        return;
+    };
+    // Neither PM reset nor FLR in the config space, so that libvirt too tries a bus reset.
+    let cfg = h.root.join(format!("sys/bus/pci/devices/{BUS_FN}/config"));
+    let mut bytes = std::fs::read(&cfg).unwrap();
+    bytes[0x44] |= 0x08;
+    std::fs::write(&cfg, bytes).unwrap();
+    let theirs = reference.uri.replacen("nodedev+unix", "qemu+unix", 1);
+    let ours = h.daemon.uri();
+    let answer = |uri: &str, args: &[&str]| {
+        let o = virsh_of(Libvirt::V9_0, uri, args);
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let vfio = h.root.join("dev/vfio/vfio");
+    std::fs::rename(&vfio, h.root.join("dev/vfio/vfio.away")).unwrap();
+    let bus_fn = dev_name(BUS_FN);
+    for args in [
+        &["nodedev-detach", NIC_DEV][..],
+        &["nodedev-detach", NIC_DEV, "--driver", "vfio"],
+        &["nodedev-reset", "computer"],
+        &["nodedev-reattach", "computer"],
+        &["nodedev-detach", "computer"],
+        &["nodedev-reset", "pci_0000_00_01_0"],
+        &["nodedev-reset", &bus_fn],
+        &["nodedev-reset", NIC_DEV],
+        &["nodedev-reattach", NIC_DEV],
+    ] {
+        let before = h.state();
+        let (a, b) = (answer(&theirs, args), h.state());
+        let (c, d) = (answer(&ours, args), h.state());
+        assert_eq!(a, c, "{args:?}");
+        assert_eq!(b, d, "{args:?}: end states differ");
+        assert_eq!(before, d, "{args:?}");
+        eprintln!("{args:?}: {a:?}");
+    }
+    // From vfio-pci back to the host driver: the same writes, the same end state.
+    std::fs::rename(h.root.join("dev/vfio/vfio.away"), &vfio).unwrap();
+    let mut c = h.daemon.open_client();
+    for (uri, label) in [(&theirs, "libvirt"), (&ours, "ours")] {
+        call(&mut c, proc::NODE_DEVICE_DETTACH, &name_args(NIC)).unwrap();
+        assert_eq!(h.driver(NIC).as_deref(), Some("vfio-pci"));
+        let (ok, err) = answer(uri, &["nodedev-reattach", NIC_DEV]);
+        assert!(ok, "{label}: {err}");
+        wait_until("the host driver", || {
+            h.driver(NIC).as_deref() == Some("e1000e")
+        });
+        assert_eq!(h.dev_file(NIC, "driver_override").trim(), "", "{label}");
+    }
+    // Deliberate: libvirt resets the root disk's controller (here through its config
+    // space); we refuse. 11.3's driver names: 9.0 refused any but vfio and kvm.
+    let (ok, _) = answer(&theirs, &["nodedev-reset", &dev_name(SATA)]);
+    assert!(ok);
+    let (ok, err) = answer(&ours, &["nodedev-reset", &dev_name(SATA)]);
+    assert!(
+        !ok && err.contains("it carries the root filesystem"),
+        "{err}"
+    );
+    let (_, err) = answer(&theirs, &["nodedev-detach", NIC_DEV, "--driver", "kvm"]);
+    assert!(
+        err.contains("KVM device assignment is no longer supported on this system"),
+        "{err}"
+    );
+    let (_, err) = answer(&ours, &["nodedev-detach", NIC_DEV, "--driver", "kvm"]);
+    assert!(
+        err.contains("'legacy KVM' device assignment is no longer supported"),
+        "{err}"
+    );
+}
