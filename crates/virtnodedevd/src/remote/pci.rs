@@ -4,6 +4,7 @@
 //! host before it looks the device up (`qemuNodeDeviceDetachFlags`).
 
 use protocol::{PciCall, ProcInfo, VirError};
+use tracing::info;
 
 use super::{encode, lookup, read_only, CallResult};
 use crate::driver::Driver;
@@ -41,6 +42,10 @@ pub(super) fn pci_call(
         (P::NodeDeviceReset(_), _) => pci::reset(driver, dev),
         (_, stub) => pci::detach(driver, dev, stub.flatten().as_deref()),
     };
-    done.map_err(VirError::from)?;
+    if let Err(e) = done {
+        let e = VirError::from(e);
+        info!(api = info.api.unwrap_or(info.name), device = %name, "refused: {}", e.message);
+        return Err(e);
+    }
     encode(&())
 }
