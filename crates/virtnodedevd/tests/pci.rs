@@ -1117,3 +1117,98 @@ fn same_errors_and_end_states_as_libvirts_qemu_driver() {
         "{err}"
     );
 }
+
+/// The protections follow the host's stacks: a filesystem on device mapper over a partition,
+/// one on a multi-device filesystem (anonymous device number, found by its source), the
+/// IPv6 default route through a bridge, the primary GPU and a framebuffer console.
+#[test]
+fn protections_follow_storage_and_network_stacks_and_the_console() {
+    let h = PciHost::start(&[]);
+    let f = FakeSys::new(&h.root).unwrap();
+    let dev_dir =
+        |a: &str| host_path(&h.root, &h.root.join(format!("sys/bus/pci/devices/{a}"))).unwrap();
+    // /srv on dm-0 over sdb1 on BUS_MATE's disk.
+    let sdb = f
+        .block(
+            Some(&dev_dir(BUS_MATE)),
+            &BlockSpec::disk("sdb", 8, 16, 1 << 20),
+        )
+        .unwrap();
+    let mut part = BlockSpec::disk("sdb1", 8, 17, 1 << 19);
+    part.devtype = "partition".into();
+    let sdb1 = f.block(Some(&sdb), &part).unwrap();
+    let dm = f
+        .block(None, &BlockSpec::disk("dm-0", 254, 0, 1 << 19))
+        .unwrap();
+    f.symlink(&sdb1, &format!("{dm}/slaves/sdb1")).unwrap();
+    f.symlink(&dm, "/sys/dev/block/254:0").unwrap();
+    // /data on a btrfs spanning sdc, on STUBBORN's disk.
+    f.block(
+        Some(&dev_dir(STUBBORN)),
+        &BlockSpec::disk("sdc", 8, 32, 1 << 20),
+    )
+    .unwrap();
+    f.write(
+        "/proc/self/mountinfo",
+        "22 1 8:2 / / rw,relatime shared:1 - ext4 /dev/sda2 rw\n\
+         30 22 254:0 / /srv rw - xfs /dev/mapper/vg-srv rw\n\
+         31 22 0:45 / /data\\040two rw - btrfs /dev/sdc rw\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(h.root.join("dev/mapper")).unwrap();
+    std::os::unix::fs::symlink("../dm-0", h.root.join("dev/mapper/vg-srv")).unwrap();
+    // IPv6 default route on br0, whose port eth1 is VANISHING's.
+    f.net(None, &NetSpec::new("br0", 3, "52:54:00:00:00:03"))
+        .unwrap();
+    f.net(
+        Some(&dev_dir(VANISHING)),
+        &NetSpec::new("eth1", 4, "52:54:00:00:00:04"),
+    )
+    .unwrap();
+    f.write("/sys/devices/virtual/net/br0/brif/eth1", "")
+        .unwrap();
+    f.write(
+        "/proc/net/ipv6_route",
+        "00000000000000000000000000000000 00 00000000000000000000000000000000 00 fe800000000000000000000000000001 00000400 00000001 00000000 00000003      br0\n",
+    )
+    .unwrap();
+    // The primary GPU, bound; a framebuffer console on the NIC's function (odd, but found).
+    f.write(&format!("{}/boot_vga", dev_dir(GPU)), "1\n")
+        .unwrap();
+    f.symlink(&dev_dir(NIC), "/sys/class/graphics/fb0/device")
+        .unwrap();
+    let mut c = h.daemon.open_client();
+    let refused =
+        |c: &mut Client, addr: &str| err_of(call(c, proc::NODE_DEVICE_RESET, &name_args(addr))).2;
+    let why = |c: &mut Client, addr: &str, want: &str| {
+        let m = refused(c, addr);
+        assert!(
+            m.starts_with(&format!(
+                "operation forbidden: refusing to reset PCI device {addr}: {want}"
+            )),
+            "{addr}: {m}"
+        );
+    };
+    why(
+        &mut c,
+        BUS_MATE,
+        "it carries the filesystem mounted on /srv (/dev/mapper/vg-srv)",
+    );
+    why(
+        &mut c,
+        STUBBORN,
+        "it carries the filesystem mounted on /data two (/dev/sdc)",
+    );
+    why(
+        &mut c,
+        VANISHING,
+        "it carries br0, the interface of the default route",
+    );
+    why(&mut c, GPU, "it is the primary GPU (boot_vga) and in use");
+    why(
+        &mut c,
+        GPU_AUDIO,
+        &format!("it shares IOMMU group 2 with {GPU}, which is the primary GPU"),
+    );
+    why(&mut c, NIC, "it drives the framebuffer console (fb0)");
+}
