@@ -8,7 +8,7 @@ pub mod arg_layouts;
 pub mod procedures;
 pub mod remote;
 pub mod remote_call;
-pub use remote_call::{DecodeError, ManageCall, RemoteCall};
+pub use remote_call::{DecodeError, ManageCall, PciCall, RemoteCall};
 
 pub use procedures::{procedure, Family, ProcInfo, ReadOnly};
 pub use rpc::{ErrorCode, ErrorDomain, VirError};

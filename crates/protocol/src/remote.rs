@@ -22,12 +22,16 @@ pub mod proc {
     pub const NODE_DEVICE_GET_PARENT: i32 = 115;
     pub const NODE_DEVICE_NUM_OF_CAPS: i32 = 116;
     pub const NODE_DEVICE_LIST_CAPS: i32 = 117;
+    pub const NODE_DEVICE_DETTACH: i32 = 118;
+    pub const NODE_DEVICE_RE_ATTACH: i32 = 119;
+    pub const NODE_DEVICE_RESET: i32 = 120;
     pub const NODE_DEVICE_CREATE_XML: i32 = 123;
     pub const NODE_DEVICE_DESTROY: i32 = 124;
     pub const CONNECT_IS_SECURE: i32 = 149;
     pub const CONNECT_GET_LIB_VERSION: i32 = 157;
     pub const CONNECT_LIST_ALL_NODE_DEVICES: i32 = 285;
     pub const NODE_DEVICE_LOOKUP_SCSI_HOST_BY_WWN: i32 = 297;
+    pub const NODE_DEVICE_DETACH_FLAGS: i32 = 301;
     pub const CONNECT_REGISTER_CLOSE_CALLBACK: i32 = 360;
     pub const CONNECT_UNREGISTER_CLOSE_CALLBACK: i32 = 361;
     pub const CONNECT_NODE_DEVICE_EVENT_REGISTER_ANY: i32 = 374;
@@ -118,6 +122,10 @@ xdr_struct! { pub struct LookupScsiHostByWwnArgs { pub wwnn: String, pub wwpn: S
 xdr_struct! {
     /// `remote_node_device_update_args` (10.1.0); flags VIR_NODE_DEVICE_UPDATE_AFFECT_*.
     pub struct NodeDeviceUpdateArgs { pub name: String, pub xml_desc: String, pub flags: u32 }
+}
+xdr_struct! {
+    /// `remote_node_device_detach_flags_args`: a null driver name is the default (vfio).
+    pub struct NodeDeviceDetachFlagsArgs { pub name: String, pub driver_name: Option<String>, pub flags: u32 }
 }
 xdr_struct! { pub struct SetAutostartArgs { pub name: String, pub autostart: i32 } }
 xdr_struct! { pub struct EventRegisterAnyArgs { pub event_id: i32, pub dev: Option<NodeDevice> } }

@@ -42,6 +42,9 @@ pub enum RemoteCall {
     ConnectNodeDeviceEventDeregisterAny(r::EventDeregisterAnyArgs),
     /// The calls that change devices (and may wait for the kernel).
     Manage(ManageCall),
+    /// The calls that hand a PCI device to VFIO and back (libvirt serves them only in its
+    /// hypervisor drivers).
+    Pci(PciCall),
     /// Any other procedure of the table (its arguments are checked against its layout,
     /// see [`crate::arg_layouts`]).
     Unserved(i32),
@@ -57,6 +60,27 @@ pub enum ManageCall {
     NodeDeviceCreate(r::NameFlagsArgs),
     NodeDeviceSetAutostart(r::SetAutostartArgs),
     NodeDeviceUpdate(r::NodeDeviceUpdateArgs),
+}
+
+/// virNodeDeviceDettach, DetachFlags, ReAttach and Reset.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PciCall {
+    NodeDeviceDettach(r::NameArgs),
+    NodeDeviceDetachFlags(r::NodeDeviceDetachFlagsArgs),
+    NodeDeviceReAttach(r::NameArgs),
+    NodeDeviceReset(r::NameArgs),
+}
+
+impl PciCall {
+    /// The device the call is about.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::NodeDeviceDettach(a) | Self::NodeDeviceReAttach(a) | Self::NodeDeviceReset(a) => {
+                &a.name
+            }
+            Self::NodeDeviceDetachFlags(a) => &a.name,
+        }
+    }
 }
 
 /// The arguments did not decode (libvirt's "Unable to decode message payload").
@@ -115,6 +139,10 @@ impl RemoteCall {
             proc::NODE_DEVICE_CREATE => C::Manage(M::NodeDeviceCreate(args(bytes)?)),
             proc::NODE_DEVICE_SET_AUTOSTART => C::Manage(M::NodeDeviceSetAutostart(args(bytes)?)),
             proc::NODE_DEVICE_UPDATE => C::Manage(M::NodeDeviceUpdate(args(bytes)?)),
+            proc::NODE_DEVICE_DETTACH => C::Pci(PciCall::NodeDeviceDettach(args(bytes)?)),
+            proc::NODE_DEVICE_DETACH_FLAGS => C::Pci(PciCall::NodeDeviceDetachFlags(args(bytes)?)),
+            proc::NODE_DEVICE_RE_ATTACH => C::Pci(PciCall::NodeDeviceReAttach(args(bytes)?)),
+            proc::NODE_DEVICE_RESET => C::Pci(PciCall::NodeDeviceReset(args(bytes)?)),
             other => C::Unserved(other),
         })
     }
@@ -154,10 +182,16 @@ mod tests {
                 name: "d".into()
             }))
         );
+        assert_eq!(
+            RemoteCall::decode(proc::NODE_DEVICE_RESET, &name),
+            Ok(RemoteCall::Pci(PciCall::NodeDeviceReset(r::NameArgs {
+                name: "d".into()
+            })))
+        );
         // A procedure nobody serves never falls into a served one's arm.
         assert_eq!(
-            RemoteCall::decode(118, &name),
-            Ok(RemoteCall::Unserved(118))
+            RemoteCall::decode(121, &name),
+            Ok(RemoteCall::Unserved(121))
         );
         assert_eq!(RemoteCall::decode(446, &[]), Ok(RemoteCall::Unserved(446)));
         assert!(

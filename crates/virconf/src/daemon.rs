@@ -61,6 +61,10 @@ pub const READ_KEYS: &[&str] = &[
     "admin_keepalive_interval",
     "admin_keepalive_count",
     "ovs_timeout",
+    // Not libvirt's: the host protections of PCI detach and reset (issue 14).
+    "pci_protect",
+    "pci_allow",
+    "pci_persist",
 ];
 
 /// Keys read only under `WITH_IP` (libvirtd, virtproxyd); virtnodedevd
@@ -196,6 +200,31 @@ pub struct DaemonConfig {
 
     /// `ovs_timeout`, default 5 seconds.
     pub ovs_timeout: u32,
+
+    /// `pci_protect`: what PCI detach and reset refuse to touch, by kind
+    /// ([`PCI_PROTECT_KINDS`]) or by PCI address; default every kind.
+    pub pci_protect: Vec<String>,
+    /// `pci_allow`: PCI addresses exempt from `pci_protect`.
+    pub pci_allow: Vec<String>,
+    /// `pci_persist`: detached devices are detached again when the daemon starts.
+    pub pci_persist: bool,
+}
+
+/// The kinds of host device `pci_protect` names: the one carrying the root
+/// filesystem, any mounted filesystem, the interface of the default route, the
+/// console (primary GPU, framebuffer).
+pub const PCI_PROTECT_KINDS: [&str; 4] = ["root", "mounts", "default-route", "console"];
+
+/// `DDDD:BB:SS.F` in lower-case hex, as sysfs names PCI functions.
+fn is_pci_address(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 12
+        && b.iter().enumerate().all(|(i, &c)| match i {
+            4 | 7 => c == b':',
+            10 => c == b'.',
+            11 => (b'0'..=b'7').contains(&c),
+            _ => c.is_ascii_digit() || (b'a'..=b'f').contains(&c),
+        })
 }
 
 impl DaemonConfig {
@@ -237,6 +266,9 @@ impl DaemonConfig {
             admin_keepalive_interval: 5,
             admin_keepalive_count: 5,
             ovs_timeout: OVS_DEFAULT_TIMEOUT,
+            pci_protect: PCI_PROTECT_KINDS.iter().map(|k| k.to_string()).collect(),
+            pci_allow: Vec::new(),
+            pci_persist: false,
         }
     }
 
@@ -303,7 +335,38 @@ impl DaemonConfig {
         self.apply_workers(conf)?;
         self.apply_admin_workers(conf)?;
         self.apply_audit_uuid_and_logging(conf)?;
-        self.apply_keepalive_and_ovs(conf)
+        self.apply_keepalive_and_ovs(conf)?;
+        self.apply_pci(conf)
+    }
+
+    /// `pci_protect` and `pci_allow`: a misspelt entry would silently protect less, so it
+    /// stops the daemon instead.
+    fn apply_pci(&mut self, conf: &Conf) -> Result<(), ConfError> {
+        set(
+            &mut self.pci_protect,
+            conf.get_string_list("pci_protect", false)?,
+        );
+        set(
+            &mut self.pci_allow,
+            conf.get_string_list("pci_allow", false)?,
+        );
+        set(&mut self.pci_persist, conf.get_bool("pci_persist")?);
+        if let Some(bad) = self
+            .pci_protect
+            .iter()
+            .find(|e| !PCI_PROTECT_KINDS.contains(&e.as_str()) && !is_pci_address(e))
+        {
+            return Err(ConfError::Internal(format!(
+                "pci_protect: '{bad}' is neither one of {} nor a PCI address like 0000:03:00.0",
+                PCI_PROTECT_KINDS.join(", ")
+            )));
+        }
+        if let Some(bad) = self.pci_allow.iter().find(|e| !is_pci_address(e)) {
+            return Err(ConfError::Internal(format!(
+                "pci_allow: '{bad}' is not a PCI address like 0000:03:00.0"
+            )));
+        }
+        Ok(())
     }
 
     /// Auth, access drivers, socket group/perms/dir, SASL user list.

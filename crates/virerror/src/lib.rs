@@ -87,6 +87,8 @@ pub enum ErrorDomain {
     Xml = 5,
     Rpc = 7,
     Conf = 9,
+    /// The qemu driver's own checks (libvirt serves PCI detach only there).
+    Qemu = 10,
     Storage = 18,
     Network = 19,
     Domain = 20,

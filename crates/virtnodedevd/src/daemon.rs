@@ -222,6 +222,9 @@ fn run(opts: Options, config: DaemonConfig, privileged: bool) -> Result<(), Fata
     let n = driver.enumerate(false);
     info!("enumerated {n} node devices");
     manage::load_store(&driver, false);
+    manage::pci::configure(&config);
+    // Before the sockets, so that no client sees a recorded device on its host driver.
+    manage::pci::reapply(&driver);
     // Bound while this is still the only thread: bind() sets the process umask. A
     // current-thread runtime, signal handlers and reading the devices start no thread;
     // the uevent monitor, the mdev watcher and the blocking pool all start below.

@@ -34,6 +34,7 @@ pub fn reload(explicit: Option<&Path>, privileged: bool, main: &Server, admin: &
     ) {
         error!("{}", e.message());
     }
+    crate::manage::pci::configure(&config);
     let apply = |srv: &Server, what: &str, clients, unauth, min, max, prio| {
         if let Err(e) = srv.set_client_limits(Some(clients), unauth) {
             error!("{what}: {}", e.to_vir_error().message);

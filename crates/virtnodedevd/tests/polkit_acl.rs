@@ -64,6 +64,7 @@ t('set autostart other', lambda: d.setAutostart(1))
 t('destroy other', lambda: d.destroy())
 t('undefine other', lambda: d.undefine(0))
 t('create other', lambda: d.create(0))
+t('reset other', lambda: d.reset())
 bare = "<device><parent>scsi_host999</parent><capability type='scsi_host'><capability type='fc_host'/></capability></device>"
 vhba = bare.replace("<capability type='fc_host'/>", "<capability type='fc_host'><wwnn>2001001b32a9e0ff</wwnn><wwpn>2101001b32a9e0ff</wwpn></capability>")
 mdev = "<device><parent>vnd_missing</parent><capability type='mdev'><type id='nvidia-11'/></capability></device>"
@@ -163,6 +164,10 @@ fn same_answers(what: &str, answers: &[(String, Vec<String>)]) {
             if name.ends_with("9.0") && KNOWN_9_0.contains(&b.as_str()) {
                 continue;
             }
+            // libvirt's node-device daemon does not serve PCI reset (issue 14).
+            if a.starts_with("reset other: ") && b.starts_with("reset other: ") {
+                continue;
+            }
             // The number of devices may differ between daemons on the real host; the
             // questions compare it with itself.
             if a != *b && !(a.starts_with("count: ") && b.starts_with("count: ")) {
@@ -201,6 +206,14 @@ fn polkit_access_control_answers_as_libvirt() {
             "{name}: {a:?}"
         );
     }
+    // Ours serves PCI reset, behind `node_device:detach` (not granted to the member).
+    assert!(
+        answers[0]
+            .1
+            .contains(&"reset other: E 88 55 access denied: 'nodedev' denied access".to_owned()),
+        "{:?}",
+        answers[0].1
+    );
     same_answers("libvirt group member, read-write", &answers);
 
     // Any user on the read-only socket: sees everything, may not read `computer`.

@@ -239,9 +239,10 @@ fn unsupported_apis_name_themselves() {
         e.message,
         "this function is not supported by the connection driver: virConnectNumOfDomains"
     );
-    // NODE_DEVICE_DETTACH on a device that does not even exist.
+    // NODE_DEVICE_DETTACH is served (tests/pci.rs): on a host without VFIO the QEMU
+    // driver's check answers before the device is looked up.
     let e = remote_err(c.call::<_, ()>(118, &r::NameArgs { name: "x".into() }));
-    assert_eq!((e.code, e.domain), (3, 22));
+    assert_eq!((e.code, e.domain), (74, 10), "{}", e.message);
     let e = remote_err(c.call_raw(376, &[]));
     assert_eq!(e.message, "unknown procedure: 376");
     let e = remote_err(c.call_raw(9999, &[]));

@@ -442,3 +442,33 @@ fn default_path_is_etc_for_root() {
     );
     assert!(DaemonConfig::default_path(false).ends_with("libvirt/virtnodedevd.conf"));
 }
+
+#[test]
+fn pci_keys_are_read_and_checked() {
+    let d = DaemonConfig::load_str(
+        "pci_protect = [ \"root\", \"0000:03:00.0\" ]\npci_allow = [ \"0000:00:1f.6\" ]\npci_persist = 1\n",
+        "t",
+        true,
+    )
+    .unwrap();
+    assert_eq!(d.pci_protect, ["root", "0000:03:00.0"]);
+    assert_eq!(d.pci_allow, ["0000:00:1f.6"]);
+    assert!(d.pci_persist);
+    assert!(DaemonConfig::load_str("pci_protect = []\n", "t", true)
+        .unwrap()
+        .pci_protect
+        .is_empty());
+    for (text, want) in [
+        (
+            "pci_protect = [ \"rootfs\" ]\n",
+            "pci_protect: 'rootfs' is neither one of root, mounts, default-route, console nor a PCI address like 0000:03:00.0",
+        ),
+        (
+            "pci_allow = [ \"0000:3:00.0\" ]\n",
+            "pci_allow: '0000:3:00.0' is not a PCI address like 0000:03:00.0",
+        ),
+    ] {
+        let e = DaemonConfig::load_str(text, "t", true).unwrap_err();
+        assert!(e.to_string().contains(want), "{e}");
+    }
+}

@@ -20,6 +20,7 @@ mod kernel;
 mod mdev;
 mod mdevctl;
 mod overlay;
+pub mod pci;
 pub mod store;
 mod update;
 mod vhba;

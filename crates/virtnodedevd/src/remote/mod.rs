@@ -7,6 +7,7 @@
 
 mod connect;
 mod manage;
+mod pci;
 mod queries;
 mod unsupported;
 
@@ -212,6 +213,7 @@ impl RemoteProgram {
             C::ConnectNodeDeviceEventRegisterAny(a) => self.event_register(s, a).await,
             C::ConnectNodeDeviceEventDeregisterAny(a) => self.event_deregister(s, a).await,
             C::Manage(call) => self.manage(s, info, call).await,
+            C::Pci(call) => self.pci(s, info, call).await,
             C::Unserved(_) => Err(unsupported::unsupported(info, s.readonly, args)),
         };
         result.into()
