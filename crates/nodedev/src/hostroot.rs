@@ -164,8 +164,21 @@ pub fn read(p: impl AsRef<Path>) -> std::io::Result<Vec<u8>> {
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
         .open(p)?;
-    let mut out = Vec::new();
-    f.take(READ_MAX).read_to_end(&mut out)?;
+    // One read answers nearly every call: a sysfs attribute hands over its whole value at
+    // once (at most a page), and a regular file all that fits; a short read is the end.
+    // Read on the stack, kept at its exact size: values live on in the device model.
+    let mut f = f.take(READ_MAX);
+    let mut page = [0u8; 4096];
+    let n = loop {
+        match f.read(&mut page) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            r => break r?,
+        }
+    };
+    let mut out = page[..n].to_vec();
+    if n == page.len() {
+        f.read_to_end(&mut out)?;
+    }
     Ok(out)
 }
 
