@@ -80,7 +80,7 @@ pub fn holders(dev: &PciFn) -> Vec<(u32, String)> {
             .filter_map(|fd| std::fs::read_link(fd.path()).ok())
             .any(|t| files.iter().any(|f| t.as_os_str() == f.as_str()));
         if holds {
-            let comm = std::fs::read_to_string(p.path().join("comm")).unwrap_or_default();
+            let comm = super::sysfs::read_text(p.path().join("comm")).unwrap_or_default();
             out.push((pid, comm.trim().to_owned()));
         }
     }

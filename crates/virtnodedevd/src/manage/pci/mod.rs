@@ -287,7 +287,7 @@ pub fn reset(driver: &Driver, dev: &Device) -> Result<(), PciError> {
         |why: String| PciError::Internal(format!("Unable to reset PCI device {addr}: {why}"));
     let attr = f.path("reset");
     if attr.exists() {
-        let methods = std::fs::read_to_string(f.path("reset_method")).unwrap_or_default();
+        let methods = sysfs::read_text(f.path("reset_method")).unwrap_or_default();
         sysfs::write_attr(&attr, "1")
             .map_err(|e| unable(error::strerror(e.raw_os_error().unwrap_or(0)).to_owned()))?;
         info!(device = %addr, reset_method = methods.trim(), "reset PCI device");

@@ -59,7 +59,7 @@ fn alias_match(dev: &[&str], alias: &[&str]) -> Option<usize> {
 }
 
 fn read_all(root: &HostRoot, host: &str) -> Result<String, PciError> {
-    std::fs::read_to_string(root.join(host))
+    super::sysfs::read_text(root.join(host))
         .map_err(|e| PciError::system(format!("Failed to open file '{host}'"), &e))
 }
 

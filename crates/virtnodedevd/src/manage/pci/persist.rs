@@ -40,7 +40,7 @@ pub fn reapply(driver: &Driver) {
     let entries = std::fs::read_dir(driver.root().join(STORE));
     for e in entries.into_iter().flatten().flatten() {
         let addr = e.file_name().to_string_lossy().into_owned();
-        let stub = std::fs::read_to_string(e.path()).unwrap_or_default();
+        let stub = super::sysfs::read_text(e.path()).unwrap_or_default();
         let stub = stub.trim();
         match rebind(driver, &addr, stub) {
             Ok(true) => {

@@ -38,7 +38,7 @@ fn unescape(s: &str) -> String {
 
 /// The mounts: (mount point, device number, source).
 fn mounts(root: &HostRoot) -> Vec<(String, String, String)> {
-    let text = std::fs::read_to_string(root.join("/proc/self/mountinfo")).unwrap_or_default();
+    let text = super::sysfs::read_text(root.join("/proc/self/mountinfo")).unwrap_or_default();
     text.lines()
         .filter_map(|l| {
             let f: Vec<&str> = l.split(' ').collect();
@@ -93,14 +93,14 @@ fn physical_blocks(root: &HostRoot, path: &str, out: &mut Vec<String>, depth: u3
 /// The interfaces of the IPv4 and IPv6 default routes.
 fn default_route_ifaces(root: &HostRoot) -> Vec<String> {
     let mut out = Vec::new();
-    let v4 = std::fs::read_to_string(root.join("/proc/net/route")).unwrap_or_default();
+    let v4 = super::sysfs::read_text(root.join("/proc/net/route")).unwrap_or_default();
     for l in v4.lines().skip(1) {
         let f: Vec<&str> = l.split_whitespace().collect();
         if f.len() > 7 && f[1] == "00000000" && f[7] == "00000000" {
             out.push(f[0].to_owned());
         }
     }
-    let v6 = std::fs::read_to_string(root.join("/proc/net/ipv6_route")).unwrap_or_default();
+    let v6 = super::sysfs::read_text(root.join("/proc/net/ipv6_route")).unwrap_or_default();
     for l in v6.lines() {
         let f: Vec<&str> = l.split_whitespace().collect();
         if f.len() == 10 && f[0].bytes().all(|c| c == b'0') && f[1] == "00" && f[9] != "lo" {
@@ -180,7 +180,7 @@ fn protect_console(root: &HostRoot, out: &mut Protected) {
         .flatten()
     {
         let name = e.file_name().to_string_lossy().into_owned();
-        let boot_vga = std::fs::read_to_string(e.path().join("boot_vga")).unwrap_or_default();
+        let boot_vga = super::sysfs::read_text(e.path().join("boot_vga")).unwrap_or_default();
         if boot_vga.trim() == "1" && e.path().join("driver").exists() {
             out.entry(name)
                 .or_insert_with(|| "it is the primary GPU (boot_vga) and in use".to_owned());

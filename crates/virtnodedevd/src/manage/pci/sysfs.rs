@@ -114,7 +114,7 @@ impl<'a> PciFn<'a> {
 
     /// What the device's `driver_override` holds; the kernel shows "(null)" for none.
     pub fn driver_override(&self) -> Option<String> {
-        let s = std::fs::read_to_string(self.path("driver_override")).ok()?;
+        let s = read_text(self.path("driver_override")).ok()?;
         let s = s.trim();
         (!s.is_empty() && s != "(null)").then(|| s.to_owned())
     }
@@ -122,7 +122,7 @@ impl<'a> PciFn<'a> {
     /// `virPCIGetHeaderType`: the config space's header type (0 endpoint, 1 bridge, 2
     /// CardBus). A short read counts as 0, as in libvirt.
     pub fn header_type(&self) -> Result<u8, PciError> {
-        let config = std::fs::read(self.path("config")).map_err(|e| {
+        let config = read_bytes(self.path("config")).map_err(|e| {
             PciError::system(
                 format!("Failed to open config space file '{}'", self.host("config")),
                 &e,
@@ -248,4 +248,35 @@ pub fn pci_ancestors(host_path: &str) -> Vec<String> {
         .filter(|c| is_pci_name(c))
         .map(str::to_owned)
         .collect()
+}
+
+/// The most read of one file: `modules.alias` is about a megabyte; a fake tree may plant
+/// anything where a small attribute belongs.
+const READ_MAX: u64 = 64 << 20;
+
+/// A whole file as text, never blocking on a FIFO planted in its place and never more
+/// than [`READ_MAX`] (sysfs, procfs and the fake trees are read through this).
+pub(super) fn read_text(path: impl AsRef<std::path::Path>) -> std::io::Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path)?;
+    let mut text = String::new();
+    f.take(READ_MAX).read_to_string(&mut text)?;
+    Ok(text)
+}
+
+/// [`read_text`] as bytes.
+pub(super) fn read_bytes(path: impl AsRef<std::path::Path>) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path)?;
+    let mut bytes = Vec::new();
+    f.take(READ_MAX).read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
