@@ -30,9 +30,13 @@ pub fn write_attr(path: &Path, value: &str) -> std::io::Result<()> {
             nix::errno::Errno::EPERM as i32,
         ));
     }
+    use std::os::unix::fs::OpenOptionsExt;
+    // Non-blocking: a FIFO planted in a fake tree fails (ENXIO) instead of waiting for a
+    // reader; sysfs attributes and regular files are unaffected.
     std::fs::OpenOptions::new()
         .write(true)
         .truncate(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
         .open(path)?
         .write_all(value.as_bytes())
 }
