@@ -69,15 +69,38 @@ pub fn open(socket: &Path, read_timeout: Duration) -> Result<Client, String> {
     Ok(c)
 }
 
-pub fn list_all(c: &mut Client) -> Result<Vec<String>, CallError> {
+/// ListAllNodeDevices flag bits of the capabilities the benchmark's trees have:
+/// system, pci, net.
+const LIST_CAPS: [u32; 3] = [1 << 0, 1 << 1, 1 << 4];
+
+fn list_flags(c: &mut Client, flags: u32) -> Result<Vec<String>, CallError> {
     let r: ListAllRet = c.call(
         proc_::CONNECT_LIST_ALL_NODE_DEVICES,
         &ListAllArgs {
             need_results: 1,
-            flags: 0,
+            flags,
         },
     )?;
     Ok(r.devices.into_iter().map(|d| d.name).collect())
+}
+
+/// Every device's name. One LIST_ALL answers up to 65,536 names
+/// (REMOTE_NODE_DEVICE_LIST_MAX, the same in libvirt and here); past that the daemon
+/// refuses it and the names are gathered one capability at a time, which a tree stays
+/// within when no capability has more than that many devices.
+pub fn list_all(c: &mut Client) -> Result<Vec<String>, CallError> {
+    match list_flags(c, 0) {
+        Err(CallError::Remote(e)) if e.message.contains("Too many node") => {
+            let mut names = Vec::new();
+            for flags in LIST_CAPS {
+                names.extend(list_flags(c, flags)?);
+            }
+            names.sort_unstable();
+            names.dedup();
+            Ok(names)
+        }
+        r => r,
+    }
 }
 
 pub fn xml_desc(c: &mut Client, name: &str) -> Result<String, CallError> {
