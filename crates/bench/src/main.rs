@@ -36,15 +36,20 @@ usage:
   nodedev-bench --uri-socket PATH (--pid PID | --pid-file FILE) [--start-cmd CMD]
                 [--expect N] [--settle SECS] [--startup-timeout SECS]
                 [--warmup N] [--sweeps N] [--max-secs SECS] [--clients 1,8]
-                [--label NAME] [--out FILE]
+                [--pin-cpu N|none] [--list-secs SECS] [--label NAME] [--out FILE]
       Measures one daemon. With --start-cmd the daemon is started by `sh -c CMD` and
       start-up is timed until LIST_ALL_NODE_DEVICES returns the full count (--expect N,
-      or a count unchanged for --settle seconds, default 2). Then a warm-up and, for each
-      client count, each client (own connection, own thread) repeats the sweep
-      (LIST_ALL, then GET_XML_DESC of every device) up to --sweeps times or until
-      --max-secs has passed. Daemon CPU is utime+stime from /proc/PID/stat; memory is
-      VmRSS/VmHWM from /proc/PID/status after the sweeps. Results go to --out as
-      key=value lines (and a summary to stderr).
+      or a count unchanged for --settle seconds, default 2). Then a warm-up (--warmup
+      passes over the devices, one client), LIST_ALL alone for --list-secs (default 1; past
+      65,536 devices: one LIST_ALL per capability), and, for each client count, each
+      client (own connection, own thread) calls GET_XML_DESC over the device list from
+      its own offset, up to --sweeps passes or until --max-secs has passed. Daemon CPU
+      is utime+stime from /proc/PID/stat; memory is VmRSS/VmHWM from /proc/PID/status
+      after the phases. Results go to --out as key=value lines (and a summary to stderr).
+      In the one-client phase the client and every daemon thread run on CPU --pin-cpu
+      (default 0; `none` leaves them to the scheduler): on a VM a call costs several
+      times more when the two happen to sit on different CPUs, which made that phase
+      swing 3x between runs.
   nodedev-bench gen-tree DIR [--pci N] [--net N] [--mdev]
   nodedev-bench gen-tree DIR --vfs N [--vf-netdevs] --veths N
       Builds a fake tree with fakesys; prints the number of node devices it describes
@@ -118,6 +123,8 @@ fn cmd_measure(args: Vec<String>) -> Result<(), String> {
         sweeps: 100,
         max_secs: 10.0,
         clients: vec![1, 8],
+        pin_one_client: Some(0),
+        list_secs: 1.0,
     };
     let mut label = "daemon".to_string();
     let mut out: Option<PathBuf> = None;
@@ -144,6 +151,10 @@ fn cmd_measure(args: Vec<String>) -> Result<(), String> {
             "--sweeps" => o.sweeps = parse(&flag, &v)?,
             "--max-secs" => o.max_secs = parse(&flag, &v)?,
             "--clients" => o.clients = parse_clients(&v)?,
+            "--list-secs" => o.list_secs = parse(&flag, &v)?,
+            "--pin-cpu" => {
+                o.pin_one_client = (v != "none").then(|| parse(&flag, &v)).transpose()?
+            }
             "--label" => label = v,
             "--out" => out = Some(v.into()),
             _ => return Err(format!("unknown option {flag}\n{USAGE}")),

@@ -34,6 +34,13 @@ pub struct Options {
     /// Time limit of each measured phase.
     pub max_secs: f64,
     pub clients: Vec<usize>,
+    /// With one client, run the client and every thread of the daemon on this CPU, so
+    /// that a call's cost does not depend on whether the scheduler happens to put them
+    /// on one CPU or on two (cross-CPU wake-ups cost a virtual machine several times
+    /// more).
+    pub pin_one_client: Option<usize>,
+    /// How long LIST_ALL is measured on its own; 0 leaves it out.
+    pub list_secs: f64,
 }
 
 /// One measured phase with `clients` concurrent clients.
@@ -236,6 +243,7 @@ fn xml_phase(
     let barrier = Arc::new(Barrier::new(clients + 1));
     let limit = Duration::from_secs_f64(max_secs);
     let cap = passes.saturating_mul(names.len());
+    let pin = o.pin_one_client.filter(|_| clients == 1);
     let handles: Vec<_> = conns
         .into_iter()
         .enumerate()
@@ -244,6 +252,9 @@ fn xml_phase(
             std::thread::spawn(move || {
                 let (mut calls, mut errors) = (0u64, 0u64);
                 let offset = i * names.len() / clients;
+                if let Some(cpu) = pin {
+                    procfs::pin_self(cpu);
+                }
                 barrier.wait();
                 let t0 = Instant::now();
                 for n in names.iter().cycle().skip(offset).take(cap) {
@@ -268,6 +279,7 @@ fn xml_phase(
             })
         })
         .collect();
+    let pinned = pin.map(|cpu| procfs::pin(pid, cpu));
     let cpu0 = procfs::cpu_time(pid).ok_or("daemon gone")?;
     barrier.wait();
     let t0 = Instant::now();
@@ -281,19 +293,23 @@ fn xml_phase(
     }
     ph.wall = t0.elapsed().as_secs_f64();
     let cpu1 = procfs::cpu_time(pid).ok_or("daemon gone")?;
+    if let Some(p) = pinned {
+        p.restore();
+    }
     ph.cpu = (cpu1 - cpu0).as_secs_f64();
     ph.sweeps = ph.calls / names.len().max(1) as u64;
     Ok(ph)
 }
 
-/// LIST_ALL on one connection for about a second (once at least, 1,000 times at most,
+/// LIST_ALL on one connection for `secs` (once at least, 1,000 times at most,
 /// so that clock ticks measure a cheap one): the median wall time and the daemon CPU
 /// per call.
-fn list_cost(c: &mut Client, pid: u32, devices: usize) -> Result<(f64, f64), String> {
+fn list_cost(c: &mut Client, pid: u32, devices: usize, secs: f64) -> Result<(f64, f64), String> {
     let mut walls = Vec::with_capacity(1000);
     let cpu0 = procfs::cpu_time(pid).ok_or("daemon gone")?;
     let t0 = Instant::now();
-    while walls.len() < 1000 && (walls.is_empty() || t0.elapsed() < Duration::from_secs(1)) {
+    let limit = Duration::from_secs_f64(secs);
+    while walls.len() < 1000 && (walls.is_empty() || t0.elapsed() < limit) {
         let t = Instant::now();
         // Past the limit a client that knows it lists by capability straight away.
         if devices > LIST_MAX {
@@ -324,19 +340,25 @@ pub fn run(o: &Options, label: &str) -> Result<Results, String> {
     let final_count = names.len();
     r.insert("devices".into(), final_count.to_string());
 
-    let warm = xml_phase(o, pid, &names, 1, o.warmup, o.max_secs)?;
+    let unpinned = Options {
+        pin_one_client: None,
+        ..o.clone()
+    };
+    let warm = xml_phase(&unpinned, pid, &names, 1, o.warmup, o.max_secs)?;
     eprintln!(
         "[{label}] warm-up: {} GET_XML_DESC calls in {:.2}s",
         warm.calls, warm.wall
     );
-    let (list_wall, list_cpu) = list_cost(&mut c, pid, final_count)?;
-    eprintln!(
-        "[{label}] LIST_ALL: {:.2} ms, daemon CPU {:.2} ms",
-        list_wall * 1e3,
-        list_cpu * 1e3
-    );
-    r.insert("list_s".into(), format!("{list_wall:.6}"));
-    r.insert("list_cpu_s".into(), format!("{list_cpu:.6}"));
+    if o.list_secs > 0.0 {
+        let (list_wall, list_cpu) = list_cost(&mut c, pid, final_count, o.list_secs)?;
+        eprintln!(
+            "[{label}] LIST_ALL: {:.2} ms, daemon CPU {:.2} ms",
+            list_wall * 1e3,
+            list_cpu * 1e3
+        );
+        r.insert("list_s".into(), format!("{list_wall:.6}"));
+        r.insert("list_cpu_s".into(), format!("{list_cpu:.6}"));
+    }
     for &n in &o.clients {
         let ph = xml_phase(o, pid, &names, n, o.sweeps, o.max_secs)?;
         eprintln!(
