@@ -97,6 +97,22 @@ impl Args {
         }
         Ok(self.0.remove(i + 1))
     }
+
+    /// Hands every `--flag value` pair to `f`, for subcommands whose options all take
+    /// a value.
+    fn each_pair(
+        mut self,
+        mut f: impl FnMut(&str, String) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let mut i = 0;
+        while i < self.0.len() {
+            let flag = self.0[i].clone();
+            let v = self.take_value(i)?;
+            f(&flag, v)?;
+            i += 1;
+        }
+        Ok(())
+    }
 }
 
 fn parse<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, String> {
@@ -386,19 +402,15 @@ fn cmd_bytes_per_device(args: Vec<String>) -> Result<(), String> {
 
 fn cmd_floor(args: Vec<String>) -> Result<(), String> {
     let (mut source, mut socket, mut pid_file) = (None, None, None);
-    let mut a = Args(args);
-    let mut i = 0;
-    while i < a.0.len() {
-        let flag = a.0[i].clone();
-        let v = a.take_value(i)?;
-        match flag.as_str() {
+    Args(args).each_pair(|flag, v| {
+        match flag {
             "--record-from" => source = Some(PathBuf::from(v)),
             "--socket" => socket = Some(PathBuf::from(v)),
             "--pid-file" => pid_file = Some(PathBuf::from(v)),
             _ => return Err(format!("unknown option {flag}\n{USAGE}")),
         }
-        i += 1;
-    }
+        Ok(())
+    })?;
     let (Some(source), Some(socket)) = (source, socket) else {
         return Err(format!("floor needs --record-from and --socket\n{USAGE}"));
     };
@@ -414,21 +426,17 @@ fn cmd_floor(args: Vec<String>) -> Result<(), String> {
 fn cmd_syscalls(args: Vec<String>) -> Result<(), String> {
     let (mut socket, mut pid, mut pid_file, mut out) = (None, None, None, None);
     let mut calls = 2000usize;
-    let mut a = Args(args);
-    let mut i = 0;
-    while i < a.0.len() {
-        let flag = a.0[i].clone();
-        let v = a.take_value(i)?;
-        match flag.as_str() {
+    Args(args).each_pair(|flag, v| {
+        match flag {
             "--uri-socket" | "--socket" => socket = Some(PathBuf::from(v)),
-            "--pid" => pid = Some(parse::<u32>(&flag, &v)?),
+            "--pid" => pid = Some(parse::<u32>(flag, &v)?),
             "--pid-file" => pid_file = Some(PathBuf::from(v)),
-            "--calls" => calls = parse(&flag, &v)?,
+            "--calls" => calls = parse(flag, &v)?,
             "--out" => out = Some(PathBuf::from(v)),
             _ => return Err(format!("unknown option {flag}\n{USAGE}")),
         }
-        i += 1;
-    }
+        Ok(())
+    })?;
     let socket = socket.ok_or_else(|| format!("syscalls needs --uri-socket\n{USAGE}"))?;
     let pid = match (pid, pid_file) {
         (Some(p), _) => p,
