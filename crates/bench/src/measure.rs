@@ -7,7 +7,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use protocol::remote::{
-    proc as proc_, ConnectOpenArgs, ListAllArgs, ListAllRet, NameFlagsArgs, StringRet,
+    proc as proc_, AuthListRet, ConnectOpenArgs, ListAllArgs, ListAllRet, NameFlagsArgs, StringRet,
 };
 use protocol::{REMOTE_PROGRAM, REMOTE_VERSION};
 use rpc::client::{CallError, Client};
@@ -27,13 +27,20 @@ pub struct Options {
     pub expect: Option<usize>,
     pub settle: Duration,
     pub startup_timeout: Duration,
-    /// Unmeasured sweeps before the measured ones (one client).
+    /// Unmeasured passes over the device list before the measured ones (one client).
     pub warmup: usize,
-    /// Sweeps per client, at most.
+    /// Passes over the device list per client, at most.
     pub sweeps: usize,
     /// Time limit of each measured phase.
     pub max_secs: f64,
     pub clients: Vec<usize>,
+    /// With one client, run the client and every thread of the daemon on this CPU, so
+    /// that a call's cost does not depend on whether the scheduler happens to put them
+    /// on one CPU or on two (cross-CPU wake-ups cost a virtual machine several times
+    /// more).
+    pub pin_one_client: Option<usize>,
+    /// How long LIST_ALL is measured on its own; 0 leaves it out.
+    pub list_secs: f64,
 }
 
 /// One measured phase with `clients` concurrent clients.
@@ -55,6 +62,9 @@ pub fn open(socket: &Path, read_timeout: Duration) -> Result<Client, String> {
     c.stream()
         .set_read_timeout(Some(read_timeout))
         .map_err(|e| e.to_string())?;
+    // As libvirt's clients do: it is what authenticates root on a polkit socket.
+    c.call::<_, AuthListRet>(proc_::AUTH_LIST, &())
+        .map_err(|e| format!("AUTH_LIST: {e}"))?;
     c.call::<_, ()>(
         proc_::CONNECT_OPEN,
         &ConnectOpenArgs {
@@ -66,18 +76,46 @@ pub fn open(socket: &Path, read_timeout: Duration) -> Result<Client, String> {
     Ok(c)
 }
 
-pub fn list_all(c: &mut Client) -> Result<Vec<String>, CallError> {
+/// ListAllNodeDevices flag bits of the capabilities the benchmark's trees have:
+/// system, pci, net.
+const LIST_CAPS: [u32; 3] = [1 << 0, 1 << 1, 1 << 4];
+
+fn list_flags(c: &mut Client, flags: u32) -> Result<Vec<String>, CallError> {
     let r: ListAllRet = c.call(
         proc_::CONNECT_LIST_ALL_NODE_DEVICES,
         &ListAllArgs {
             need_results: 1,
-            flags: 0,
+            flags,
         },
     )?;
     Ok(r.devices.into_iter().map(|d| d.name).collect())
 }
 
-fn xml_desc(c: &mut Client, name: &str) -> Result<String, CallError> {
+/// Every device's name. One LIST_ALL answers up to 65,536 names
+/// (REMOTE_NODE_DEVICE_LIST_MAX, the same in libvirt and here); past that the daemon
+/// refuses it and the names are gathered one capability at a time, which a tree stays
+/// within when no capability has more than that many devices.
+pub fn list_all(c: &mut Client) -> Result<Vec<String>, CallError> {
+    match list_flags(c, 0) {
+        Err(CallError::Remote(e)) if e.message.contains("Too many node") => list_by_caps(c),
+        r => r,
+    }
+}
+
+fn list_by_caps(c: &mut Client) -> Result<Vec<String>, CallError> {
+    let mut names = Vec::new();
+    for flags in LIST_CAPS {
+        names.extend(list_flags(c, flags)?);
+    }
+    names.sort_unstable();
+    names.dedup();
+    Ok(names)
+}
+
+/// The most names one LIST_ALL answers: REMOTE_NODE_DEVICE_LIST_MAX.
+const LIST_MAX: usize = 65_536;
+
+pub fn xml_desc(c: &mut Client, name: &str) -> Result<String, CallError> {
     let r: StringRet = c.call(
         proc_::NODE_DEVICE_GET_XML_DESC,
         &NameFlagsArgs {
@@ -186,13 +224,16 @@ fn read_pid(o: &Options) -> Result<u32, String> {
     }
 }
 
-/// `clients` threads, each with its own connection, each sweeping (LIST_ALL, then
-/// GET_XML_DESC of every listed device) up to `sweeps` times or until `max_secs`.
-fn sweep_phase(
+/// `clients` threads, each with its own connection, each calling GET_XML_DESC over
+/// `names` in turn (from its own offset) up to `passes` times over the list or until
+/// `max_secs`. LIST_ALL is measured on its own ([`list_cost`]): on the references it
+/// costs seconds on the large trees, which would swamp a time-limited phase.
+fn xml_phase(
     o: &Options,
     pid: u32,
+    names: &Arc<Vec<String>>,
     clients: usize,
-    sweeps: usize,
+    passes: usize,
     max_secs: f64,
 ) -> Result<Phase, String> {
     let mut conns = Vec::with_capacity(clients);
@@ -201,63 +242,88 @@ fn sweep_phase(
     }
     let barrier = Arc::new(Barrier::new(clients + 1));
     let limit = Duration::from_secs_f64(max_secs);
+    let cap = passes.saturating_mul(names.len());
+    let pin = o.pin_one_client.filter(|_| clients == 1);
     let handles: Vec<_> = conns
         .into_iter()
-        .map(|mut c| {
-            let barrier = barrier.clone();
+        .enumerate()
+        .map(|(i, mut c)| {
+            let (barrier, names) = (barrier.clone(), names.clone());
             std::thread::spawn(move || {
-                let (mut calls, mut done, mut errors) = (0u64, 0u64, 0u64);
+                let (mut calls, mut errors) = (0u64, 0u64);
+                let offset = i * names.len() / clients;
+                if let Some(cpu) = pin {
+                    procfs::pin_self(cpu);
+                }
                 barrier.wait();
                 let t0 = Instant::now();
-                'outer: for _ in 0..sweeps {
-                    let names = match list_all(&mut c) {
-                        Ok(n) => n,
+                for n in names.iter().cycle().skip(offset).take(cap) {
+                    match xml_desc(&mut c, n) {
+                        Ok(_) => calls += 1,
+                        // A device may go away after the listing.
+                        Err(CallError::Remote(_)) => {
+                            calls += 1;
+                            errors += 1
+                        }
                         Err(_) => {
                             errors += 1;
                             break;
                         }
-                    };
-                    calls += 1;
-                    for n in &names {
-                        if t0.elapsed() >= limit {
-                            break 'outer;
-                        }
-                        match xml_desc(&mut c, n) {
-                            Ok(_) => calls += 1,
-                            // A device may go away between LIST_ALL and GET_XML_DESC.
-                            Err(CallError::Remote(_)) => {
-                                calls += 1;
-                                errors += 1
-                            }
-                            Err(_) => {
-                                errors += 1;
-                                break 'outer;
-                            }
-                        }
                     }
-                    done += 1;
                     if t0.elapsed() >= limit {
                         break;
                     }
                 }
-                (calls, done, errors)
+                // The connection goes back with the counts: closing it is not measured.
+                (calls, errors, c)
             })
         })
         .collect();
+    let pinned = pin.map(|cpu| procfs::pin(pid, cpu));
     let cpu0 = procfs::cpu_time(pid).ok_or("daemon gone")?;
     barrier.wait();
     let t0 = Instant::now();
     let mut ph = Phase::default();
+    let mut open_conns = Vec::with_capacity(clients);
     for h in handles {
-        let (c, s, e) = h.join().map_err(|_| "client thread panicked")?;
+        let (c, e, conn) = h.join().map_err(|_| "client thread panicked")?;
         ph.calls += c;
-        ph.sweeps += s;
         ph.errors += e;
+        open_conns.push(conn);
     }
     ph.wall = t0.elapsed().as_secs_f64();
     let cpu1 = procfs::cpu_time(pid).ok_or("daemon gone")?;
+    if let Some(p) = pinned {
+        p.restore();
+    }
     ph.cpu = (cpu1 - cpu0).as_secs_f64();
+    ph.sweeps = ph.calls / names.len().max(1) as u64;
     Ok(ph)
+}
+
+/// LIST_ALL on one connection for `secs` (once at least, 1,000 times at most,
+/// so that clock ticks measure a cheap one): the median wall time and the daemon CPU
+/// per call.
+fn list_cost(c: &mut Client, pid: u32, devices: usize, secs: f64) -> Result<(f64, f64), String> {
+    let mut walls = Vec::with_capacity(1000);
+    let cpu0 = procfs::cpu_time(pid).ok_or("daemon gone")?;
+    let t0 = Instant::now();
+    let limit = Duration::from_secs_f64(secs);
+    while walls.len() < 1000 && (walls.is_empty() || t0.elapsed() < limit) {
+        let t = Instant::now();
+        // Past the limit a client that knows it lists by capability straight away.
+        if devices > LIST_MAX {
+            list_by_caps(c)
+        } else {
+            list_all(c)
+        }
+        .map_err(|e| format!("LIST_ALL: {e}"))?;
+        walls.push(t.elapsed().as_secs_f64());
+    }
+    let cpu = (procfs::cpu_time(pid).ok_or("daemon gone")? - cpu0).as_secs_f64();
+    let n = walls.len();
+    walls.sort_by(f64::total_cmp);
+    Ok((walls[n / 2], cpu / n as f64))
 }
 
 pub fn run(o: &Options, label: &str) -> Result<Results, String> {
@@ -269,19 +335,37 @@ pub fn run(o: &Options, label: &str) -> Result<Results, String> {
     };
     let pid = read_pid(o)?;
     r.insert("pid".into(), pid.to_string());
+    let mut c = open(&o.socket, Duration::from_secs(600))?;
+    let names = Arc::new(list_all(&mut c).map_err(|e| format!("LIST_ALL: {e}"))?);
+    let final_count = names.len();
+    r.insert("devices".into(), final_count.to_string());
 
-    let warm = sweep_phase(o, pid, 1, o.warmup, o.max_secs)?;
+    let unpinned = Options {
+        pin_one_client: None,
+        ..o.clone()
+    };
+    let warm = xml_phase(&unpinned, pid, &names, 1, o.warmup, o.max_secs)?;
     eprintln!(
-        "[{label}] warm-up: {} sweeps, {} calls in {:.2}s",
-        warm.sweeps, warm.calls, warm.wall
+        "[{label}] warm-up: {} GET_XML_DESC calls in {:.2}s",
+        warm.calls, warm.wall
     );
-    for &c in &o.clients {
-        let ph = sweep_phase(o, pid, c, o.sweeps, o.max_secs)?;
+    if o.list_secs > 0.0 {
+        let (list_wall, list_cpu) = list_cost(&mut c, pid, final_count, o.list_secs)?;
         eprintln!(
-            "[{label}] {c} client(s): {} calls ({} full sweeps, {} errors) in {:.2}s, daemon CPU {:.3}s",
-            ph.calls, ph.sweeps, ph.errors, ph.wall, ph.cpu
+            "[{label}] LIST_ALL: {:.2} ms, daemon CPU {:.2} ms",
+            list_wall * 1e3,
+            list_cpu * 1e3
         );
-        let k = format!("c{c}");
+        r.insert("list_s".into(), format!("{list_wall:.6}"));
+        r.insert("list_cpu_s".into(), format!("{list_cpu:.6}"));
+    }
+    for &n in &o.clients {
+        let ph = xml_phase(o, pid, &names, n, o.sweeps, o.max_secs)?;
+        eprintln!(
+            "[{label}] {n} client(s): {} GET_XML_DESC calls ({} errors) in {:.2}s, daemon CPU {:.3}s",
+            ph.calls, ph.errors, ph.wall, ph.cpu
+        );
+        let k = format!("c{n}");
         r.insert(format!("{k}.calls"), ph.calls.to_string());
         r.insert(format!("{k}.sweeps"), ph.sweeps.to_string());
         r.insert(format!("{k}.errors"), ph.errors.to_string());
@@ -297,52 +381,50 @@ pub fn run(o: &Options, label: &str) -> Result<Results, String> {
     if let Some(t) = procfs::threads(pid) {
         r.insert("threads".into(), t.to_string());
     }
-    let mut c = open(&o.socket, Duration::from_secs(120))?;
-    let final_count = list_all(&mut c)
-        .map_err(|e| format!("LIST_ALL: {e}"))?
-        .len();
-    r.insert("devices".into(), final_count.to_string());
-
-    if let Some(mut s) = startup {
-        let first = s.polls.first().copied().unwrap_or_default();
-        r.insert(
-            "startup.first_answer_s".into(),
-            format!("{:.6}", first.0.as_secs_f64()),
-        );
-        r.insert("startup.first_count".into(), first.1.to_string());
-        // The first answer that already listed the final number of devices.
-        match s.polls.iter().find(|p| p.1 >= final_count) {
-            Some(p) => {
-                r.insert("startup.full_s".into(), format!("{:.6}", p.0.as_secs_f64()));
-                // Same moment, measured from the exec of the daemon process itself
-                // (leaves out any wrapper; clock-tick resolution).
-                if let Some(st) = procfs::start_boottime(pid) {
-                    let at = s.spawned_at + p.0;
-                    let d = at.saturating_sub(st.max(s.spawned_at));
-                    r.insert(
-                        "startup.full_from_exec_s".into(),
-                        format!("{:.6}", d.as_secs_f64()),
-                    );
-                }
-            }
-            None => {
-                r.insert(
-                    "startup.note".into(),
-                    format!(
-                        "count grew after start-up polling stopped ({} -> {final_count})",
-                        s.polls.last().map(|p| p.1).unwrap_or(0)
-                    ),
-                );
-            }
-        }
-        r.insert("startup.polls".into(), s.polls.len().to_string());
-        // Reap the starter if it has finished (a wrapper that forks the daemon).
-        let _ = s.child.try_wait();
+    if let Some(s) = startup {
+        startup_results(&mut r, s, pid, final_count);
     }
     if let Some(e) = o.expect {
         r.insert("expected".into(), e.to_string());
     }
     Ok(r)
+}
+
+fn startup_results(r: &mut Results, mut s: Startup, pid: u32, final_count: usize) {
+    let first = s.polls.first().copied().unwrap_or_default();
+    r.insert(
+        "startup.first_answer_s".into(),
+        format!("{:.6}", first.0.as_secs_f64()),
+    );
+    r.insert("startup.first_count".into(), first.1.to_string());
+    // The first answer that already listed the final number of devices.
+    match s.polls.iter().find(|p| p.1 >= final_count) {
+        Some(p) => {
+            r.insert("startup.full_s".into(), format!("{:.6}", p.0.as_secs_f64()));
+            // Same moment, measured from the exec of the daemon process itself
+            // (leaves out any wrapper; clock-tick resolution).
+            if let Some(st) = procfs::start_boottime(pid) {
+                let at = s.spawned_at + p.0;
+                let d = at.saturating_sub(st.max(s.spawned_at));
+                r.insert(
+                    "startup.full_from_exec_s".into(),
+                    format!("{:.6}", d.as_secs_f64()),
+                );
+            }
+        }
+        None => {
+            r.insert(
+                "startup.note".into(),
+                format!(
+                    "count grew after start-up polling stopped ({} -> {final_count})",
+                    s.polls.last().map(|p| p.1).unwrap_or(0)
+                ),
+            );
+        }
+    }
+    r.insert("startup.polls".into(), s.polls.len().to_string());
+    // Reap the starter if it has finished (a wrapper that forks the daemon).
+    let _ = s.child.try_wait();
 }
 
 pub fn write_results(r: &Results, path: &Path) -> std::io::Result<()> {

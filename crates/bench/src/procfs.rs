@@ -63,3 +63,59 @@ pub fn threads(pid: u32) -> Option<u64> {
 pub fn alive(pid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
+
+/// The CPUs every thread of a process may run on, to put back after [`pin`].
+pub struct Affinity(Vec<(libc::pid_t, libc::cpu_set_t)>);
+
+fn set_affinity(tid: libc::pid_t, set: &libc::cpu_set_t) -> bool {
+    // SAFETY: `set` is a valid cpu_set_t of the size passed.
+    unsafe { libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), set) == 0 }
+}
+
+/// A set holding `cpu` alone.
+pub fn one_cpu(cpu: usize) -> libc::cpu_set_t {
+    // SAFETY: an all-zero cpu_set_t is the empty set; CPU_SET writes inside it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        set
+    }
+}
+
+/// Puts the calling thread on `cpu` alone.
+pub fn pin_self(cpu: usize) -> bool {
+    set_affinity(0, &one_cpu(cpu))
+}
+
+/// Puts every thread of `pid` on `cpu` alone (threads it starts later inherit that);
+/// returns what they had.
+pub fn pin(pid: u32, cpu: usize) -> Affinity {
+    let mut saved = Vec::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Affinity(saved);
+    };
+    for t in tasks.flatten() {
+        let Some(tid) = t.file_name().to_str().and_then(|s| s.parse().ok()) else {
+            continue;
+        };
+        // SAFETY: an all-zero cpu_set_t is valid; the kernel fills it.
+        let mut old: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `old` is a valid cpu_set_t of the size passed.
+        let got = unsafe {
+            libc::sched_getaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &mut old)
+        };
+        if got == 0 && set_affinity(tid, &one_cpu(cpu)) {
+            saved.push((tid, old));
+        }
+    }
+    Affinity(saved)
+}
+
+impl Affinity {
+    /// Gives the threads pinned by [`pin`] their CPUs back (those still alive).
+    pub fn restore(self) {
+        for (tid, set) in &self.0 {
+            set_affinity(*tid, set);
+        }
+    }
+}

@@ -1,5 +1,5 @@
-//! The comparison table: reference and ours side by side, ratio ours/reference,
-//! and the targets.
+//! The comparison table: every measured server side by side (the reference first, ours,
+//! the floor), ours as a ratio to the reference and to the floor, and the targets.
 
 use crate::measure::Results;
 
@@ -7,19 +7,42 @@ fn num(r: &Results, k: &str) -> Option<f64> {
     r.get(k)?.parse().ok()
 }
 
+/// One server's results under its column name.
+pub struct Column {
+    pub name: String,
+    pub results: Results,
+}
+
+/// Which columns the ratios compare.
+pub struct Roles {
+    pub reference: Option<usize>,
+    pub ours: Option<usize>,
+    pub floor: Option<usize>,
+}
+
 struct Row {
     name: String,
-    reference: Option<f64>,
-    ours: Option<f64>,
-    /// Digits after the decimal point.
+    value: fn(&Results, usize) -> Option<f64>,
+    /// Client count for the per-phase metrics.
+    clients: usize,
     prec: usize,
-    /// Target for ours/reference, and whether lower is better.
-    target: Option<f64>,
+    /// Target for ours/reference.
+    target_ref: Option<f64>,
+    /// Target for ours/floor.
+    target_floor: Option<f64>,
 }
 
 fn per_call_us(r: &Results, c: usize) -> Option<f64> {
     let calls = num(r, &format!("c{c}.calls"))?;
     (calls > 0.0).then(|| num(r, &format!("c{c}.cpu_s")).map(|s| s * 1e6 / calls))?
+}
+
+/// A sweep (LIST_ALL, then GET_XML_DESC of each of the n devices) costs the LIST_ALL and
+/// n XML calls over n + 1 calls.
+fn sweep_per_call_us(r: &Results, c: usize) -> Option<f64> {
+    let n = num(r, "devices")?;
+    let list_us = num(r, "list_cpu_s")? * 1e6;
+    Some((list_us + n * per_call_us(r, c)?) / (n + 1.0))
 }
 
 fn rate(r: &Results, c: usize) -> Option<f64> {
@@ -35,70 +58,67 @@ fn fmt(v: Option<f64>, prec: usize) -> String {
     }
 }
 
-fn mib(r: &Results, k: &str) -> Option<f64> {
-    num(r, k).map(|v| v / 1024.0)
-}
-
-fn ms(r: &Results, k: &str) -> Option<f64> {
-    num(r, k).map(|v| v * 1e3)
-}
-
-/// Renders the table for one tree.
-pub fn table(title: &str, reference: &Results, ours: &Results, clients: &[usize]) -> String {
-    let mut out = String::new();
-    out.push_str(&format!("\n== {title} ==\n"));
-    out.push_str(&format!(
-        "{:<40} {:>12} {:>12} {:>10} {:>8} {:>4}\n",
-        "metric", "reference", "ours", "ours/ref", "target", "met"
-    ));
-    for r in &rows(reference, ours, clients) {
-        out.push_str(&metric_line(r));
+fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+        _ => None,
     }
-    // Context: how much work each phase did, errors, notes.
-    for (who, r) in [("reference", reference), ("ours", ours)] {
-        out.push_str(&context(who, r, clients));
-    }
-    out
 }
 
-/// The metrics compared, in the table's order.
-fn rows(reference: &Results, ours: &Results, clients: &[usize]) -> Vec<Row> {
+/// The metrics, in the table's order.
+fn rows(clients: &[usize], host: bool) -> Vec<Row> {
+    let row = |name: &str, value, prec, target_ref| Row {
+        name: name.into(),
+        value,
+        clients: 0,
+        prec,
+        target_ref,
+        target_floor: None,
+    };
     let mut rows = vec![
-        Row {
-            name: "devices listed".into(),
-            reference: num(reference, "devices"),
-            ours: num(ours, "devices"),
-            prec: 0,
-            target: None,
-        },
-        Row {
-            name: "start-up to first full answer (ms)".into(),
-            reference: ms(reference, "startup.full_from_exec_s"),
-            ours: ms(ours, "startup.full_from_exec_s"),
-            prec: 0,
-            target: Some(0.2),
-        },
-        Row {
-            name: "  same, from spawning the starter (ms)".into(),
-            reference: ms(reference, "startup.full_s"),
-            ours: ms(ours, "startup.full_s"),
-            prec: 1,
-            target: None,
-        },
-        Row {
-            name: "VmRSS after the sweeps (MiB)".into(),
-            reference: mib(reference, "VmRSS_kib"),
-            ours: mib(ours, "VmRSS_kib"),
-            prec: 1,
-            target: Some(0.25),
-        },
-        Row {
-            name: "VmHWM (MiB)".into(),
-            reference: mib(reference, "VmHWM_kib"),
-            ours: mib(ours, "VmHWM_kib"),
-            prec: 1,
-            target: Some(0.25),
-        },
+        row("devices listed", |r, _| num(r, "devices"), 0, None),
+        row(
+            "start-up to first full answer (ms)",
+            |r, _| num(r, "startup.full_from_exec_s").map(|v| v * 1e3),
+            0,
+            Some(0.1),
+        ),
+        row(
+            "  same, from spawning the starter (ms)",
+            |r, _| num(r, "startup.full_s").map(|v| v * 1e3),
+            0,
+            None,
+        ),
+        row(
+            "LIST_ALL: one call, wall (ms, median)",
+            |r, _| num(r, "list_s").map(|v| v * 1e3),
+            2,
+            None,
+        ),
+        row(
+            "LIST_ALL: daemon CPU per call (ms)",
+            |r, _| num(r, "list_cpu_s").map(|v| v * 1e3),
+            2,
+            None,
+        ),
+        row(
+            "syscalls per GET_XML_DESC (strace -c -f)",
+            |r, _| num(r, "syscalls.per_call"),
+            2,
+            None,
+        ),
+        row(
+            "VmRSS after the sweeps (MiB)",
+            |r, _| num(r, "VmRSS_kib").map(|v| v / 1024.0),
+            1,
+            Some(0.2),
+        ),
+        row(
+            "VmHWM (MiB)",
+            |r, _| num(r, "VmHWM_kib").map(|v| v / 1024.0),
+            1,
+            Some(0.2),
+        ),
     ];
     for &c in clients {
         let who = if c == 1 {
@@ -107,54 +127,86 @@ fn rows(reference: &Results, ours: &Results, clients: &[usize]) -> Vec<Row> {
             format!("{c} clients")
         };
         rows.push(Row {
-            name: format!("{who}: calls per second"),
-            reference: rate(reference, c),
-            ours: rate(ours, c),
+            name: format!("XML, {who}: calls per second"),
+            value: rate,
+            clients: c,
             prec: 0,
-            target: None,
+            target_ref: None,
+            target_floor: None,
         });
         rows.push(Row {
-            name: format!("{who}: daemon CPU per call (us)"),
-            reference: per_call_us(reference, c),
-            ours: per_call_us(ours, c),
+            name: format!("XML, {who}: daemon CPU/call (us)"),
+            value: per_call_us,
+            clients: c,
             prec: 2,
-            target: Some(0.1),
+            target_ref: Some(0.1),
+            target_floor: host.then_some(3.0),
+        });
+        rows.push(Row {
+            name: format!("sweep, {who}: daemon CPU/call (us)"),
+            value: sweep_per_call_us,
+            clients: c,
+            prec: 2,
+            target_ref: Some(0.1),
+            target_floor: host.then_some(3.0),
         });
     }
     rows
 }
 
-/// One metric: both values, their ratio and whether it meets the target.
-fn metric_line(r: &Row) -> String {
-    let ratio = match (r.ours, r.reference) {
-        (Some(o), Some(f)) if f > 0.0 => Some(o / f),
-        _ => None,
-    };
-    let (target, met) = match (r.target, ratio) {
-        (Some(t), Some(x)) => (format!("<={t:.2}"), if x <= t { "yes" } else { "NO" }),
-        (Some(t), None) => (format!("<={t:.2}"), "-"),
-        _ => (String::new(), ""),
-    };
-    format!(
-        "{:<40} {:>12} {:>12} {:>10} {:>8} {:>4}\n",
-        r.name,
-        fmt(r.reference, r.prec),
-        fmt(r.ours, r.prec),
-        ratio
-            .map(|x| format!("{x:.3}x"))
-            .unwrap_or_else(|| "-".into()),
-        target,
-        met
-    )
+fn target_cell(target: Option<f64>, x: Option<f64>) -> String {
+    match (target, x) {
+        (Some(t), Some(x)) => format!("{}{t}", if x <= t { "ok<=" } else { "NO<=" }),
+        (Some(t), None) => format!("<={t}"),
+        _ => String::new(),
+    }
+}
+
+/// Renders the table for one tree. `host` adds the target against the floor, which the
+/// issue sets on this host only.
+pub fn table(title: &str, cols: &[Column], roles: &Roles, clients: &[usize], host: bool) -> String {
+    let mut out = format!("\n== {title} ==\n{:<40}", "metric");
+    for c in cols {
+        out.push_str(&format!(" {:>11}", c.name));
+    }
+    out.push_str(&format!(
+        " {:>9} {:>10} {:>10} {:>10}\n",
+        "ours/ref", "ours/floor", "ref target", "fl target"
+    ));
+    let get =
+        |i: Option<usize>, row: &Row| i.and_then(|i| (row.value)(&cols[i].results, row.clients));
+    for row in rows(clients, host) {
+        out.push_str(&format!("{:<40}", row.name));
+        for c in cols {
+            out.push_str(&format!(
+                " {:>11}",
+                fmt((row.value)(&c.results, row.clients), row.prec)
+            ));
+        }
+        let ours = get(roles.ours, &row);
+        let to_ref = ratio(ours, get(roles.reference, &row));
+        let to_floor = ratio(ours, get(roles.floor, &row));
+        let x = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.3}x"));
+        out.push_str(&format!(
+            " {:>9} {:>10} {:>10} {:>10}\n",
+            x(to_ref),
+            x(to_floor),
+            target_cell(row.target_ref, to_ref),
+            target_cell(row.target_floor, to_floor),
+        ));
+    }
+    for c in cols {
+        out.push_str(&context(&c.name, &c.results, clients));
+    }
+    out
 }
 
 /// The work each phase did, errors and notes, for `who`.
 fn context(who: &str, r: &Results, clients: &[usize]) -> String {
-    let mut out = String::new();
     let mut parts = Vec::new();
     for &c in clients {
         parts.push(format!(
-            "{c}c: {} calls/{} sweeps/{} errors in {}s, cpu {}s",
+            "{c}c: {} XML calls/{} passes/{} errors in {}s, cpu {}s",
             r.get(&format!("c{c}.calls")).map_or("-", String::as_str),
             r.get(&format!("c{c}.sweeps")).map_or("-", String::as_str),
             r.get(&format!("c{c}.errors")).map_or("-", String::as_str),
@@ -162,15 +214,18 @@ fn context(who: &str, r: &Results, clients: &[usize]) -> String {
             num(r, &format!("c{c}.cpu_s")).map_or("-".into(), |v| format!("{v:.2}")),
         ));
     }
-    out.push_str(&format!(
+    let mut out = format!(
         "  {who}: pid {}, {} threads; first answer {} ms with {} devices ({} polls); {}\n",
         r.get("pid").map_or("-", String::as_str),
         r.get("threads").map_or("-", String::as_str),
-        fmt(ms(r, "startup.first_answer_s"), 1),
+        fmt(num(r, "startup.first_answer_s").map(|v| v * 1e3), 1),
         r.get("startup.first_count").map_or("-", String::as_str),
         r.get("startup.polls").map_or("-", String::as_str),
         parts.join("; ")
-    ));
+    );
+    if let Some(t) = r.get("syscalls.top") {
+        out.push_str(&format!("  {who}: syscalls per GET_XML_DESC: {t}\n"));
+    }
     if let Some(n) = r.get("startup.note") {
         out.push_str(&format!("  {who}: NOTE {n}\n"));
     }
@@ -182,4 +237,21 @@ fn context(who: &str, r: &Results, clients: &[usize]) -> String {
         }
     }
     out
+}
+
+/// Memory per device between two trees of the same server: (RSS of the big one - RSS
+/// of the small one) / (devices of the big - devices of the small), and RSS / devices.
+pub fn bytes_per_device(small: &Results, big: &Results) -> String {
+    let rss = |r: &Results| num(r, "VmRSS_kib").map(|v| v * 1024.0);
+    let devs = |r: &Results| num(r, "devices");
+    let marginal = match (rss(small), rss(big), devs(small), devs(big)) {
+        (Some(a), Some(b), Some(m), Some(n)) if n > m => Some((b - a) / (n - m)),
+        _ => None,
+    };
+    let overall = ratio(rss(big), devs(big));
+    format!(
+        "bytes per device: {} marginal (RSS growth / device growth), {} overall (RSS / devices)\n",
+        fmt(marginal, 0),
+        fmt(overall, 0)
+    )
 }
