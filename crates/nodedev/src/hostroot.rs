@@ -158,6 +158,12 @@ pub const READ_MAX: u64 = 1 << 20;
 /// opened with `O_NONBLOCK`, so a FIFO planted where a sysfs attribute belongs reads as
 /// empty instead of hanging discovery (regular files are unaffected).
 pub fn read(p: impl AsRef<Path>) -> std::io::Result<Vec<u8>> {
+    read_at_most(p, READ_MAX)
+}
+
+/// [`read`] with another bound than [`READ_MAX`] (for files the kernel's own attributes
+/// are not: `modules.alias` is about a megabyte).
+pub fn read_at_most(p: impl AsRef<Path>, max: u64) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
     let f = std::fs::OpenOptions::new()
@@ -167,7 +173,7 @@ pub fn read(p: impl AsRef<Path>) -> std::io::Result<Vec<u8>> {
     // One read answers nearly every call: a sysfs attribute hands over its whole value at
     // once (at most a page), and a regular file all that fits; a short read is the end.
     // Read on the stack, kept at its exact size: values live on in the device model.
-    let mut f = f.take(READ_MAX);
+    let mut f = f.take(max);
     let mut page = [0u8; 4096];
     let n = loop {
         match f.read(&mut page) {

@@ -19,7 +19,7 @@ pub mod xml;
 pub mod xml_reader;
 
 pub use discover::{discover_device, enumerate, parse_vpd, PciIds};
-pub use hostroot::HostRoot;
+pub use hostroot::{read_at_most, HostRoot};
 pub use model::*;
 
 impl Device {

@@ -93,7 +93,7 @@ impl AccessManager {
         perm: Perm,
         device: Option<&str>,
     ) -> Result<(), VirError> {
-        if self.allows(who, perm, device).await {
+        if !self.polkit || self.allows(&who.get(), perm, device).await {
             Ok(())
         } else {
             Err(denied())
@@ -101,18 +101,13 @@ impl AccessManager {
     }
 
     /// libvirt's `...CheckACL`, the filter of lists and events: false on a refusal and on
-    /// any failure to ask.
-    pub async fn allows(
-        &self,
-        who: &rpc::ClientIdentity,
-        perm: Perm,
-        device: Option<&str>,
-    ) -> bool {
+    /// any failure to ask. `who` is the caller's identity as it stands (a list asks once
+    /// per device with the same one).
+    pub async fn allows(&self, who: &Identity, perm: Perm, device: Option<&str>) -> bool {
         if !self.polkit {
             return true;
         }
-        let identity = who.get();
-        match check_polkit(&identity, perm, device).await {
+        match check_polkit(who, perm, device).await {
             Ok(()) => true,
             Err(e) => {
                 tracing::debug!(
@@ -188,6 +183,6 @@ mod tests {
         let m = AccessManager::new(&[AccessDriver::None]);
         assert!(!m.enabled());
         let who = rpc::ClientIdentity::of_socket(1000, 1000, -1, None);
-        assert!(m.allows(&who, Perm::NodeDeviceWrite, Some("x")).await);
+        assert!(m.allows(&who.get(), Perm::NodeDeviceWrite, Some("x")).await);
     }
 }

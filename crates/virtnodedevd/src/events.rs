@@ -53,7 +53,7 @@ impl EventSink {
         tokio::spawn(async move {
             while let Some((device, frame)) = rx.recv().await {
                 if access
-                    .allows(&who, Perm::NodeDeviceGetattr, Some(&device))
+                    .allows(&who.get(), Perm::NodeDeviceGetattr, Some(&device))
                     .await
                     && !connection.send(frame)
                 {

@@ -242,12 +242,13 @@ impl RemoteProgram {
         if !self.access.enabled() {
             return devices;
         }
+        let who = s.info.identity.get();
         let mut seen = Vec::with_capacity(devices.len());
         // Several checks in flight at once: each is a round trip to polkitd.
         for batch in devices.chunks(16) {
             let checks = batch.iter().map(|d| {
                 self.access
-                    .allows(&s.info.identity, Perm::NodeDeviceGetattr, Some(d.name()))
+                    .allows(&who, Perm::NodeDeviceGetattr, Some(d.name()))
             });
             let allowed = futures_util::future::join_all(checks).await;
             seen.extend(

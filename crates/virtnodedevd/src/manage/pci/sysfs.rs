@@ -261,26 +261,11 @@ const READ_MAX: u64 = 64 << 20;
 /// A whole file as text, never blocking on a FIFO planted in its place and never more
 /// than [`READ_MAX`] (sysfs, procfs and the fake trees are read through this).
 pub(super) fn read_text(path: impl AsRef<std::path::Path>) -> std::io::Result<String> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NONBLOCK)
-        .open(path)?;
-    let mut text = String::new();
-    f.take(READ_MAX).read_to_string(&mut text)?;
-    Ok(text)
+    String::from_utf8(read_bytes(path)?)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
 /// [`read_text`] as bytes.
 pub(super) fn read_bytes(path: impl AsRef<std::path::Path>) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NONBLOCK)
-        .open(path)?;
-    let mut bytes = Vec::new();
-    f.take(READ_MAX).read_to_end(&mut bytes)?;
-    Ok(bytes)
+    nodedev::read_at_most(path, READ_MAX)
 }
