@@ -233,8 +233,16 @@ mod tests {
         (p, xdr::to_bytes(&a), call(a))
     }
 
-    /// Every procedure with arguments as a client encodes them and the call they decode to.
+    /// Every procedure with arguments as a client encodes them and the call they decode to,
+    /// in procedure order.
     fn every_procedure() -> Vec<(i32, Vec<u8>, AdminCall)> {
+        let mut all = connection_procedures();
+        all.extend(logging_and_daemon_procedures());
+        all
+    }
+
+    /// The procedures of the connection, its servers and their clients (1 to 12).
+    fn connection_procedures() -> Vec<(i32, Vec<u8>, AdminCall)> {
         use AdminCall as C;
         let flags = FlagsArgs { flags: 1 };
         let srv_flags = ServerFlagsArgs {
@@ -243,10 +251,6 @@ mod tests {
         };
         let clnt_flags = ClientFlagsArgs {
             clnt: clnt(),
-            flags: 0,
-        };
-        let set_string = SetStringArgs {
-            value: Some("1:stderr".into()),
             flags: 0,
         };
         vec![
@@ -313,6 +317,22 @@ mod tests {
                 set_params(),
                 C::ServerSetClientLimits,
             ),
+        ]
+    }
+
+    /// Logging, TLS, the daemon's timeout and shutdown (13 to 20).
+    fn logging_and_daemon_procedures() -> Vec<(i32, Vec<u8>, AdminCall)> {
+        use AdminCall as C;
+        let flags = FlagsArgs { flags: 1 };
+        let srv_flags = ServerFlagsArgs {
+            srv: srv(),
+            flags: 2,
+        };
+        let set_string = SetStringArgs {
+            value: Some("1:stderr".into()),
+            flags: 0,
+        };
+        vec![
             case(
                 proc::CONNECT_GET_LOGGING_OUTPUTS,
                 flags.clone(),
