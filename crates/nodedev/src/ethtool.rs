@@ -1,6 +1,12 @@
 //! Network interface features through the `SIOCETHTOOL` ioctl, queried by
-//! interface name like libvirt's `virNetDevGetFeatures` (legacy getters,
-//! `ETHTOOL_GFLAGS`, then `ETHTOOL_GFEATURES` for the UDP tunnel bit).
+//! interface name like libvirt's `virNetDevGetFeatures`.
+//!
+//! libvirt asks with eight ioctls (six legacy getters, `ETHTOOL_GFLAGS`, then
+//! `ETHTOOL_GFEATURES` for the UDP tunnel bit). Every legacy answer is a mask over the
+//! device's active features (`ethtool_get_feature_mask`, `__ethtool_get_flags` in the
+//! kernel's net/ethtool/ioctl.c), so one `ETHTOOL_GFEATURES` gives them all, once the
+//! kernel has said where each feature's bit is (its `ETH_SS_FEATURES` names, asked once).
+//! Where that is not possible the eight ioctls are made, as libvirt makes them.
 //! The only `unsafe` code of the crate lives here.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -15,6 +21,13 @@ const ETHTOOL_GFLAGS: u32 = 0x25;
 const ETHTOOL_GGSO: u32 = 0x23;
 const ETHTOOL_GGRO: u32 = 0x2b;
 const ETHTOOL_GFEATURES: u32 = 0x3a;
+const ETHTOOL_GSTRINGS: u32 = 0x1b;
+const ETHTOOL_GSSET_INFO: u32 = 0x37;
+const ETH_SS_FEATURES: u32 = 4;
+const ETH_GSTRING_LEN: usize = 32;
+/// Feature bits the one-ioctl path handles; the kernel has 64 at most today.
+const MAX_FEATURES: usize = 32 * MAX_BLOCKS;
+const MAX_BLOCKS: usize = 4;
 
 const ETH_FLAG_TXVLAN: u32 = 1 << 7;
 const ETH_FLAG_RXVLAN: u32 = 1 << 8;
@@ -139,6 +152,14 @@ pub fn features(ifname: &str) -> u16 {
     let Some(ctl) = Control::open(ifname) else {
         return 0;
     };
+    match FeatureBits::get(&ctl) {
+        Some(bits) => bits.features(&ctl),
+        None => legacy_features(&ctl),
+    }
+}
+
+/// libvirt's eight queries.
+fn legacy_features(ctl: &Control) -> u16 {
     let mut out = 0u16;
     // An interface the kernel does not know (a fake tree, one just gone) answers nothing:
     // one refusal is enough to tell.
@@ -182,4 +203,183 @@ pub fn features(ifname: &str) -> u16 {
         out |= F_TXUDPTNL;
     }
     out
+}
+
+/// Which of the kernel's feature bits make up each of libvirt's features: the kernel's
+/// masks for the legacy getters, by feature name.
+const LEGACY_MASKS: [(u16, &[&str]); 11] = [
+    (F_RX, &["rx-checksum"]),
+    // NETIF_F_CSUM_MASK | NETIF_F_FCOE_CRC | NETIF_F_SCTP_CRC
+    (
+        F_TX,
+        &[
+            "tx-checksum-ipv4",
+            "tx-checksum-ip-generic",
+            "tx-checksum-ipv6",
+            "tx-checksum-fcoe-crc",
+            "tx-checksum-sctp",
+        ],
+    ),
+    (F_SG, &["tx-scatter-gather", "tx-scatter-gather-fraglist"]),
+    // NETIF_F_ALL_TSO
+    (
+        F_TSO,
+        &[
+            "tx-tcp-segmentation",
+            "tx-tcp-ecn-segmentation",
+            "tx-tcp-mangleid-segmentation",
+            "tx-tcp6-segmentation",
+        ],
+    ),
+    (F_GSO, &["tx-generic-segmentation"]),
+    (F_GRO, &["rx-gro"]),
+    // __ethtool_get_flags
+    (F_LRO, &["rx-lro"]),
+    (F_RXVLAN, &["rx-vlan-hw-parse"]),
+    (F_TXVLAN, &["tx-vlan-hw-insert"]),
+    (F_NTUPLE, &["rx-ntuple-filter"]),
+    (F_RXHASH, &["rx-hashing"]),
+];
+
+/// Where libvirt's features sit in the kernel's feature bitmap.
+struct FeatureBits {
+    /// Blocks of 32 bits to ask for.
+    blocks: usize,
+    /// For each of libvirt's features, the kernel's bits that make it up.
+    masks: Vec<(u16, [u32; MAX_BLOCKS])>,
+}
+
+#[repr(C)]
+struct SsetInfo {
+    cmd: u32,
+    reserved: u32,
+    sset_mask: u64,
+    len: u32,
+}
+
+#[repr(C)]
+struct GStrings {
+    cmd: u32,
+    string_set: u32,
+    len: u32,
+    data: [[u8; ETH_GSTRING_LEN]; MAX_FEATURES],
+}
+
+#[repr(C)]
+struct GFeaturesAll {
+    cmd: u32,
+    size: u32,
+    features: [FeaturesBlock; MAX_BLOCKS],
+}
+
+/// The names are the kernel's, the same for every interface: asked of the first
+/// interface the kernel knows, then kept.
+static FEATURE_BITS: OnceLock<Option<FeatureBits>> = OnceLock::new();
+
+impl FeatureBits {
+    fn get(ctl: &Control) -> Option<&'static FeatureBits> {
+        if let Some(bits) = FEATURE_BITS.get() {
+            return bits.as_ref();
+        }
+        let bits = Self::ask(ctl)?;
+        FEATURE_BITS.get_or_init(|| Some(bits)).as_ref()
+    }
+
+    /// `None` when this interface cannot tell (unknown to the kernel): asked again of the
+    /// next one. A kernel that answers but does not fit keeps the eight ioctls for good.
+    fn ask(ctl: &Control) -> Option<FeatureBits> {
+        let mut info = SsetInfo {
+            cmd: ETHTOOL_GSSET_INFO,
+            reserved: 0,
+            sset_mask: 1 << ETH_SS_FEATURES,
+            len: 0,
+        };
+        if !ctl.ioctl(&mut info) {
+            return None;
+        }
+        let count = info.len as usize;
+        if info.sset_mask != 1 << ETH_SS_FEATURES || count == 0 || count > MAX_FEATURES {
+            let _ = FEATURE_BITS.set(None);
+            return None;
+        }
+        let mut strings = Box::new(GStrings {
+            cmd: ETHTOOL_GSTRINGS,
+            string_set: ETH_SS_FEATURES,
+            len: count as u32,
+            data: [[0; ETH_GSTRING_LEN]; MAX_FEATURES],
+        });
+        if !ctl.ioctl(&mut *strings) || strings.len as usize != count {
+            return None;
+        }
+        let names: Vec<&[u8]> = strings.data[..count]
+            .iter()
+            .map(|n| n.split(|b| *b == 0).next().unwrap_or(&[]))
+            .collect();
+        let mut masks = Vec::new();
+        for (feature, wanted) in LEGACY_MASKS {
+            let mut mask = [0u32; MAX_BLOCKS];
+            for w in wanted {
+                if let Some(i) = names.iter().position(|n| *n == w.as_bytes()) {
+                    mask[i / 32] |= 1 << (i % 32);
+                }
+            }
+            masks.push((feature, mask));
+        }
+        Some(FeatureBits {
+            blocks: count.div_ceil(32),
+            masks,
+        })
+    }
+
+    fn features(&self, ctl: &Control) -> u16 {
+        let mut g = GFeaturesAll {
+            cmd: ETHTOOL_GFEATURES,
+            size: self.blocks as u32,
+            features: [FeaturesBlock::default(); MAX_BLOCKS],
+        };
+        if !ctl.ioctl(&mut g) {
+            // Unknown to the kernel (a fake tree, an interface just gone), or some other
+            // refusal: libvirt's way says which.
+            if std::io::Error::last_os_error().raw_os_error() == Some(libc::ENODEV) {
+                return 0;
+            }
+            return legacy_features(ctl);
+        }
+        let active = g.features.map(|b| b.active);
+        let mut out = 0;
+        for (feature, mask) in &self.masks {
+            if active.iter().zip(mask).any(|(a, m)| a & m != 0) {
+                out |= feature;
+            }
+        }
+        // libvirt reads its UDP tunnel bit at a fixed place.
+        if active[TX_UDP_TNL / 32] & (1 << (TX_UDP_TNL % 32)) != 0 {
+            out |= F_TXUDPTNL;
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The one-ioctl answer equals libvirt's eight on every interface of this host.
+    #[test]
+    fn one_query_answers_as_the_eight_do() {
+        let mut seen = 0;
+        for e in std::fs::read_dir("/sys/class/net").unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(ctl) = Control::open(&name) else {
+                continue;
+            };
+            let Some(bits) = FeatureBits::get(&ctl) else {
+                continue;
+            };
+            let one = bits.features(&ctl);
+            assert_eq!(one, legacy_features(&ctl), "{name}");
+            seen += 1;
+        }
+        assert!(seen > 0, "no interface answered the feature queries");
+    }
 }

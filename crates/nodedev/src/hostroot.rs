@@ -164,12 +164,17 @@ pub fn read(p: impl AsRef<Path>) -> std::io::Result<Vec<u8>> {
 /// [`read`] with another bound than [`READ_MAX`] (for files the kernel's own attributes
 /// are not: `modules.alias` is about a megabyte).
 pub fn read_at_most(p: impl AsRef<Path>, max: u64) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
     let f = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
         .open(p)?;
+    read_fd(f, max)
+}
+
+/// At most `max` bytes of an open file.
+pub(crate) fn read_fd(f: std::fs::File, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
     // One read answers nearly every call: a sysfs attribute hands over its whole value at
     // once (at most a page), and a regular file all that fits; a short read is the end.
     // Read on the stack, kept at its exact size: values live on in the device model.

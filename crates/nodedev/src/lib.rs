@@ -14,6 +14,7 @@ mod hostroot;
 mod model;
 pub mod parse;
 mod schema;
+mod sysdir;
 pub mod udev;
 pub mod xml;
 pub mod xml_reader;
@@ -21,6 +22,7 @@ pub mod xml_reader;
 pub use discover::{discover_device, enumerate, parse_vpd, PciIds};
 pub use hostroot::{read_at_most, HostRoot};
 pub use model::*;
+pub use sysdir::{SysDir, SysDirs};
 
 impl Device {
     /// The device's XML exactly as libvirt 9.0's `virNodeDeviceDefFormat`.
@@ -34,6 +36,12 @@ impl Device {
     /// group / mdev types. Cheap: a handful of small sysfs reads (plus a few
     /// ethtool ioctls for net devices).
     pub fn refresh(&mut self, root: &HostRoot) {
-        discover::refresh(self, root);
+        self.refresh_in(root, &SysDirs::new(0));
+    }
+
+    /// [`Device::refresh`] through directories held in `dirs`, which keeps the
+    /// re-read to one short lookup per attribute.
+    pub fn refresh_in(&mut self, root: &HostRoot, dirs: &SysDirs) {
+        discover::refresh(self, root, dirs);
     }
 }

@@ -177,6 +177,20 @@ fn prepare_user_dirs(
 
 /// Start-up from the pid file on, in libvirt's order of checks (pid file, run
 /// directory, signal handlers, audit, sockets), each failure with its `virDaemonErr`.
+/// Takes the hard limit on open files as the soft one: clients and the device directories
+/// held for re-reads are all descriptors, and the usual soft limit (1,024) is for
+/// programs that use select(2), which this one does not.
+fn raise_open_files_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::debug!("cannot raise the open files limit to {hard}: {e}");
+            }
+        }
+    }
+}
+
 /// Unlike libvirt, the devices are read before the sockets are bound.
 fn run(opts: Options, config: DaemonConfig, privileged: bool) -> Result<(), Fatal> {
     let pid_path = opts
@@ -187,6 +201,7 @@ fn run(opts: Options, config: DaemonConfig, privileged: bool) -> Result<(), Fata
         .map_err(|e| e.to_string())
         .map_err(fatal(DaemonErr::PidFile))?;
     listen::ensure_rundir(privileged).map_err(fatal(DaemonErr::RunDir))?;
+    raise_open_files_limit();
 
     // One thread serves every client: calls are short and in memory, and a single
     // thread avoids the cross-thread wake-ups that dominate the cost of a small call.

@@ -200,11 +200,22 @@ pub struct Driver {
     overlay: Overlay,
     listener: Arc<dyn ChangeListener>,
     refreshed: Mutex<HashMap<String, Arc<Refreshed>>>,
+    /// The device directories re-reads go through.
+    dirs: nodedev::SysDirs,
 }
 
 /// How many re-read devices (with their XML) are kept at most: a sweep over a larger host
 /// formats again what it cannot find, and nothing is ever served without a re-read.
 const REFRESH_CACHE_MAX: usize = 4096;
+
+/// How many device directories re-reads hold open: a quarter of the descriptors the
+/// daemon may open, at most 32,768 (an `O_PATH` descriptor costs the kernel a few hundred
+/// bytes and no buffer).
+fn held_dirs_max() -> usize {
+    let soft = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map_or(1024, |(soft, _)| soft);
+    usize::try_from(soft / 4).unwrap_or(usize::MAX).min(32_768)
+}
 
 /// A device as last re-read, with its XML.
 pub struct Refreshed {
@@ -221,6 +232,7 @@ impl Driver {
             overlay,
             listener,
             refreshed: Mutex::new(HashMap::new()),
+            dirs: nodedev::SysDirs::new(held_dirs_max()),
         }
     }
 
@@ -242,7 +254,7 @@ impl Driver {
         #[cfg(debug_assertions)]
         self.test_panic_hook(dev.name());
         let mut device = dev.clone();
-        device.refresh(&self.root);
+        device.refresh_in(&self.root, &self.dirs);
         if let Some(r) = self.refreshed.lock().get(dev.name()) {
             if r.device == device {
                 return r.clone();
@@ -279,6 +291,7 @@ impl Driver {
     /// sends the events. Returns the number of devices.
     pub fn apply(&self, f: impl FnOnce(&mut DeviceState) -> Vec<(String, Change)>) -> usize {
         let mut state = self.state.lock();
+        let before = self.devices();
         let changes = f(&mut state);
         (self.overlay)(&mut state);
         let n = state.list.len();
@@ -291,6 +304,20 @@ impl Driver {
             } else {
                 for (name, _) in &changes {
                     cache.remove(name);
+                }
+            }
+        }
+        // A device that changed or went away lets go of its directory (one that came back
+        // at the same place is a new directory).
+        if changes.len() > before.len() / 2 {
+            self.dirs.clear();
+        } else {
+            let now = self.devices();
+            for (name, _) in &changes {
+                for list in [&before, &now] {
+                    if let Some(p) = list.get(name).and_then(|d| d.sysfs_path()) {
+                        self.dirs.forget(p);
+                    }
                 }
             }
         }

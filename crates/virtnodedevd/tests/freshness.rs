@@ -2,6 +2,8 @@
 //! bound driver, link state and speed, SR-IOV functions, IOMMU group, mdev types and their
 //! free instances — is changed in a fake tree *without* any uevent, and the very next
 //! query must show it. Each change is asked of our client, then of virsh, right away.
+//! The daemon reaches these attributes through device directories it holds open; a
+//! directory deleted and made anew under it is found out too.
 
 mod common;
 
@@ -214,5 +216,21 @@ fn every_re_read_attribute_is_fresh_without_an_event() {
         || std::fs::remove_dir_all(fs.path(&format!("{}/mdev_supported_types", t.gpu))).unwrap(),
         "<capability type='mdev_types'>",
         false,
+    );
+
+    // The interface's directory, which the daemon holds open, is deleted and made anew
+    // at the same place: the answer comes from the new one.
+    fresh(
+        &d,
+        &mut c,
+        NET,
+        || {
+            std::fs::remove_dir_all(fs.path(&t.net)).unwrap();
+            let mut spec = NetSpec::new("vndfresh0", 31, "02:00:00:00:00:31");
+            spec.operstate = "dormant".into();
+            fs.net(Some(&t.nic), &spec).unwrap();
+        },
+        "<link state='dormant'/>",
+        true,
     );
 }

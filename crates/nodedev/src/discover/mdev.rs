@@ -6,6 +6,7 @@ use std::path::Path;
 use super::generate_name;
 use crate::hostroot::HostRoot;
 use crate::model::{Cap, MdevCap, MdevParentCap, MdevType};
+use crate::sysdir::SysDir;
 use crate::udev::{parse_ui, UdevDevice};
 
 /// `virFileReadValueString` limit.
@@ -13,11 +14,12 @@ const READ_VALUE_STRING_MAX: u64 = 4096;
 
 /// `virFileReadValueString`: `Ok(None)` when missing, one trailing newline
 /// stripped; `Err` when unreadable.
-fn read_value(p: &Path) -> Result<Option<String>, ()> {
-    if std::fs::metadata(p).is_err() {
-        return Ok(None);
-    }
-    let b = crate::hostroot::read(p).map_err(|_| ())?;
+fn read_value(dir: &SysDir, name: &str) -> Result<Option<String>, ()> {
+    let b = match dir.read(name, READ_VALUE_STRING_MAX + 1) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(_) => return Err(()),
+    };
     if b.len() as u64 > READ_VALUE_STRING_MAX {
         return Err(());
     }
@@ -34,10 +36,11 @@ fn read_value(p: &Path) -> Result<Option<String>, ()> {
 
 /// `virMediatedDeviceTypeReadAttrs`: `name` optional, `device_api` and
 /// `available_instances` required.
-fn read_type(dir: &Path, id: String) -> Result<MdevType, ()> {
-    let name = read_value(&dir.join("name"))?;
-    let device_api = Some(read_value(&dir.join("device_api"))?.ok_or(())?);
-    let avail = read_value(&dir.join("available_instances"))?.ok_or(())?;
+fn read_type(dir: &SysDir, id: String) -> Result<MdevType, ()> {
+    let at = |attr: &str| format!("mdev_supported_types/{id}/{attr}");
+    let name = read_value(dir, &at("name"))?;
+    let device_api = Some(read_value(dir, &at("device_api"))?.ok_or(())?);
+    let avail = read_value(dir, &at("available_instances"))?.ok_or(())?;
     // virStrToLong_uip: no sign, whole string, base 10.
     if avail.contains('-') {
         return Err(());
@@ -54,20 +57,13 @@ fn read_type(dir: &Path, id: String) -> Result<MdevType, ()> {
 /// `virMediatedDeviceGetMdevTypes`: `mdev_supported_types/*` in directory
 /// order. Any unreadable type fails the whole list (and libvirt then drops
 /// the device, or fails the XML query on refresh).
-pub(crate) fn mdev_types(syspath: &Path) -> Result<Vec<MdevType>, ()> {
-    let dir = syspath.join("mdev_supported_types");
-    let rd = match std::fs::read_dir(&dir) {
-        Ok(rd) => rd,
+pub(crate) fn mdev_types(dir: &SysDir) -> Result<Vec<MdevType>, ()> {
+    let ids = match dir.entries("mdev_supported_types") {
+        Ok(ids) => ids,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(_) => return Err(()),
     };
-    let mut out = Vec::new();
-    for e in rd {
-        let e = e.map_err(|_| ())?;
-        let id = e.file_name().to_string_lossy().into_owned();
-        out.push(read_type(&e.path(), id)?);
-    }
-    Ok(out)
+    ids.into_iter().map(|id| read_type(dir, id)).collect()
 }
 
 /// The sysfs parent libudev reports: the nearest ancestor directory below
@@ -141,7 +137,7 @@ pub(super) fn mdev_parent(root: &HostRoot, dev: &UdevDevice) -> Option<(String, 
         tracing::debug!("Unable to find address for mdev parent device '{name}'");
         return None;
     };
-    let mdev_types = mdev_types(&dev.syspath).ok()?;
+    let mdev_types = mdev_types(&SysDir::open(&dev.syspath)).ok()?;
     let cap = MdevParentCap {
         address,
         mdev_types,

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use crate::hostroot::HostRoot;
 use crate::model::{Cap, CapType, Device};
+use crate::sysdir::{SysDir, SysDirs};
 use crate::udev::UdevDevice;
 
 pub use pci::PciIds;
@@ -162,14 +163,12 @@ pub(crate) fn generate_name(
     out
 }
 
-/// Read the name of the bound driver (`nodeDeviceUpdateDriverName`).
-pub(crate) fn driver_name(syspath: &Path) -> Option<String> {
-    let link = std::fs::read_link(syspath.join("driver")).ok()?;
+/// The name of the bound driver (`nodeDeviceUpdateDriverName`); `Err` when there is no
+/// `driver` link at all.
+pub(crate) fn driver_name(dir: &SysDir) -> std::io::Result<Option<String>> {
+    let name = dir.link_name("driver")?;
     // libvirt requires the link to be accessible before resolving it.
-    if std::fs::metadata(syspath.join("driver")).is_err() {
-        return None;
-    }
-    link.file_name().map(|n| n.to_string_lossy().into_owned())
+    Ok(name.filter(|_| dir.exists("driver")))
 }
 
 /// Build one device from a udev device (`udevAddOneDevice` minus parent).
@@ -212,7 +211,7 @@ fn build_device(ctx: &Ctx, dev: &UdevDevice) -> Option<Device> {
     d.sysfs_path = Some(dev.host_syspath.clone());
     d.devnode = dev.devnode().map(str::to_string);
     d.devlinks = dev.devlinks.clone();
-    d.driver = driver_name(&dev.syspath);
+    d.driver = driver_name(&SysDir::open(&dev.syspath)).ok().flatten();
     Some(d)
 }
 
@@ -348,30 +347,41 @@ pub fn discover_device(
 }
 
 /// Re-read what libvirt re-reads on `GetXMLDesc`
-/// (`nodeDeviceUpdateDriverName` + `virNodeDeviceUpdateCaps`).
-pub(crate) fn refresh(dev: &mut Device, root: &HostRoot) {
+/// (`nodeDeviceUpdateDriverName` + `virNodeDeviceUpdateCaps`), each attribute looked up
+/// from the device's held directory.
+pub(crate) fn refresh(dev: &mut Device, root: &HostRoot, dirs: &SysDirs) {
     let Some(path) = dev.sysfs_path.clone() else {
         return;
     };
-    let syspath = root.join(&path);
-    dev.driver = driver_name(&syspath);
+    let mut dir = dirs.get(root, &path);
+    dev.driver = match driver_name(&dir) {
+        Ok(name) => name,
+        // No driver link: unbound, or the held directory was deleted (a fake tree
+        // rebuilt): then it is opened anew and asked again.
+        Err(_) if dir.is_deleted() => {
+            dirs.forget(&path);
+            dir = dirs.get(root, &path);
+            driver_name(&dir).ok().flatten()
+        }
+        Err(_) => None,
+    };
     for cap in dev.caps.iter_mut() {
         match cap {
-            Cap::Net(n) => net::refresh(root, n),
+            Cap::Net(n) => net::refresh(root, &dir, n),
             Cap::Pci(p) => {
-                pci::dynamic_caps(root, &syspath, p);
+                pci::dynamic_caps(root, &dir, p);
             }
             Cap::ScsiHost(h) => misc::scsi_host_caps(root, h),
             Cap::ScsiTarget(t) => misc::scsi_target_caps(root, &path, t),
             // On failure libvirt fails the query; the list is left empty.
-            Cap::Css(c) => c.mdev_types = mdev::mdev_types(&syspath).unwrap_or_default(),
-            Cap::ApMatrix(t) => *t = mdev::mdev_types(&syspath).unwrap_or_default(),
-            Cap::MdevTypes(m) => m.mdev_types = mdev::mdev_types(&syspath).unwrap_or_default(),
+            Cap::Css(c) => c.mdev_types = mdev::mdev_types(&dir).unwrap_or_default(),
+            Cap::ApMatrix(t) => *t = mdev::mdev_types(&dir).unwrap_or_default(),
+            Cap::MdevTypes(m) => m.mdev_types = mdev::mdev_types(&dir).unwrap_or_default(),
             // virNodeDeviceGetCCWDynamicCaps / virNodeDeviceGetCCWGroupDynamicCaps (11.3):
             // group membership can change without a uevent. Where libvirt fails the query
             // because a group lost its members, the list is shown empty.
-            Cap::Ccw(c) => c.group_dev = s390::group_device(&syspath),
-            Cap::CcwGroup(g) => g.members = s390::group_members(&syspath).unwrap_or_default(),
+            Cap::Ccw(c) => c.group_dev = s390::group_device(dir.path()),
+            Cap::CcwGroup(g) => g.members = s390::group_members(dir.path()).unwrap_or_default(),
             _ => {}
         }
     }

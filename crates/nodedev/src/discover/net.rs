@@ -4,6 +4,7 @@
 use super::{generate_name, Ctx};
 use crate::hostroot::HostRoot;
 use crate::model::{Cap, NetCap, NetSubtype, IF_STATES};
+use crate::sysdir::SysDir;
 use crate::udev::{parse_ui, UdevDevice};
 
 pub(super) fn process(ctx: &Ctx, dev: &UdevDevice) -> Option<(String, Cap)> {
@@ -26,7 +27,7 @@ pub(super) fn process(ctx: &Ctx, dev: &UdevDevice) -> Option<(String, Cap)> {
         subtype,
         ..Default::default()
     };
-    if !link_info(ctx.root, &mut net) {
+    if !link_info(ctx.root, None, &mut net) {
         return None;
     }
     net.features = features(ctx.root, net.ifname.as_deref());
@@ -35,13 +36,26 @@ pub(super) fn process(ctx: &Ctx, dev: &UdevDevice) -> Option<(String, Cap)> {
 
 /// `virNetDevGetLinkInfo`; false where libvirt fails (the device is then
 /// dropped at discovery, and GetXMLDesc fails on refresh).
-pub(crate) fn link_info(root: &HostRoot, net: &mut NetCap) -> bool {
+///
+/// libvirt reads `/sys/class/net/IFNAME/`, a link to the interface's own directory: when
+/// `dir` is that directory (it bears the interface's name), it is read from there.
+pub(crate) fn link_info(root: &HostRoot, dir: Option<&SysDir>, net: &mut NetCap) -> bool {
     let Some(ifname) = net.ifname.as_deref() else {
         return false;
     };
-    let dir = root.join("/sys/class/net").join(ifname);
-    let Ok(buf) = crate::hostroot::read_to_string(dir.join("operstate")) else {
+    let class_dir;
+    let dir = match dir.filter(|d| d.name() == Some(ifname)) {
+        Some(d) => d,
+        None => {
+            class_dir = SysDir::open(&root.join("/sys/class/net").join(ifname));
+            &class_dir
+        }
+    };
+    let Ok(buf) = dir.read("operstate", crate::hostroot::READ_MAX) else {
         tracing::debug!("The interface '{ifname}' was removed before we could query it.");
+        return false;
+    };
+    let Ok(buf) = std::str::from_utf8(&buf) else {
         return false;
     };
     let Some((state, _)) = buf.split_once('\n') else {
@@ -60,7 +74,7 @@ pub(crate) fn link_info(root: &HostRoot, net: &mut NetCap) -> bool {
         net.link_speed = 0;
         return true;
     }
-    match crate::hostroot::read(dir.join("speed")) {
+    match dir.read("speed", crate::hostroot::READ_MAX) {
         Ok(b) => {
             let s = String::from_utf8_lossy(&b);
             let Some(num) = s.strip_suffix('\n') else {
@@ -108,7 +122,7 @@ fn rdma(root: &HostRoot, ifname: &str) -> bool {
     })
 }
 
-pub(super) fn refresh(root: &HostRoot, net: &mut NetCap) {
-    link_info(root, net);
+pub(super) fn refresh(root: &HostRoot, dir: &SysDir, net: &mut NetCap) {
+    link_info(root, Some(dir), net);
     net.features = features(root, net.ifname.as_deref());
 }

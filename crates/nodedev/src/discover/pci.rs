@@ -2,11 +2,12 @@
 //! `virNodeDeviceGetPCIDynamicCaps` and config-space parsing from virpci.c.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Component, Path};
 
 use super::{generate_name, Ctx};
 use crate::hostroot::HostRoot;
 use crate::model::{Cap, PciAddr, PciCap, PciExpress, PcieLink};
+use crate::sysdir::SysDir;
 use crate::udev::{parse_i, parse_ui, UdevDevice};
 
 const PCI_STATUS: usize = 0x06;
@@ -195,7 +196,7 @@ pub(super) fn process(ctx: &Ctx, dev: &UdevDevice) -> Option<(String, Cap)> {
         numa_node,
         ..Default::default()
     };
-    if !dynamic_caps(ctx.root, &dev.syspath, &mut cap) {
+    if !dynamic_caps(ctx.root, &SysDir::open(&dev.syspath), &mut cap) {
         return None;
     }
 
@@ -264,84 +265,82 @@ pub(super) fn process(ctx: &Ctx, dev: &UdevDevice) -> Option<(String, Cap)> {
     Some((name, Cap::Pci(Box::new(cap))))
 }
 
-/// PCI address a sysfs link points at (`virPCIGetDeviceAddressFromSysfsLink`).
-/// `physfn`/`virtfnN` point at canonical device directories, so the fast
-/// resolution applies (a PF with thousands of VFs is the scale case).
-fn addr_from_link(root: &HostRoot, link: &Path) -> Option<PciAddr> {
-    let target = root.resolve_device_link(link)?;
-    PciAddr::parse(&target.file_name()?.to_string_lossy())
+/// PCI address a sysfs link points at (`virPCIGetDeviceAddressFromSysfsLink`); `Err` when
+/// there is no such link.
+///
+/// `physfn` and `virtfnN` point at a sibling device directory (`../0000:01:00.1`): when the
+/// sibling is a real directory, it is the canonical target, and two short lookups do what
+/// a canonicalization does with a `stat` per path component. Anything else takes that
+/// slow path.
+fn addr_from_link(root: &HostRoot, dir: &SysDir, link: &str) -> std::io::Result<Option<PciAddr>> {
+    let sibling = match dir.with_link(link, |t| {
+        let mut c = t.components();
+        match (c.next(), c.next(), c.next()) {
+            (Some(Component::ParentDir), Some(Component::Normal(n)), None) => {
+                n.to_str().map(str::to_owned)
+            }
+            _ => None,
+        }
+    }) {
+        Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(e),
+        // Something else than a link: the long way.
+        Err(_) => None,
+    };
+    if let Some(name) = sibling {
+        if dir.is_real_dir(&format!("../{name}")) {
+            return Ok(PciAddr::parse(&name));
+        }
+    }
+    // A link to nothing counts as no link.
+    if !dir.exists(link) {
+        return Err(std::io::ErrorKind::NotFound.into());
+    }
+    let target = root.resolve_device_link(&dir.path().join(link));
+    Ok(target.and_then(|t| PciAddr::parse(&t.file_name()?.to_string_lossy())))
 }
 
-/// `virNodeDeviceGetPCIDynamicCaps`: SR-IOV, IOMMU group, mdev types.
+/// `virNodeDeviceGetPCIDynamicCaps`: SR-IOV, IOMMU group, mdev types, each looked up from
+/// the device's directory (`/sys/bus/pci/devices/ADDR` is a link to it).
 /// Returns false where libvirt would fail (and drop the device).
-pub(crate) fn dynamic_caps(root: &HostRoot, syspath: &Path, cap: &mut PciCap) -> bool {
+pub(crate) fn dynamic_caps(root: &HostRoot, dir: &SysDir, cap: &mut PciCap) -> bool {
     // SR-IOV
     // virPCIGetPhysicalFunction never fails: a physfn link that does not
     // resolve to a PCI address just means "no PF".
-    cap.physical_function = None;
-    let physfn = syspath.join("physfn");
-    if std::fs::metadata(&physfn).is_ok() {
-        cap.physical_function = addr_from_link(root, &physfn);
-    }
+    cap.physical_function = addr_from_link(root, dir, "physfn").ok().flatten();
     cap.max_virtual_functions = 0;
     cap.virtual_functions.clear();
-    let total = syspath.join("sriov_totalvfs");
-    if std::fs::metadata(&total).is_ok() {
-        let Ok(s) = crate::hostroot::read_to_string(&total) else {
-            return false;
-        };
-        let digits: String = s
-            .trim_start()
-            .chars()
-            .take_while(|c| c.is_ascii_digit())
-            .collect();
-        match digits.parse::<u64>() {
-            Ok(v) => cap.max_virtual_functions = v as u32,
-            Err(_) => return false,
+    match dir.read("sriov_totalvfs", crate::hostroot::READ_MAX) {
+        Ok(b) => {
+            let s = String::from_utf8_lossy(&b);
+            let digits: String = s
+                .trim_start()
+                .chars()
+                .take_while(|c| c.is_ascii_digit())
+                .collect();
+            match digits.parse::<u64>() {
+                Ok(v) => cap.max_virtual_functions = v as u32,
+                Err(_) => return false,
+            }
         }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(_) => return false,
     }
     loop {
-        let link = syspath.join(format!("virtfn{}", cap.virtual_functions.len()));
-        if std::fs::metadata(&link).is_err() {
-            break;
-        }
-        match addr_from_link(root, &link) {
-            Some(a) => cap.virtual_functions.push(a),
-            None => return false,
+        let link = format!("virtfn{}", cap.virtual_functions.len());
+        match addr_from_link(root, dir, &link) {
+            Err(_) => break,
+            Ok(Some(a)) => cap.virtual_functions.push(a),
+            Ok(None) => return false,
         }
     }
 
-    // IOMMU group
-    cap.iommu_group = 0;
-    cap.iommu_group_devices.clear();
-    let bus_dir = root
-        .join("/sys/bus/pci/devices")
-        .join(cap.addr.to_sysfs_name());
-    let grp_link = bus_dir.join("iommu_group");
-    if std::fs::symlink_metadata(&grp_link).is_ok_and(|m| m.file_type().is_symlink()) {
-        // virFileResolveLink canonicalizes: a dangling link fails the device.
-        let Some(num) = root.canonicalize(&grp_link).and_then(|t| {
-            t.file_name()
-                .and_then(|n| n.to_str().and_then(|n| parse_ui(n, 10)))
-        }) else {
-            return false;
-        };
-        match std::fs::read_dir(grp_link.join("devices")) {
-            Ok(rd) => {
-                for e in rd.flatten() {
-                    match PciAddr::parse(&e.file_name().to_string_lossy()) {
-                        Some(a) => cap.iommu_group_devices.push(a),
-                        None => return false,
-                    }
-                }
-            }
-            Err(_) => cap.iommu_group_devices.push(cap.addr),
-        }
-        cap.iommu_group = num;
+    if !iommu_group(root, dir, cap) {
+        return false;
     }
 
     // mdev types: one unreadable type fails the device.
-    match super::mdev::mdev_types(syspath) {
+    match super::mdev::mdev_types(dir) {
         Ok(t) => cap.mdev_types = t,
         Err(()) => {
             cap.mdev_types.clear();
@@ -350,6 +349,58 @@ pub(crate) fn dynamic_caps(root: &HostRoot, syspath: &Path, cap: &mut PciCap) ->
     }
 
     // VPD (optional; an image that does not parse is simply not shown).
-    cap.vpd = super::vpd::read(&bus_dir.join("vpd")).map(Box::new);
+    cap.vpd = if dir.exists("vpd") {
+        super::vpd::read(&dir.path().join("vpd")).map(Box::new)
+    } else {
+        None
+    };
+    true
+}
+
+/// The IOMMU group (`virPCIDeviceAddressGetIOMMUGroupNum`) and its members
+/// (`virPCIDeviceAddressGetIOMMUGroupAddresses`); false where libvirt fails.
+fn iommu_group(root: &HostRoot, dir: &SysDir, cap: &mut PciCap) -> bool {
+    cap.iommu_group = 0;
+    cap.iommu_group_devices.clear();
+    // Not a link (or none): no group.
+    let Ok(name) = dir.link_name("iommu_group") else {
+        return true;
+    };
+    // The members' directory opens only through a link that resolves; the group is then
+    // the link's last component (`/sys/kernel/iommu_groups/N` is a real directory).
+    if let (Some(num), Ok(members)) = (
+        name.as_deref().and_then(|n| parse_ui(n, 10)),
+        dir.entries("iommu_group/devices"),
+    ) {
+        for m in members {
+            match PciAddr::parse(&m) {
+                Some(a) => cap.iommu_group_devices.push(a),
+                None => return false,
+            }
+        }
+        cap.iommu_group = num;
+        return true;
+    }
+    // Anything odd: resolved the long way, as libvirt does.
+    let grp_link = dir.path().join("iommu_group");
+    // virFileResolveLink canonicalizes: a dangling link fails the device.
+    let Some(num) = root.canonicalize(&grp_link).and_then(|t| {
+        t.file_name()
+            .and_then(|n| n.to_str().and_then(|n| parse_ui(n, 10)))
+    }) else {
+        return false;
+    };
+    match std::fs::read_dir(grp_link.join("devices")) {
+        Ok(rd) => {
+            for e in rd.flatten() {
+                match PciAddr::parse(&e.file_name().to_string_lossy()) {
+                    Some(a) => cap.iommu_group_devices.push(a),
+                    None => return false,
+                }
+            }
+        }
+        Err(_) => cap.iommu_group_devices.push(cap.addr),
+    }
+    cap.iommu_group = num;
     true
 }

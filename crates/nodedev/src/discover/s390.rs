@@ -10,6 +10,7 @@ use crate::hostroot::HostRoot;
 use crate::model::{
     Cap, CcwAddr, CcwCap, CcwGroupCap, CcwGroupMember, CcwGroupType, CcwState, CssCap,
 };
+use crate::sysdir::SysDir;
 use crate::udev::{parse_i, parse_ui, parse_ui_prefix, UdevDevice};
 
 /// `virCCWDeviceAddressParseFromString`: three hex numbers, each followed
@@ -141,7 +142,7 @@ pub(super) fn css(dev: &UdevDevice) -> Option<(String, Cap)> {
     let cap = CssCap {
         addr,
         channel_dev_addr,
-        mdev_types: mdev_types(&dev.syspath).ok()?,
+        mdev_types: mdev_types(&SysDir::open(&dev.syspath)).ok()?,
     };
     Some((name, Cap::Css(Box::new(cap))))
 }
@@ -182,7 +183,7 @@ pub(super) fn ap_queue(dev: &UdevDevice) -> Option<(String, Cap)> {
 /// The matrix device is always named `ap_matrix` (its sysname and
 /// subsystem are both "matrix").
 pub(super) fn ap_matrix(dev: &UdevDevice) -> Option<(String, Cap)> {
-    let types = mdev_types(&dev.syspath).ok()?;
+    let types = mdev_types(&SysDir::open(&dev.syspath)).ok()?;
     Some(("ap_matrix".to_string(), Cap::ApMatrix(types)))
 }
 
