@@ -153,9 +153,18 @@ pub fn features(ifname: &str) -> u16 {
         return 0;
     };
     match FeatureBits::get(&ctl) {
-        Some(bits) => bits.features(&ctl),
-        None => legacy_features(&ctl),
+        Ok(bits) => bits.features(&ctl),
+        Err(NoBits::UnknownInterface) => 0,
+        Err(NoBits::Unsupported) => legacy_features(&ctl),
     }
+}
+
+/// Why the one-ioctl path cannot answer.
+enum NoBits {
+    /// The kernel does not know the interface (a fake tree, one just gone): nothing to ask.
+    UnknownInterface,
+    /// The names could not be had or do not fit: libvirt's eight ioctls.
+    Unsupported,
 }
 
 /// libvirt's eight queries.
@@ -277,17 +286,20 @@ struct GFeaturesAll {
 static FEATURE_BITS: OnceLock<Option<FeatureBits>> = OnceLock::new();
 
 impl FeatureBits {
-    fn get(ctl: &Control) -> Option<&'static FeatureBits> {
+    fn get(ctl: &Control) -> Result<&'static FeatureBits, NoBits> {
         if let Some(bits) = FEATURE_BITS.get() {
-            return bits.as_ref();
+            return bits.as_ref().ok_or(NoBits::Unsupported);
         }
         let bits = Self::ask(ctl)?;
-        FEATURE_BITS.get_or_init(|| Some(bits)).as_ref()
+        FEATURE_BITS
+            .get_or_init(|| Some(bits))
+            .as_ref()
+            .ok_or(NoBits::Unsupported)
     }
 
-    /// `None` when this interface cannot tell (unknown to the kernel): asked again of the
-    /// next one. A kernel that answers but does not fit keeps the eight ioctls for good.
-    fn ask(ctl: &Control) -> Option<FeatureBits> {
+    /// An interface unknown to the kernel cannot tell: the next one is asked. A kernel
+    /// that answers but does not fit keeps the eight ioctls for good.
+    fn ask(ctl: &Control) -> Result<FeatureBits, NoBits> {
         let mut info = SsetInfo {
             cmd: ETHTOOL_GSSET_INFO,
             reserved: 0,
@@ -295,12 +307,16 @@ impl FeatureBits {
             len: 0,
         };
         if !ctl.ioctl(&mut info) {
-            return None;
+            if std::io::Error::last_os_error().raw_os_error() == Some(libc::ENODEV) {
+                return Err(NoBits::UnknownInterface);
+            }
+            let _ = FEATURE_BITS.set(None);
+            return Err(NoBits::Unsupported);
         }
         let count = info.len as usize;
         if info.sset_mask != 1 << ETH_SS_FEATURES || count == 0 || count > MAX_FEATURES {
             let _ = FEATURE_BITS.set(None);
-            return None;
+            return Err(NoBits::Unsupported);
         }
         let mut strings = Box::new(GStrings {
             cmd: ETHTOOL_GSTRINGS,
@@ -309,7 +325,9 @@ impl FeatureBits {
             data: [[0; ETH_GSTRING_LEN]; MAX_FEATURES],
         });
         if !ctl.ioctl(&mut *strings) || strings.len as usize != count {
-            return None;
+            // The interface went away in between, or the set changed size: asked again
+            // of the next interface.
+            return Err(NoBits::Unsupported);
         }
         let names: Vec<&[u8]> = strings.data[..count]
             .iter()
@@ -325,7 +343,7 @@ impl FeatureBits {
             }
             masks.push((feature, mask));
         }
-        Some(FeatureBits {
+        Ok(FeatureBits {
             blocks: count.div_ceil(32),
             masks,
         })
@@ -373,7 +391,7 @@ mod tests {
             let Some(ctl) = Control::open(&name) else {
                 continue;
             };
-            let Some(bits) = FeatureBits::get(&ctl) else {
+            let Ok(bits) = FeatureBits::get(&ctl) else {
                 continue;
             };
             let one = bits.features(&ctl);

@@ -29,6 +29,12 @@ impl HostRoot {
         HostRoot { root }
     }
 
+    /// Whether this is the host itself, whose `/sys` is the kernel's: some guarantees of
+    /// sysfs hold there that a fake tree may break.
+    pub fn is_host(&self) -> bool {
+        self.root == Path::new("/")
+    }
+
     /// The root directory itself.
     pub fn path(&self) -> &Path {
         &self.root

@@ -208,6 +208,10 @@ pub struct PciCap {
     pub pci_express: Option<PciExpress>,
     /// Vital Product Data, when the `vpd` file parses.
     pub vpd: Option<Box<Vpd>>,
+    /// The device has `sriov_totalvfs` (an SR-IOV physical function) and `vpd`: seen at
+    /// discovery, fixed by the kernel for the device's lifetime.
+    pub sriov_capable: bool,
+    pub vpd_capable: bool,
 }
 
 /// One vendor- or system-specific VPD field (`virPCIVPDResourceCustom`).

@@ -3,7 +3,9 @@
 //! free instances — is changed in a fake tree *without* any uevent, and the very next
 //! query must show it. Each change is asked of our client, then of virsh, right away.
 //! The daemon reaches these attributes through device directories it holds open; a
-//! directory deleted and made anew under it is found out too.
+//! directory deleted and made anew under it is found out too. What the kernel fixes for a
+//! device's lifetime (whether it has `sriov_totalvfs`, `vpd`, its `physfn`; an interface's
+//! driver) changes only with the device's own uevents, so it is not changed here.
 
 mod common;
 
@@ -69,7 +71,11 @@ fn tree(dir: &std::path::Path) -> Tree {
     };
     let nic = pci("0000:00:03.0", 0x020000, "e1000e");
     let gpu = pci("0000:00:04.0", 0x030000, "nvidia");
+    // A VF the NIC does not point at yet (its `virtfn0` link comes with a change below).
+    pci("0000:00:03.1", 0x020000, "vfio-pci");
     fs.iommu_group(&nic, 7).unwrap();
+    // An SR-IOV physical function (the kernel makes `sriov_totalvfs` with the device).
+    fs.write(&format!("{nic}/sriov_totalvfs"), "4\n").unwrap();
     fs.mdev_types(
         &gpu,
         &[MdevTypeSpec::new(
@@ -175,7 +181,8 @@ fn every_re_read_attribute_is_fresh_without_an_event() {
         true,
     );
 
-    // It becomes an SR-IOV physical function, and another device joins its IOMMU group.
+    // The SR-IOV physical function is allowed more VFs, and another device joins its
+    // IOMMU group.
     fresh(
         &d,
         &mut c,
@@ -185,6 +192,21 @@ fn every_re_read_attribute_is_fresh_without_an_event() {
                 .unwrap()
         },
         "<capability type='virt_functions' maxCount='8'/>",
+        true,
+    );
+    // Its first VF is enabled.
+    fresh(
+        &d,
+        &mut c,
+        NIC,
+        || {
+            fs.symlink(
+                "/sys/devices/pci0000:00/0000:00:03.1",
+                &format!("{}/virtfn0", t.nic),
+            )
+            .unwrap()
+        },
+        "<address domain='0x0000' bus='0x00' slot='0x03' function='0x1'/>",
         true,
     );
     fresh(

@@ -165,10 +165,14 @@ pub(crate) fn generate_name(
 
 /// The name of the bound driver (`nodeDeviceUpdateDriverName`); `Err` when there is no
 /// `driver` link at all.
-pub(crate) fn driver_name(dir: &SysDir) -> std::io::Result<Option<String>> {
+pub(crate) fn driver_name(root: &HostRoot, dir: &SysDir) -> std::io::Result<Option<String>> {
     let name = dir.link_name("driver")?;
-    // libvirt requires the link to be accessible before resolving it.
-    Ok(name.filter(|_| dir.exists("driver")))
+    // libvirt requires the link to be accessible before resolving it. The kernel's links
+    // always are: it takes a device's `driver` link away before the driver goes
+    // (`driver_sysfs_remove`), and driver directories are open to all. A fake tree's link
+    // may dangle, so it is looked at there (the walk to `/sys/bus/*/drivers/*` is the
+    // dearest lookup of a re-read).
+    Ok(name.filter(|_| root.is_host() || dir.exists("driver")))
 }
 
 /// Build one device from a udev device (`udevAddOneDevice` minus parent).
@@ -211,7 +215,9 @@ fn build_device(ctx: &Ctx, dev: &UdevDevice) -> Option<Device> {
     d.sysfs_path = Some(dev.host_syspath.clone());
     d.devnode = dev.devnode().map(str::to_string);
     d.devlinks = dev.devlinks.clone();
-    d.driver = driver_name(&SysDir::open(&dev.syspath)).ok().flatten();
+    d.driver = driver_name(ctx.root, &SysDir::open(&dev.syspath))
+        .ok()
+        .flatten();
     Some(d)
 }
 
@@ -354,22 +360,35 @@ pub(crate) fn refresh(dev: &mut Device, root: &HostRoot, dirs: &SysDirs) {
         return;
     };
     let mut dir = dirs.get(root, &path);
-    dev.driver = match driver_name(&dir) {
-        Ok(name) => name,
-        // No driver link: unbound, or the held directory was deleted (a fake tree
-        // rebuilt): then it is opened anew and asked again.
-        Err(_) if dir.is_deleted() => {
+    // Interfaces, disks, SCSI generic and DRM devices belong to a class, not a bus: the
+    // kernel never binds them to a driver, so their driver is as found.
+    let class_device = matches!(
+        dev.caps.first(),
+        Some(Cap::Net(_) | Cap::Storage(_) | Cap::ScsiGeneric(_) | Cap::Drm(_))
+    );
+    if class_device {
+        if dir.is_deleted() {
             dirs.forget(&path);
             dir = dirs.get(root, &path);
-            driver_name(&dir).ok().flatten()
         }
-        Err(_) => None,
-    };
+    } else {
+        dev.driver = match driver_name(root, &dir) {
+            Ok(name) => name,
+            // No driver link: unbound, or the held directory was deleted (a fake tree
+            // rebuilt): then it is opened anew and asked again.
+            Err(_) if dir.is_deleted() => {
+                dirs.forget(&path);
+                dir = dirs.get(root, &path);
+                driver_name(root, &dir).ok().flatten()
+            }
+            Err(_) => None,
+        };
+    }
     for cap in dev.caps.iter_mut() {
         match cap {
-            Cap::Net(n) => net::refresh(root, &dir, n),
+            Cap::Net(n) => net::refresh(root, &dirs.get(root, "/sys/class"), &dir, n),
             Cap::Pci(p) => {
-                pci::dynamic_caps(root, &dir, p);
+                pci::dynamic_caps(root, &dir, p, false);
             }
             Cap::ScsiHost(h) => misc::scsi_host_caps(root, h),
             Cap::ScsiTarget(t) => misc::scsi_target_caps(root, &path, t),

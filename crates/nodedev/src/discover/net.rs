@@ -30,7 +30,8 @@ pub(super) fn process(ctx: &Ctx, dev: &UdevDevice) -> Option<(String, Cap)> {
     if !link_info(ctx.root, None, &mut net) {
         return None;
     }
-    net.features = features(ctx.root, net.ifname.as_deref());
+    let class = SysDir::open(&ctx.root.join("/sys/class"));
+    net.features = features(ctx.root, &class, net.ifname.as_deref());
     Some((name, Cap::Net(Box::new(net))))
 }
 
@@ -94,10 +95,11 @@ pub(crate) fn link_info(root: &HostRoot, dir: Option<&SysDir>, net: &mut NetCap)
 
 /// `virNetDevGetFeatures`: ethtool ioctls by name plus the RDMA check.
 /// (switchdev needs devlink over netlink; not reported yet.)
-pub(crate) fn features(root: &HostRoot, ifname: Option<&str>) -> u16 {
+/// `class` is the root's `/sys/class`.
+pub(crate) fn features(root: &HostRoot, class: &SysDir, ifname: Option<&str>) -> u16 {
     let Some(ifname) = ifname else { return 0 };
     let mut f = crate::ethtool::features(ifname);
-    if rdma(root, ifname) {
+    if class.exists("infiniband") && rdma(root, ifname) {
         f |= crate::ethtool::F_RDMA;
     }
     f
@@ -122,7 +124,7 @@ fn rdma(root: &HostRoot, ifname: &str) -> bool {
     })
 }
 
-pub(super) fn refresh(root: &HostRoot, dir: &SysDir, net: &mut NetCap) {
+pub(super) fn refresh(root: &HostRoot, class: &SysDir, dir: &SysDir, net: &mut NetCap) {
     link_info(root, Some(dir), net);
-    net.features = features(root, net.ifname.as_deref());
+    net.features = features(root, class, net.ifname.as_deref());
 }

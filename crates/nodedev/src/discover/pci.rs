@@ -196,7 +196,7 @@ pub(super) fn process(ctx: &Ctx, dev: &UdevDevice) -> Option<(String, Cap)> {
         numa_node,
         ..Default::default()
     };
-    if !dynamic_caps(ctx.root, &SysDir::open(&dev.syspath), &mut cap) {
+    if !dynamic_caps(ctx.root, &SysDir::open(&dev.syspath), &mut cap, true) {
         return None;
     }
 
@@ -303,30 +303,46 @@ fn addr_from_link(root: &HostRoot, dir: &SysDir, link: &str) -> std::io::Result<
 /// `virNodeDeviceGetPCIDynamicCaps`: SR-IOV, IOMMU group, mdev types, each looked up from
 /// the device's directory (`/sys/bus/pci/devices/ADDR` is a link to it).
 /// Returns false where libvirt would fail (and drop the device).
-pub(crate) fn dynamic_caps(root: &HostRoot, dir: &SysDir, cap: &mut PciCap) -> bool {
+///
+/// `found` is the first reading, when the device is discovered. Later ones (every XML
+/// query) skip what the kernel fixes for a device's lifetime, which only its `remove` and
+/// `add` uevents change (the device is then discovered anew):
+/// - `physfn`: a VF's link to its PF is made with the VF and goes with it;
+/// - whether `sriov_totalvfs` and `vpd` exist: the kernel decides when it adds the device
+///   (from its SR-IOV and VPD capabilities); only a PF ever has `virtfnN` links.
+///
+/// Everything else is read anew each time, as libvirt does: the number of VFs and which,
+/// the IOMMU group and its members, mdev types and their free instances, the VPD image.
+pub(crate) fn dynamic_caps(root: &HostRoot, dir: &SysDir, cap: &mut PciCap, found: bool) -> bool {
     // SR-IOV
     // virPCIGetPhysicalFunction never fails: a physfn link that does not
     // resolve to a PCI address just means "no PF".
-    cap.physical_function = addr_from_link(root, dir, "physfn").ok().flatten();
+    if found {
+        cap.physical_function = addr_from_link(root, dir, "physfn").ok().flatten();
+    }
     cap.max_virtual_functions = 0;
     cap.virtual_functions.clear();
-    match dir.read("sriov_totalvfs", crate::hostroot::READ_MAX) {
-        Ok(b) => {
-            let s = String::from_utf8_lossy(&b);
-            let digits: String = s
-                .trim_start()
-                .chars()
-                .take_while(|c| c.is_ascii_digit())
-                .collect();
-            match digits.parse::<u64>() {
-                Ok(v) => cap.max_virtual_functions = v as u32,
-                Err(_) => return false,
+    if found || cap.sriov_capable {
+        cap.sriov_capable = false;
+        match dir.read("sriov_totalvfs", crate::hostroot::READ_MAX) {
+            Ok(b) => {
+                let s = String::from_utf8_lossy(&b);
+                let digits: String = s
+                    .trim_start()
+                    .chars()
+                    .take_while(|c| c.is_ascii_digit())
+                    .collect();
+                match digits.parse::<u64>() {
+                    Ok(v) => cap.max_virtual_functions = v as u32,
+                    Err(_) => return false,
+                }
+                cap.sriov_capable = true;
             }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(_) => return false,
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(_) => return false,
     }
-    loop {
+    while found || cap.sriov_capable {
         let link = format!("virtfn{}", cap.virtual_functions.len());
         match addr_from_link(root, dir, &link) {
             Err(_) => break,
@@ -349,7 +365,10 @@ pub(crate) fn dynamic_caps(root: &HostRoot, dir: &SysDir, cap: &mut PciCap) -> b
     }
 
     // VPD (optional; an image that does not parse is simply not shown).
-    cap.vpd = if dir.exists("vpd") {
+    if found {
+        cap.vpd_capable = dir.exists("vpd");
+    }
+    cap.vpd = if cap.vpd_capable {
         super::vpd::read(&dir.path().join("vpd")).map(Box::new)
     } else {
         None
