@@ -5,18 +5,21 @@
 //! can point discovery at a fake tree built by `fakesys`.
 
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use crate::sysdir::{HeldDir, SysDir};
 
 /// Root directory under which `sys/`, `run/udev/`, `dev/` and `usr/` are found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HostRoot {
     root: PathBuf,
+    /// `sys/class`, held for the lookups every interface's re-read makes there.
+    class: Arc<HeldDir>,
 }
 
 impl Default for HostRoot {
     fn default() -> Self {
-        HostRoot {
-            root: PathBuf::from("/"),
-        }
+        HostRoot::at(PathBuf::from("/"))
     }
 }
 
@@ -25,8 +28,19 @@ impl HostRoot {
     /// canonical sysfs paths can be mapped back to what the host would show.
     pub fn new(path: impl AsRef<Path>) -> Self {
         let p = path.as_ref();
-        let root = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-        HostRoot { root }
+        HostRoot::at(std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()))
+    }
+
+    fn at(root: PathBuf) -> Self {
+        HostRoot {
+            root,
+            class: Arc::default(),
+        }
+    }
+
+    /// `<root>/sys/class`, held open.
+    pub fn class_dir(&self) -> SysDir<'_> {
+        self.class.dir(self.join("/sys/class"))
     }
 
     /// Whether this is the host itself, whose `/sys` is the kernel's: some guarantees of

@@ -22,7 +22,7 @@ pub mod xml_reader;
 pub use discover::{discover_device, enumerate, parse_vpd, PciIds};
 pub use hostroot::{read_at_most, HostRoot};
 pub use model::*;
-pub use sysdir::{SysDir, SysDirs};
+pub use sysdir::{held_dirs, set_held_dirs_max, SysDir};
 
 impl Device {
     /// The device's XML exactly as libvirt 9.0's `virNodeDeviceDefFormat`.
@@ -33,15 +33,18 @@ impl Device {
     /// Re-read the volatile data libvirt re-reads on every
     /// `virNodeDeviceGetXMLDesc` (and when listing capabilities): the bound
     /// driver, net link state/speed and features, and PCI SR-IOV / IOMMU
-    /// group / mdev types. Cheap: a handful of small sysfs reads (plus a few
-    /// ethtool ioctls for net devices).
+    /// group / mdev types. Cheap: a handful of small sysfs reads (plus one
+    /// ethtool ioctl for net devices).
     pub fn refresh(&mut self, root: &HostRoot) {
-        self.refresh_in(root, &SysDirs::new(0));
+        discover::refresh(self, root, &sysdir::HeldDir::default());
     }
 
-    /// [`Device::refresh`] through directories held in `dirs`, which keeps the
-    /// re-read to one short lookup per attribute.
-    pub fn refresh_in(&mut self, root: &HostRoot, dirs: &SysDirs) {
-        discover::refresh(self, root, dirs);
+    /// A copy of the device with what [`Device::refresh`] re-reads brought up to date,
+    /// read through the device's own held directory (one short lookup per attribute;
+    /// see [`set_held_dirs_max`]).
+    pub fn reread(&self, root: &HostRoot) -> Device {
+        let mut d = self.clone();
+        discover::refresh(&mut d, root, &self.held);
+        d
     }
 }

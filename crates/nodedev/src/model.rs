@@ -577,6 +577,8 @@ pub struct Device {
     pub(crate) active: bool,
     pub(crate) persistent: bool,
     pub(crate) autostart: bool,
+    /// Its sysfs directory, held for re-reads (not part of what the device is).
+    pub(crate) held: crate::sysdir::HeldDir,
 }
 
 impl Device {
@@ -594,6 +596,7 @@ impl Device {
             active: true,
             persistent: false,
             autostart: false,
+            held: Default::default(),
         }
     }
 

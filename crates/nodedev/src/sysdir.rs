@@ -9,45 +9,51 @@
 //! like an open attribute would, and it never reads a value that may have gone stale:
 //! every value is opened and read anew.
 
-use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 use rustix::fs::{AtFlags, Mode, OFlags};
 
-/// A directory of the host, held open.
+/// A directory of the host, open.
 #[derive(Debug)]
-pub struct SysDir {
-    /// `None` when the directory could not be opened: every lookup then fails as it would
-    /// in a directory that does not exist.
-    fd: Option<OwnedFd>,
+pub struct SysDir<'a> {
+    fd: Fd<'a>,
     path: PathBuf,
+}
+
+/// Where a [`SysDir`]'s descriptor lives.
+#[derive(Debug)]
+enum Fd<'a> {
+    /// The directory could not be opened: every lookup then fails as it would in a
+    /// directory that does not exist.
+    None,
+    /// Opened for this use alone.
+    Own(OwnedFd),
+    /// A [`HeldDir`]'s, kept locked while in use (re-reads of one device take turns).
+    Held(MutexGuard<'a, Option<OwnedFd>>),
 }
 
 fn not_found() -> io::Error {
     io::Error::from(io::ErrorKind::NotFound)
 }
 
-impl SysDir {
+impl SysDir<'static> {
     /// Opens `path` (inside the root). A directory that cannot be opened gives a handle in
     /// which nothing exists, so callers need no second way of failing.
-    pub fn open(path: &Path) -> SysDir {
-        let fd = rustix::fs::open(
-            path,
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .ok();
+    pub fn open(path: &Path) -> SysDir<'static> {
         SysDir {
-            fd,
+            fd: open_dir(path).map_or(Fd::None, Fd::Own),
             path: path.to_path_buf(),
         }
     }
+}
 
+impl SysDir<'_> {
     /// Where the directory was opened (inside the root).
     pub fn path(&self) -> &Path {
         &self.path
@@ -59,7 +65,17 @@ impl SysDir {
     }
 
     fn fd(&self) -> io::Result<&OwnedFd> {
-        self.fd.as_ref().ok_or_else(not_found)
+        match &self.fd {
+            Fd::None => None,
+            Fd::Own(fd) => Some(fd),
+            Fd::Held(slot) => slot.as_ref(),
+        }
+        .ok_or_else(not_found)
+    }
+
+    /// Whether the directory could be opened.
+    pub fn is_open(&self) -> bool {
+        self.fd().is_ok()
     }
 
     /// Whether `name` exists, links followed (`access(F_OK)`).
@@ -81,9 +97,8 @@ impl SysDir {
     /// way (kernfs keeps its link count); its device's `remove` uevent, or the reading anew
     /// that follows lost uevents, lets go of the handle instead.
     pub fn is_deleted(&self) -> bool {
-        self.fd
-            .as_ref()
-            .is_some_and(|fd| rustix::fs::fstat(fd).is_ok_and(|st| st.st_nlink == 0))
+        self.fd()
+            .is_ok_and(|fd| rustix::fs::fstat(fd).is_ok_and(|st| st.st_nlink == 0))
     }
 
     /// The target of the link `name`, read into a buffer on the stack; the closure gets it
@@ -136,58 +151,106 @@ impl SysDir {
     }
 }
 
-/// The device directories re-read queries hold open, by host sysfs path. Bounded: past
-/// `cap` directories a query opens its directory for itself and closes it after (slower,
-/// never stale), so a host of 100,000 devices does not pin 100,000 descriptors.
-pub struct SysDirs {
-    dirs: Mutex<HashMap<String, Arc<SysDir>>>,
-    cap: usize,
+fn open_dir(path: &Path) -> Option<OwnedFd> {
+    rustix::fs::open(
+        path,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()
 }
 
-impl SysDirs {
-    pub fn new(cap: usize) -> Self {
-        Self {
-            dirs: Mutex::new(HashMap::new()),
-            cap,
+/// Directories held now by every [`HeldDir`], and how many may be.
+static HELD: AtomicUsize = AtomicUsize::new(0);
+static HELD_MAX: AtomicUsize = AtomicUsize::new(0);
+
+/// How many directories [`HeldDir`]s may hold at once, all together (none until set): past
+/// it, a query opens its directory for itself and closes it after (slower, never stale),
+/// so a host of 100,000 devices does not pin 100,000 descriptors.
+pub fn set_held_dirs_max(n: usize) {
+    HELD_MAX.store(n, Ordering::Relaxed);
+}
+
+/// How many directories are held now.
+pub fn held_dirs() -> usize {
+    HELD.load(Ordering::Relaxed)
+}
+
+/// A device's directory, held open from its first re-read for as long as the device is
+/// the same. Kept in the device itself, so it goes when the device goes, and costs a
+/// device that is never asked about nothing but an empty slot. Not part of what a device
+/// is: copies start empty, and any two compare equal.
+#[derive(Default)]
+pub struct HeldDir(Mutex<Option<OwnedFd>>);
+
+impl HeldDir {
+    /// The directory at `path` (inside the root): the held one, or opened now and held if
+    /// the budget allows. The handle is the device's alone while in use.
+    pub fn dir(&self, path: PathBuf) -> SysDir<'_> {
+        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_some() {
+            return SysDir {
+                fd: Fd::Held(slot),
+                path,
+            };
+        }
+        let Some(fd) = open_dir(&path) else {
+            return SysDir { fd: Fd::None, path };
+        };
+        let reserved = HELD.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            (n < HELD_MAX.load(Ordering::Relaxed)).then_some(n + 1)
+        });
+        if reserved.is_err() {
+            return SysDir {
+                fd: Fd::Own(fd),
+                path,
+            };
+        }
+        *slot = Some(fd);
+        SysDir {
+            fd: Fd::Held(slot),
+            path,
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<SysDir>>> {
-        self.dirs.lock().unwrap_or_else(|e| e.into_inner())
+    /// Lets go of the directory `dir` came from (it was deleted under the handle): the
+    /// next query opens it anew.
+    pub fn forget(&self, dir: SysDir<'_>) {
+        drop(dir);
+        self.release();
     }
 
-    /// The held directory of the device at `host_syspath` (a host path such as
-    /// `/sys/devices/...`), opened now if it is not held yet.
-    pub fn get(&self, root: &crate::HostRoot, host_syspath: &str) -> Arc<SysDir> {
-        if let Some(d) = self.lock().get(host_syspath) {
-            return d.clone();
+    fn release(&self) {
+        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.take().is_some() {
+            HELD.fetch_sub(1, Ordering::Relaxed);
         }
-        let dir = Arc::new(SysDir::open(&root.join(host_syspath)));
-        let mut dirs = self.lock();
-        if dir.fd.is_some() && dirs.len() < self.cap {
-            dirs.insert(host_syspath.to_owned(), dir.clone());
-        }
-        dir
     }
+}
 
-    /// Lets go of the directory held for `host_syspath` (the device went away, moved or
-    /// was seen gone), so the next query opens it anew.
-    pub fn forget(&self, host_syspath: &str) {
-        self.lock().remove(host_syspath);
+impl Drop for HeldDir {
+    fn drop(&mut self) {
+        self.release();
     }
+}
 
-    /// Lets go of every directory (the device set was read anew).
-    pub fn clear(&self) {
-        self.lock().clear();
+impl Clone for HeldDir {
+    fn clone(&self) -> Self {
+        HeldDir::default()
     }
+}
 
-    /// How many directories are held.
-    pub fn len(&self) -> usize {
-        self.lock().len()
+impl PartialEq for HeldDir {
+    fn eq(&self, _: &Self) -> bool {
+        true
     }
+}
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+impl Eq for HeldDir {}
+
+impl std::fmt::Debug for HeldDir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HeldDir")
     }
 }
 
@@ -230,21 +293,29 @@ mod tests {
     }
 
     #[test]
-    fn the_cache_stops_holding_at_its_bound() {
+    fn held_directories_stay_within_the_budget_and_go_with_their_holder() {
         let t = tempfile::tempdir().unwrap();
         for i in 0..3 {
-            std::fs::create_dir_all(t.path().join(format!("sys/devices/d{i}"))).unwrap();
+            std::fs::create_dir_all(t.path().join(format!("d{i}"))).unwrap();
         }
-        let root = crate::HostRoot::new(t.path());
-        let dirs = SysDirs::new(2);
-        for i in 0..3 {
-            assert!(dirs.get(&root, &format!("/sys/devices/d{i}")).fd.is_some());
+        // The only test of this crate that holds directories: the count is its own.
+        set_held_dirs_max(2);
+        let held: Vec<HeldDir> = (0..3).map(|_| HeldDir::default()).collect();
+        for (i, h) in held.iter().enumerate() {
+            assert!(h.dir(t.path().join(format!("d{i}"))).is_open());
         }
-        assert_eq!(dirs.len(), 2);
-        dirs.forget("/sys/devices/d0");
-        assert_eq!(dirs.len(), 1);
+        assert_eq!(held_dirs(), 2);
+        // A copy holds nothing of its own.
+        let copy = held[0].clone();
+        drop(copy);
+        assert_eq!(held_dirs(), 2);
+        held[0].forget(held[0].dir(t.path().join("d0")));
+        assert_eq!(held_dirs(), 1);
         // A directory that is not there is never held.
-        dirs.get(&root, "/sys/devices/none");
-        assert_eq!(dirs.len(), 1);
+        assert!(!held[0].dir(t.path().join("none")).is_open());
+        assert_eq!(held_dirs(), 1);
+        drop(held);
+        assert_eq!(held_dirs(), 0);
+        set_held_dirs_max(0);
     }
 }

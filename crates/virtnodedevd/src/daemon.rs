@@ -233,6 +233,7 @@ fn run(opts: Options, config: DaemonConfig, privileged: bool) -> Result<(), Fata
     // The devices are read before the sockets appear, so the first client sees them all
     // (libvirt binds first and holds its clients until its driver is ready).
     let events = Arc::new(events::Events::default());
+    nodedev::set_held_dirs_max(crate::driver::held_dirs_max());
     let driver = Arc::new(Driver::new(root, manage::reconcile, events.clone()));
     let n = driver.enumerate(false);
     info!("enumerated {n} node devices");

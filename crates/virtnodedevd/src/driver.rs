@@ -25,6 +25,11 @@ impl DeviceList {
         self.by_name.get(name).map(|d| &**d)
     }
 
+    /// The device as the list shares it (what [`Driver::refreshed`] takes).
+    pub fn shared(&self, name: &str) -> Option<&Arc<Device>> {
+        self.by_name.get(name)
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &Device> {
         self.by_name.values().map(|d| &**d)
     }
@@ -199,27 +204,68 @@ pub struct Driver {
     devices: RwLock<Arc<DeviceList>>,
     overlay: Overlay,
     listener: Arc<dyn ChangeListener>,
-    refreshed: Mutex<HashMap<String, Arc<Refreshed>>>,
-    /// The device directories re-reads go through.
-    dirs: nodedev::SysDirs,
+    refreshed: Mutex<FormatCache>,
 }
 
-/// How many re-read devices (with their XML) are kept at most: a sweep over a larger host
-/// formats again what it cannot find, and nothing is ever served without a re-read.
-const REFRESH_CACHE_MAX: usize = 4096;
+/// How much XML is kept at most (bytes): the devices asked about most are formatted once
+/// per change; a sweep over a larger host formats again what it cannot find, rather than
+/// keeping a second copy of the host's description in memory.
+const FORMAT_CACHE_BYTES: usize = 2 << 20;
 
-/// How many device directories re-reads hold open: a quarter of the descriptors the
-/// daemon may open, at most 32,768 (an `O_PATH` descriptor costs the kernel a few hundred
-/// bytes and no buffer).
-fn held_dirs_max() -> usize {
+/// Devices as last re-read, with their XML, by name.
+#[derive(Default)]
+struct FormatCache {
+    by_name: HashMap<String, Arc<Refreshed>>,
+    /// XML bytes held.
+    bytes: usize,
+}
+
+impl FormatCache {
+    fn get(&self, name: &str) -> Option<&Arc<Refreshed>> {
+        self.by_name.get(name)
+    }
+
+    fn insert(&mut self, name: &str, r: Arc<Refreshed>) {
+        if self.bytes + r.xml.len() > FORMAT_CACHE_BYTES {
+            self.clear();
+        }
+        self.bytes += r.xml.len();
+        if let Some(old) = self.by_name.insert(name.to_owned(), r) {
+            self.bytes -= old.xml.len();
+        }
+    }
+
+    fn remove(&mut self, name: &str) {
+        if let Some(old) = self.by_name.remove(name) {
+            self.bytes -= old.xml.len();
+        }
+    }
+
+    fn clear(&mut self) {
+        self.by_name.clear();
+        self.bytes = 0;
+    }
+
+    fn len(&self) -> usize {
+        self.by_name.len()
+    }
+}
+
+/// How many device directories re-reads hold open: what the open files limit leaves
+/// once every client the daemon admits by default (5,000) has its socket, at most 32,768
+/// (an `O_PATH` descriptor costs the kernel a few hundred bytes and no buffer).
+pub fn held_dirs_max() -> usize {
     let soft = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
         .map_or(1024, |(soft, _)| soft);
-    usize::try_from(soft / 4).unwrap_or(usize::MAX).min(32_768)
+    usize::try_from(soft.saturating_sub(6_000))
+        .unwrap_or(usize::MAX)
+        .min(32_768)
 }
 
 /// A device as last re-read, with its XML.
 pub struct Refreshed {
-    pub device: Device,
+    /// The listed device itself when the re-read found nothing new (no copy is kept).
+    pub device: Arc<Device>,
     pub xml: String,
 }
 
@@ -231,8 +277,7 @@ impl Driver {
             devices: RwLock::new(Arc::new(DeviceList::default())),
             overlay,
             listener,
-            refreshed: Mutex::new(HashMap::new()),
-            dirs: nodedev::SysDirs::new(held_dirs_max()),
+            refreshed: Mutex::new(FormatCache::default()),
         }
     }
 
@@ -250,26 +295,23 @@ impl Driver {
     /// Like libvirt, every call re-reads: no answer is older than the call. What is kept is
     /// the formatting: when the re-read device equals the one last formatted, its XML is
     /// served again, so a device is formatted once per change, not once per call.
-    pub fn refreshed(&self, dev: &Device) -> Arc<Refreshed> {
+    pub fn refreshed(&self, dev: &Arc<Device>) -> Arc<Refreshed> {
         #[cfg(debug_assertions)]
         self.test_panic_hook(dev.name());
-        let mut device = dev.clone();
-        device.refresh_in(&self.root, &self.dirs);
+        let device = dev.reread(&self.root);
         if let Some(r) = self.refreshed.lock().get(dev.name()) {
-            if r.device == device {
+            if *r.device == device {
                 return r.clone();
             }
         }
-        let r = Arc::new(Refreshed {
-            xml: device.to_xml(),
-            device,
-        });
-        let mut cache = self.refreshed.lock();
-        // A sweep over every device would otherwise keep a second copy of a large host.
-        if cache.len() >= REFRESH_CACHE_MAX {
-            cache.clear();
-        }
-        cache.insert(dev.name().to_owned(), r.clone());
+        let xml = device.to_xml();
+        let device = if device == **dev {
+            dev.clone()
+        } else {
+            Arc::new(device)
+        };
+        let r = Arc::new(Refreshed { xml, device });
+        self.refreshed.lock().insert(dev.name(), r.clone());
         r
     }
 
@@ -291,7 +333,6 @@ impl Driver {
     /// sends the events. Returns the number of devices.
     pub fn apply(&self, f: impl FnOnce(&mut DeviceState) -> Vec<(String, Change)>) -> usize {
         let mut state = self.state.lock();
-        let before = self.devices();
         let changes = f(&mut state);
         (self.overlay)(&mut state);
         let n = state.list.len();
@@ -304,20 +345,6 @@ impl Driver {
             } else {
                 for (name, _) in &changes {
                     cache.remove(name);
-                }
-            }
-        }
-        // A device that changed or went away lets go of its directory (one that came back
-        // at the same place is a new directory).
-        if changes.len() > before.len() / 2 {
-            self.dirs.clear();
-        } else {
-            let now = self.devices();
-            for (name, _) in &changes {
-                for list in [&before, &now] {
-                    if let Some(p) = list.get(name).and_then(|d| d.sysfs_path()) {
-                        self.dirs.forget(p);
-                    }
                 }
             }
         }

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use crate::hostroot::HostRoot;
 use crate::model::{Cap, CapType, Device};
-use crate::sysdir::{SysDir, SysDirs};
+use crate::sysdir::{HeldDir, SysDir};
 use crate::udev::UdevDevice;
 
 pub use pci::PciIds;
@@ -355,11 +355,11 @@ pub fn discover_device(
 /// Re-read what libvirt re-reads on `GetXMLDesc`
 /// (`nodeDeviceUpdateDriverName` + `virNodeDeviceUpdateCaps`), each attribute looked up
 /// from the device's held directory.
-pub(crate) fn refresh(dev: &mut Device, root: &HostRoot, dirs: &SysDirs) {
+pub(crate) fn refresh(dev: &mut Device, root: &HostRoot, held: &HeldDir) {
     let Some(path) = dev.sysfs_path.clone() else {
         return;
     };
-    let mut dir = dirs.get(root, &path);
+    let mut dir = held.dir(root.join(&path));
     // Interfaces, disks, SCSI generic and DRM devices belong to a class, not a bus: the
     // kernel never binds them to a driver, so their driver is as found.
     let class_device = matches!(
@@ -368,8 +368,8 @@ pub(crate) fn refresh(dev: &mut Device, root: &HostRoot, dirs: &SysDirs) {
     );
     if class_device {
         if dir.is_deleted() {
-            dirs.forget(&path);
-            dir = dirs.get(root, &path);
+            held.forget(dir);
+            dir = held.dir(root.join(&path));
         }
     } else {
         dev.driver = match driver_name(root, &dir) {
@@ -377,8 +377,8 @@ pub(crate) fn refresh(dev: &mut Device, root: &HostRoot, dirs: &SysDirs) {
             // No driver link: unbound, or the held directory was deleted (a fake tree
             // rebuilt): then it is opened anew and asked again.
             Err(_) if dir.is_deleted() => {
-                dirs.forget(&path);
-                dir = dirs.get(root, &path);
+                held.forget(dir);
+                dir = held.dir(root.join(&path));
                 driver_name(root, &dir).ok().flatten()
             }
             Err(_) => None,
@@ -386,7 +386,7 @@ pub(crate) fn refresh(dev: &mut Device, root: &HostRoot, dirs: &SysDirs) {
     }
     for cap in dev.caps.iter_mut() {
         match cap {
-            Cap::Net(n) => net::refresh(root, &dirs.get(root, "/sys/class"), &dir, n),
+            Cap::Net(n) => net::refresh(root, &root.class_dir(), &dir, n),
             Cap::Pci(p) => {
                 pci::dynamic_caps(root, &dir, p, false);
             }

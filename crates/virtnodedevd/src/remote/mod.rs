@@ -100,6 +100,11 @@ fn lookup<'a>(list: &'a DeviceList, name: &str) -> Result<&'a Device, VirError> 
     list.get(name).ok_or_else(|| no_device(name))
 }
 
+/// [`lookup`], the device as the list shares it.
+fn lookup_shared<'a>(list: &'a DeviceList, name: &str) -> Result<&'a Arc<Device>, VirError> {
+    list.shared(name).ok_or_else(|| no_device(name))
+}
+
 impl Service for RemoteProgram {
     type Session = Session;
 

@@ -7,7 +7,7 @@ use protocol::{
     list_flags, VirError, REMOTE_NODE_DEVICE_CAPS_LIST_MAX, REMOTE_NODE_DEVICE_LIST_MAX,
 };
 
-use super::{check_flags, encode, lookup, CallResult, RemoteProgram, Session};
+use super::{check_flags, encode, lookup, lookup_shared, CallResult, RemoteProgram, Session};
 use crate::access::Perm;
 
 impl RemoteProgram {
@@ -116,7 +116,7 @@ impl RemoteProgram {
         check_flags(a.flags, 1, "nodeDeviceGetXMLDesc")?;
         self.ensure_on(s, Perm::NodeDeviceRead, &a.name).await?;
         let list = self.driver.devices();
-        let dev = self.driver.refreshed(lookup(&list, &a.name)?);
+        let dev = self.driver.refreshed(lookup_shared(&list, &a.name)?);
         let inactive;
         let xml = if a.flags & 1 != 0 {
             inactive = crate::manage::inactive_xml(&self.driver, &dev.device)?;
@@ -142,7 +142,7 @@ impl RemoteProgram {
     pub(super) async fn num_of_caps(&self, s: &Session, a: r::NameArgs) -> CallResult {
         self.ensure_on(s, Perm::NodeDeviceRead, &a.name).await?;
         let list = self.driver.devices();
-        let dev = self.driver.refreshed(lookup(&list, &a.name)?);
+        let dev = self.driver.refreshed(lookup_shared(&list, &a.name)?);
         encode(&r::IntRet {
             value: dev.device.caps().len() as i32,
         })
@@ -156,7 +156,7 @@ impl RemoteProgram {
         )?;
         self.ensure_on(s, Perm::NodeDeviceRead, &a.name).await?;
         let list = self.driver.devices();
-        let dev = self.driver.refreshed(lookup(&list, &a.name)?);
+        let dev = self.driver.refreshed(lookup_shared(&list, &a.name)?);
         let names = dev
             .device
             .caps()
