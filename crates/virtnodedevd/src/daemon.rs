@@ -175,22 +175,23 @@ fn prepare_user_dirs(
     Ok(())
 }
 
-/// Start-up from the pid file on, in libvirt's order of checks (pid file, run
-/// directory, signal handlers, audit, sockets), each failure with its `virDaemonErr`.
-/// Takes the hard limit on open files as the soft one: clients and the device directories
-/// held for re-reads are all descriptors, and the usual soft limit (1,024) is for
-/// programs that use select(2), which this one does not.
+/// Raises the soft limit on open files towards the hard one, up to 65,536: clients and
+/// the device directories held for re-reads are all descriptors, and the usual soft limit
+/// (1,024) is for programs that use select(2), which this one does not.
 fn raise_open_files_limit() {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
     if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
-        if soft < hard {
-            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-                tracing::debug!("cannot raise the open files limit to {hard}: {e}");
+        let want = hard.min(65_536);
+        if soft < want {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, want, hard) {
+                tracing::debug!("cannot raise the open files limit to {want}: {e}");
             }
         }
     }
 }
 
+/// Start-up from the pid file on, in libvirt's order of checks (pid file, run
+/// directory, signal handlers, audit, sockets), each failure with its `virDaemonErr`.
 /// Unlike libvirt, the devices are read before the sockets are bound.
 fn run(opts: Options, config: DaemonConfig, privileged: bool) -> Result<(), Fatal> {
     let pid_path = opts

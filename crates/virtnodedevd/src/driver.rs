@@ -207,9 +207,9 @@ pub struct Driver {
     refreshed: Mutex<FormatCache>,
 }
 
-/// How much XML is kept at most (bytes): the devices asked about most are formatted once
-/// per change; a sweep over a larger host formats again what it cannot find, rather than
-/// keeping a second copy of the host's description in memory.
+/// How much XML is kept at most (bytes): a device is formatted once per change while its
+/// XML is kept; on a host whose XML does not fit, what is not kept is formatted again,
+/// rather than keeping a second copy of the host's description in memory.
 const FORMAT_CACHE_BYTES: usize = 2 << 20;
 
 /// Devices as last re-read, with their XML, by name.
@@ -226,8 +226,15 @@ impl FormatCache {
     }
 
     fn insert(&mut self, name: &str, r: Arc<Refreshed>) {
-        if self.bytes + r.xml.len() > FORMAT_CACHE_BYTES {
-            self.clear();
+        self.remove(name);
+        // Full: some other device makes room (whichever the map yields first, which is no
+        // order in particular). A sweep over more devices than fit then still finds as
+        // many as fit, where emptying the cache would have it find none.
+        while self.bytes + r.xml.len() > FORMAT_CACHE_BYTES {
+            let Some(victim) = self.by_name.keys().next().cloned() else {
+                break;
+            };
+            self.remove(&victim);
         }
         self.bytes += r.xml.len();
         if let Some(old) = self.by_name.insert(name.to_owned(), r) {
@@ -367,5 +374,37 @@ impl Driver {
             let _devices = self.devices.write();
             panic!("test panic while answering for {name}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn formatted(xml_len: usize) -> Arc<Refreshed> {
+        Arc::new(Refreshed {
+            device: Arc::new(Device::new("x", nodedev::Cap::Drm("primary"))),
+            xml: "x".repeat(xml_len),
+        })
+    }
+
+    #[test]
+    fn the_format_cache_keeps_what_fits_and_no_more() {
+        let mut c = FormatCache::default();
+        let each = FORMAT_CACHE_BYTES / 10;
+        for i in 0..25 {
+            c.insert(&format!("d{i}"), formatted(each));
+            assert!(c.bytes <= FORMAT_CACHE_BYTES);
+        }
+        // A sweep over more than fits still finds as many as fit.
+        assert_eq!(c.len(), 10);
+        assert_eq!(c.bytes, 10 * each);
+        // A device formatted again replaces its own entry.
+        c.insert("d24", formatted(each / 2));
+        assert_eq!(c.bytes, 9 * each + each / 2);
+        c.remove("d24");
+        assert_eq!(c.len(), 9);
+        c.clear();
+        assert_eq!((c.len(), c.bytes), (0, 0));
     }
 }
