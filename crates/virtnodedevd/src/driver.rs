@@ -87,7 +87,8 @@ pub enum Change {
 /// The authoritative device set, with a sysfs-path index for uevents.
 #[derive(Default)]
 pub struct DeviceState {
-    list: DeviceList,
+    /// Shared with the published snapshot until the next change.
+    list: Arc<DeviceList>,
     by_path: HashMap<String, Arc<str>>,
     /// Persistent mediated device definitions (mdevctl's store), by device name.
     pub defined: BTreeMap<String, Definition>,
@@ -110,7 +111,9 @@ impl DeviceState {
         if let Some(p) = dev.sysfs_path() {
             self.by_path.insert(p.to_owned(), name.clone());
         }
-        self.list.by_name.insert(name, Arc::new(dev))
+        Arc::make_mut(&mut self.list)
+            .by_name
+            .insert(name, Arc::new(dev))
     }
 
     /// The device list as it stands inside a change.
@@ -125,7 +128,7 @@ impl DeviceState {
                 self.insert(d);
             }
             None => {
-                if let Some(d) = self.list.by_name.remove(name) {
+                if let Some(d) = Arc::make_mut(&mut self.list).by_name.remove(name) {
                     if let Some(p) = d.sysfs_path() {
                         if self.by_path.get(p).is_some_and(|n| &**n == name) {
                             self.by_path.remove(p);
@@ -159,7 +162,7 @@ impl DeviceState {
         if self.list.by_name.get(&name)?.sysfs_path() != Some(host_syspath) {
             return None;
         }
-        self.list.by_name.remove(&name);
+        Arc::make_mut(&mut self.list).by_name.remove(&name);
         Some((name.to_string(), Change::Deleted))
     }
 
@@ -343,7 +346,9 @@ impl Driver {
         let changes = f(&mut state);
         (self.overlay)(&mut state);
         let n = state.list.len();
-        *self.devices.write() = Arc::new(state.list.clone());
+        // The snapshot is the state's own list: one copy of the device set between
+        // changes; the next change copies it before touching it.
+        *self.devices.write() = state.list.clone();
         drop(state);
         {
             let mut cache = self.refreshed.lock();

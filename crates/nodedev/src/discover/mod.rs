@@ -366,12 +366,7 @@ pub(crate) fn refresh(dev: &mut Device, root: &HostRoot, held: &HeldDir) {
         dev.caps.first(),
         Some(Cap::Net(_) | Cap::Storage(_) | Cap::ScsiGeneric(_) | Cap::Drm(_))
     );
-    if class_device {
-        if dir.is_deleted() {
-            held.forget(dir);
-            dir = held.dir(root.join(&path));
-        }
-    } else {
+    if !class_device {
         dev.driver = match driver_name(root, &dir) {
             Ok(name) => name,
             // No driver link: unbound, or the held directory was deleted (a fake tree
@@ -386,7 +381,16 @@ pub(crate) fn refresh(dev: &mut Device, root: &HostRoot, held: &HeldDir) {
     }
     for cap in dev.caps.iter_mut() {
         match cap {
-            Cap::Net(n) => net::refresh(root, &root.class_dir(), &dir, n),
+            Cap::Net(n) => {
+                // An interface whose link state cannot be read may be one whose held
+                // directory was deleted (a fake tree rebuilt): then it is opened anew.
+                if !net::link_info(root, Some(&dir), n) && dir.is_deleted() {
+                    held.forget(dir);
+                    dir = held.dir(root.join(&path));
+                    net::link_info(root, Some(&dir), n);
+                }
+                n.features = net::features(root, &root.class_dir(), n.ifname.as_deref());
+            }
             Cap::Pci(p) => {
                 pci::dynamic_caps(root, &dir, p, false);
             }

@@ -123,8 +123,3 @@ fn rdma(root: &HostRoot, ifname: &str) -> bool {
             .is_ok_and(|r| !r.is_empty() && r == mine)
     })
 }
-
-pub(super) fn refresh(root: &HostRoot, class: &SysDir, dir: &SysDir, net: &mut NetCap) {
-    link_info(root, Some(dir), net);
-    net.features = features(root, class, net.ifname.as_deref());
-}
