@@ -5,7 +5,6 @@
 //! be fuzzed on its own; [`Connection`] owns the buffers around it.
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::UnixStream;
 use xdr::Decoder;
 
 use crate::error::VirError;
@@ -100,7 +99,7 @@ const RESERVE_STEP: usize = 64 << 10;
 /// dropped in a `select!`, so the loop can wait for input, events and timers at once.
 /// Output is only buffered by the `queue_*` methods and goes out on [`Connection::flush`],
 /// so several replies can share one write and a message is always written whole.
-pub struct Connection<S = UnixStream> {
+pub struct Connection<S = crate::socket::ClientSocket> {
     stream: S,
     input: Vec<u8>,
     /// Bytes at the front of `input` already handed out as frames.

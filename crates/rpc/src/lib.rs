@@ -20,6 +20,7 @@ mod keepalive;
 mod registry;
 pub mod server;
 mod service;
+pub mod socket;
 
 pub use error::{ErrorCode, ErrorDomain, VirError};
 pub use header::{Header, MessageType, Status};

@@ -104,6 +104,13 @@ async fn run_connection<S: Service>(
         uid = info.uid,
         "client connected"
     );
+    let stream = match crate::socket::ClientSocket::from_tokio(stream) {
+        Ok(s) => s,
+        Err(e) => {
+            warn!(client = client_id, "cannot watch the client's socket: {e}");
+            return;
+        }
+    };
     let (events_tx, events, overflow) = event_queue(server.limits().event_queue);
     let session = service.connect(info, events_tx);
     reg.set_auth_pending(service.auth_pending(&session));
