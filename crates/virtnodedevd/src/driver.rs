@@ -5,7 +5,7 @@
 //! `Arc`), so a call never sees half an update, and events go out only after the snapshot
 //! that contains their change is published.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use nodedev::{Device, HostRoot};
@@ -84,12 +84,41 @@ pub enum Change {
     Undefined,
 }
 
+/// A device in the sysfs-path index: found by its path, without a copy of the path.
+struct ByPath(Arc<Device>);
+
+impl ByPath {
+    fn path(&self) -> &str {
+        self.0.sysfs_path().unwrap_or_default()
+    }
+}
+
+impl std::borrow::Borrow<str> for ByPath {
+    fn borrow(&self) -> &str {
+        self.path()
+    }
+}
+
+impl std::hash::Hash for ByPath {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.path().hash(state)
+    }
+}
+
+impl PartialEq for ByPath {
+    fn eq(&self, other: &Self) -> bool {
+        self.path() == other.path()
+    }
+}
+
+impl Eq for ByPath {}
+
 /// The authoritative device set, with a sysfs-path index for uevents.
 #[derive(Default)]
 pub struct DeviceState {
     /// Shared with the published snapshot until the next change.
     list: Arc<DeviceList>,
-    by_path: HashMap<String, Arc<str>>,
+    by_path: HashSet<ByPath>,
     /// Persistent mediated device definitions (mdevctl's store), by device name.
     pub defined: BTreeMap<String, Definition>,
     /// Attributes of running mediated devices whose live configuration differs from their
@@ -108,12 +137,11 @@ impl DeviceState {
 
     fn insert(&mut self, dev: Device) -> Option<Arc<Device>> {
         let name: Arc<str> = Arc::from(dev.name());
-        if let Some(p) = dev.sysfs_path() {
-            self.by_path.insert(p.to_owned(), name.clone());
+        let dev = Arc::new(dev);
+        if dev.sysfs_path().is_some() {
+            self.by_path.replace(ByPath(dev.clone()));
         }
-        Arc::make_mut(&mut self.list)
-            .by_name
-            .insert(name, Arc::new(dev))
+        Arc::make_mut(&mut self.list).by_name.insert(name, dev)
     }
 
     /// The device list as it stands inside a change.
@@ -130,7 +158,7 @@ impl DeviceState {
             None => {
                 if let Some(d) = Arc::make_mut(&mut self.list).by_name.remove(name) {
                     if let Some(p) = d.sysfs_path() {
-                        if self.by_path.get(p).is_some_and(|n| &**n == name) {
+                        if self.by_path.get(p).is_some_and(|n| n.0.name() == name) {
                             self.by_path.remove(p);
                         }
                     }
@@ -141,7 +169,9 @@ impl DeviceState {
 
     /// The name of the device at a host sysfs path.
     pub fn name_at(&self, host_syspath: &str) -> Option<String> {
-        self.by_path.get(host_syspath).map(|n| n.to_string())
+        self.by_path
+            .get(host_syspath)
+            .map(|d| d.0.name().to_owned())
     }
 
     /// Adds or replaces a device (libvirt's udevAddOneDevice): Created for a new name,
@@ -157,13 +187,14 @@ impl DeviceState {
 
     /// Removes the device at a host sysfs path (udevRemoveOneDeviceSysPath).
     pub fn remove_path(&mut self, host_syspath: &str) -> Option<(String, Change)> {
-        let name = self.by_path.remove(host_syspath)?;
+        let gone = self.by_path.take(host_syspath)?;
+        let name = gone.0.name();
         // The name may since have been taken over by a device elsewhere.
-        if self.list.by_name.get(&name)?.sysfs_path() != Some(host_syspath) {
+        if self.list.by_name.get(name)?.sysfs_path() != Some(host_syspath) {
             return None;
         }
-        Arc::make_mut(&mut self.list).by_name.remove(&name);
-        Some((name.to_string(), Change::Deleted))
+        Arc::make_mut(&mut self.list).by_name.remove(name);
+        Some((name.to_owned(), Change::Deleted))
     }
 
     /// Replaces the whole set with a fresh enumeration; returns what differs.
@@ -391,6 +422,31 @@ mod tests {
             device: Arc::new(Device::new("x", nodedev::Cap::Drm("primary"))),
             xml: "x".repeat(xml_len),
         })
+    }
+
+    fn at(name: &str, path: &str) -> Device {
+        let mut d = Device::new(name, nodedev::Cap::Drm("primary"));
+        d.set_sysfs_path(Some(path.into()));
+        d
+    }
+
+    #[test]
+    fn devices_are_found_by_path_until_another_takes_their_name() {
+        let mut s = DeviceState::default();
+        assert_eq!(s.add(at("a", "/sys/devices/a")).1, Change::Created);
+        s.add(at("b", "/sys/devices/b"));
+        assert_eq!(s.name_at("/sys/devices/a").as_deref(), Some("a"));
+        // "b" moves: its old path no longer removes it.
+        s.add(at("b", "/sys/devices/b2"));
+        assert_eq!(s.remove_path("/sys/devices/b"), None);
+        assert_eq!(s.name_at("/sys/devices/b2").as_deref(), Some("b"));
+        assert_eq!(
+            s.remove_path("/sys/devices/b2"),
+            Some(("b".into(), Change::Deleted))
+        );
+        s.put("a", None);
+        assert_eq!(s.name_at("/sys/devices/a"), None);
+        assert!(s.list().is_empty());
     }
 
     #[test]
