@@ -271,9 +271,7 @@ impl FormatCache {
             self.remove(&victim);
         }
         self.bytes += r.xml.len();
-        if let Some(old) = self.by_name.insert(name.to_owned(), r) {
-            self.bytes -= old.xml.len();
-        }
+        self.by_name.insert(name.to_owned(), r);
     }
 
     fn remove(&mut self, name: &str) {

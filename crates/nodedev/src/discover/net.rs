@@ -30,8 +30,7 @@ pub(super) fn process(ctx: &Ctx, dev: &UdevDevice) -> Option<(String, Cap)> {
     if !link_info(ctx.root, None, &mut net) {
         return None;
     }
-    let class = SysDir::open(&ctx.root.join("/sys/class"));
-    net.features = features(ctx.root, &class, net.ifname.as_deref());
+    net.features = features(ctx.root, &ctx.root.class_dir(), net.ifname.as_deref());
     Some((name, Cap::Net(Box::new(net))))
 }
 

@@ -385,34 +385,29 @@ fn iommu_group(root: &HostRoot, dir: &SysDir, cap: &mut PciCap) -> bool {
     let Ok(name) = dir.link_name("iommu_group") else {
         return true;
     };
+    let members = dir.entries("iommu_group/devices");
     // The members' directory opens only through a link that resolves; the group is then
     // the link's last component (`/sys/kernel/iommu_groups/N` is a real directory).
-    if let (Some(num), Ok(members)) = (
-        name.as_deref().and_then(|n| parse_ui(n, 10)),
-        dir.entries("iommu_group/devices"),
-    ) {
-        for m in members {
-            match PciAddr::parse(&m) {
-                Some(a) => cap.iommu_group_devices.push(a),
-                None => return false,
-            }
+    let num = match (&members, name.as_deref().and_then(|n| parse_ui(n, 10))) {
+        (Ok(_), Some(num)) => num,
+        // Anything odd: resolved the long way, as libvirt does. virFileResolveLink
+        // canonicalizes: a dangling link fails the device.
+        _ => {
+            let resolved = root.canonicalize(&dir.path().join("iommu_group"));
+            let num = resolved
+                .as_deref()
+                .and_then(Path::file_name)
+                .and_then(|n| parse_ui(n.to_str()?, 10));
+            let Some(num) = num else {
+                return false;
+            };
+            num
         }
-        cap.iommu_group = num;
-        return true;
-    }
-    // Anything odd: resolved the long way, as libvirt does.
-    let grp_link = dir.path().join("iommu_group");
-    // virFileResolveLink canonicalizes: a dangling link fails the device.
-    let Some(num) = root.canonicalize(&grp_link).and_then(|t| {
-        t.file_name()
-            .and_then(|n| n.to_str().and_then(|n| parse_ui(n, 10)))
-    }) else {
-        return false;
     };
-    match std::fs::read_dir(grp_link.join("devices")) {
-        Ok(rd) => {
-            for e in rd.flatten() {
-                match PciAddr::parse(&e.file_name().to_string_lossy()) {
+    match members {
+        Ok(members) => {
+            for m in members {
+                match PciAddr::parse(&m) {
                     Some(a) => cap.iommu_group_devices.push(a),
                     None => return false,
                 }
