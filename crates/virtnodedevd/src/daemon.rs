@@ -203,6 +203,7 @@ fn run(opts: Options, config: DaemonConfig, privileged: bool) -> Result<(), Fata
         .map_err(fatal(DaemonErr::PidFile))?;
     listen::ensure_rundir(privileged).map_err(fatal(DaemonErr::RunDir))?;
     raise_open_files_limit();
+    crate::memory::tune_allocator();
 
     // One thread serves every client: calls are short and in memory, and a single
     // thread avoids the cross-thread wake-ups that dominate the cost of a small call.

@@ -23,6 +23,7 @@ pub mod fault;
 pub mod listen;
 pub mod logging;
 pub mod manage;
+pub mod memory;
 pub mod monitor;
 pub mod polkit;
 pub mod reload;

@@ -118,7 +118,7 @@ impl RemoteProgram {
         let list = self.driver.devices();
         let dev = self.driver.refreshed(lookup_shared(&list, &a.name)?);
         let inactive;
-        let xml = if a.flags & 1 != 0 {
+        let xml: &str = if a.flags & 1 != 0 {
             inactive = crate::manage::inactive_xml(&self.driver, &dev.device)?;
             &inactive
         } else {
