@@ -165,8 +165,8 @@ pub(crate) fn generate_name(
 
 /// The name of the bound driver (`nodeDeviceUpdateDriverName`); `Err` when there is no
 /// `driver` link at all.
-pub(crate) fn driver_name(root: &HostRoot, dir: &SysDir) -> std::io::Result<Option<String>> {
-    let name = dir.link_name("driver")?;
+pub(crate) fn driver_name(root: &HostRoot, dir: &SysDir) -> std::io::Result<Option<Box<str>>> {
+    let name = dir.link_name("driver")?.map(String::into_boxed_str);
     // libvirt requires the link to be accessible before resolving it. The kernel's links
     // always are: it takes a device's `driver` link away before the driver goes
     // (`driver_sysfs_remove`), and driver directories are open to all. A fake tree's link
@@ -212,8 +212,8 @@ fn build_device(ctx: &Ctx, dev: &UdevDevice) -> Option<Device> {
         | CapType::CcwGroupMember => return None,
     };
     let mut d = Device::new(name, cap);
-    d.sysfs_path = Some(dev.host_syspath.clone());
-    d.devnode = dev.devnode().map(str::to_string);
+    d.sysfs_path = Some(dev.host_syspath.as_str().into());
+    d.devnode = dev.devnode().map(Into::into);
     d.devlinks = dev.devlinks.clone();
     d.driver = driver_name(ctx.root, &SysDir::open(&dev.syspath))
         .ok()
@@ -227,10 +227,10 @@ fn build_device(ctx: &Ctx, dev: &UdevDevice) -> Option<Device> {
 pub fn enumerate(root: &HostRoot) -> Vec<Device> {
     let ctx = Ctx::new(root);
     let mut devices: Vec<Device> = vec![system::computer(root)];
-    let mut by_name: HashMap<String, usize> = HashMap::new();
+    let mut by_name: HashMap<Box<str>, usize> = HashMap::new();
     by_name.insert("computer".into(), 0);
     // syspath (inside root) -> device name, for parent lookup.
-    let mut by_path: HashMap<PathBuf, String> = HashMap::new();
+    let mut by_path: HashMap<PathBuf, Box<str>> = HashMap::new();
 
     for (syspath, mut dev) in read_devices(&ctx, scan_syspaths(root)) {
         // udevSetParent: nearest ancestor directory that is a known device.
@@ -348,7 +348,7 @@ pub fn discover_device(
         }
         p = pp.parent();
     }
-    dev.parent = Some(parent.unwrap_or_else(|| "computer".into()));
+    dev.parent = Some(parent.map_or_else(|| "computer".into(), String::into_boxed_str));
     Some(dev)
 }
 

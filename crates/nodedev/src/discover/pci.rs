@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::{Component, Path};
+use std::sync::Arc;
 
 use super::{generate_name, Ctx};
 use crate::hostroot::HostRoot;
@@ -28,14 +29,19 @@ const MAX_CAPS: usize = 48;
 /// Vendor and device names from a `pci.ids` file, as libpciaccess's
 /// `pci_get_strings` returns them.
 pub struct PciIds {
-    vendors: HashMap<u16, (String, HashMap<u16, String>)>,
+    /// Shared with every device that names them: a host's VFs are thousands of copies of
+    /// one vendor and one product.
+    vendors: HashMap<u16, Vendor>,
 }
+
+/// A vendor's name and its products' names, by product id.
+type Vendor = (Arc<str>, HashMap<u16, Arc<str>>);
 
 impl PciIds {
     pub fn load(path: &Path) -> Option<PciIds> {
         let data = crate::hostroot::read(path).ok()?;
         let text = String::from_utf8_lossy(&data);
-        let mut vendors: HashMap<u16, (String, HashMap<u16, String>)> = HashMap::new();
+        let mut vendors: HashMap<u16, Vendor> = HashMap::new();
         let mut cur: Option<u16> = None;
         for line in text.lines() {
             let b = line.as_bytes();
@@ -50,7 +56,7 @@ impl PciIds {
             if b[0] != b'\t' {
                 if hex4(b) {
                     let id = u16::from_str_radix(&line[..4], 16).ok();
-                    let name = line[4..].trim_start().to_string();
+                    let name = Arc::from(line[4..].trim_start());
                     if let Some(id) = id {
                         vendors.entry(id).or_insert_with(|| (name, HashMap::new()));
                     }
@@ -61,7 +67,7 @@ impl PciIds {
             } else if b.len() > 1 && b[1] != b'\t' && hex4(&b[1..]) {
                 if let Some(v) = cur {
                     let id = u16::from_str_radix(&line[1..5], 16).ok();
-                    let name = line[5..].trim_start().to_string();
+                    let name = Arc::from(line[5..].trim_start());
                     if let (Some(id), Some(e)) = (id, vendors.get_mut(&v)) {
                         e.1.entry(id).or_insert(name);
                     }
@@ -71,7 +77,7 @@ impl PciIds {
         Some(PciIds { vendors })
     }
 
-    pub fn lookup(&self, vendor: u32, device: u32) -> (Option<String>, Option<String>) {
+    pub fn lookup(&self, vendor: u32, device: u32) -> (Option<Arc<str>>, Option<Arc<str>>) {
         let Ok(v) = u16::try_from(vendor) else {
             return (None, None);
         };
