@@ -364,10 +364,10 @@ pub fn device_to_xml(d: &Device) -> String {
     b.open("<device>");
     b.elem("name", &d.name);
     b.opt_elem("path", d.sysfs_path.as_deref());
-    if let Some(n) = &d.devnode {
+    if let Some(n) = d.devnode() {
         b.line(&format!("<devnode type='dev'>{}</devnode>", escape(n)));
     }
-    for l in &d.devlinks {
+    for l in d.devlinks() {
         b.line(&format!("<devnode type='link'>{}</devnode>", escape(l)));
     }
     b.opt_elem("parent", d.parent.as_deref());

@@ -295,8 +295,10 @@ pub const NET_FEATURES: [&str; 14] = [
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NetCap {
-    pub ifname: Option<String>,
-    pub address: Option<String>,
+    /// Inline up to 24 bytes (an interface name is at most 15; a MAC address 17), so an
+    /// interface costs no allocation for either: a large host has tens of thousands.
+    pub ifname: Option<compact_str::CompactString>,
+    pub address: Option<compact_str::CompactString>,
     pub address_len: u32,
     pub link_speed: u32,
     /// Index into [`IF_STATES`].
@@ -519,14 +521,14 @@ pub enum Cap {
     Scsi(Box<ScsiCap>),
     ScsiTarget(Box<ScsiTargetCap>),
     /// The `/dev/sgN` path.
-    ScsiGeneric(String),
+    ScsiGeneric(Box<str>),
     /// DRM minor type: "primary", "control" or "render".
     Drm(&'static str),
     Mdev(Box<MdevCap>),
     Ccw(Box<CcwCap>),
     Css(Box<CssCap>),
     /// The `/dev/vhost-vdpa-N` character device, when there is one.
-    Vdpa(Option<String>),
+    Vdpa(Option<Box<str>>),
     /// AP adapter id.
     ApCard(u32),
     /// AP adapter and domain ids.
@@ -564,6 +566,13 @@ impl Cap {
     }
 }
 
+/// A device's `/dev` node and its links (`<devnode type='dev'>`, `type='link'`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct DevNodes {
+    pub(crate) node: Option<Box<str>>,
+    pub(crate) links: Box<[String]>,
+}
+
 /// One node device (libvirt's `virNodeDeviceDef` plus the object flags).
 ///
 /// Its strings are boxed (`Box<str>`, no spare capacity, 8 bytes smaller than `String`):
@@ -573,11 +582,12 @@ pub struct Device {
     pub(crate) name: Box<str>,
     /// Host path as shown in `<path>` (`/sys/devices/...`), none for `computer`.
     pub(crate) sysfs_path: Option<Box<str>>,
-    pub(crate) devnode: Option<Box<str>>,
-    pub(crate) devlinks: Vec<String>,
+    /// Its `/dev` node and links, which few devices have (disks, SCSI generic, DRM).
+    pub(crate) dev_nodes: Option<Box<DevNodes>>,
     pub(crate) parent: Option<Box<str>>,
     pub(crate) driver: Option<Box<str>>,
-    pub(crate) caps: Vec<Cap>,
+    /// Almost always one: kept inline rather than in an allocation of its own.
+    pub(crate) caps: smallvec::SmallVec<[Cap; 1]>,
     pub(crate) active: bool,
     pub(crate) persistent: bool,
     pub(crate) autostart: bool,
@@ -592,11 +602,10 @@ impl Device {
         Device {
             name: name.into().into_boxed_str(),
             sysfs_path: None,
-            devnode: None,
-            devlinks: Vec::new(),
+            dev_nodes: None,
             parent: None,
             driver: None,
-            caps: vec![cap],
+            caps: smallvec::smallvec![cap],
             active: true,
             persistent: false,
             autostart: false,
@@ -618,7 +627,12 @@ impl Device {
     }
 
     pub fn devnode(&self) -> Option<&str> {
-        self.devnode.as_deref()
+        self.dev_nodes.as_ref().and_then(|n| n.node.as_deref())
+    }
+
+    /// The `/dev` links to its node.
+    pub fn devlinks(&self) -> &[String] {
+        self.dev_nodes.as_ref().map_or(&[], |n| &n.links[..])
     }
 
     pub fn driver(&self) -> Option<&str> {
@@ -686,7 +700,7 @@ impl Device {
         self.autostart = autostart;
     }
 
-    pub fn cap_data_mut(&mut self) -> &mut Vec<Cap> {
+    pub fn cap_data_mut(&mut self) -> &mut [Cap] {
         &mut self.caps
     }
 
@@ -737,8 +751,12 @@ impl Device {
     }
 
     pub fn set_devnode(&mut self, d: Option<String>, links: Vec<String>) {
-        self.devnode = d.map(String::into_boxed_str);
-        self.devlinks = links;
+        self.dev_nodes = (d.is_some() || !links.is_empty()).then(|| {
+            Box::new(DevNodes {
+                node: d.map(String::into_boxed_str),
+                links: links.into_boxed_slice(),
+            })
+        });
     }
 
     /// `(wwnn, wwpn)` of an fc_host capable scsi_host.
@@ -768,5 +786,13 @@ mod tests {
             assert_eq!(CapType::from_name(c.name()), Some(c));
             assert_ne!(CapType::LIST_MASK & c.list_flag(), 0);
         }
+    }
+
+    #[test]
+    fn a_device_stays_small() {
+        // A host's whole device set is kept: 120 bytes plus the `Arc`'s 16 is one
+        // 144-byte malloc chunk per device; 8 bytes more would make it 160.
+        assert!(std::mem::size_of::<super::Device>() <= 120);
+        assert!(std::mem::size_of::<super::Cap>() <= 24);
     }
 }

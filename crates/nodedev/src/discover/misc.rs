@@ -177,7 +177,7 @@ pub(super) fn scsi_device(dev: &UdevDevice) -> Option<(String, Cap)> {
 pub(super) fn scsi_generic(dev: &UdevDevice) -> Option<(String, Cap)> {
     let path = dev.prop("DEVNAME")?.to_string();
     let name = generate_name(dev.subsystem.as_deref(), &dev.sysname, None);
-    Some((name, Cap::ScsiGeneric(path)))
+    Some((name, Cap::ScsiGeneric(path.into())))
 }
 
 pub(super) fn drm(dev: &UdevDevice) -> Option<(String, Cap)> {

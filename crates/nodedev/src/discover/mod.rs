@@ -213,8 +213,7 @@ fn build_device(ctx: &Ctx, dev: &UdevDevice) -> Option<Device> {
     };
     let mut d = Device::new(name, cap);
     d.sysfs_path = Some(dev.host_syspath.as_str().into());
-    d.devnode = dev.devnode().map(Into::into);
-    d.devlinks = dev.devlinks.clone();
+    d.set_devnode(dev.devnode().map(str::to_owned), dev.devlinks.clone());
     d.driver = driver_name(ctx.root, &SysDir::open(&dev.syspath))
         .ok()
         .flatten();

@@ -13,8 +13,8 @@ pub(super) fn process(ctx: &Ctx, dev: &UdevDevice) -> Option<(String, Cap)> {
     } else {
         NetSubtype::Ieee80203
     };
-    let ifname = dev.prop("INTERFACE").map(str::to_string);
-    let address = dev.string_attr("address");
+    let ifname = dev.prop("INTERFACE").map(Into::into);
+    let address = dev.string_attr("address").map(Into::into);
     let address_len = match dev.sysattr("addr_len") {
         None => 0,
         Some(s) => parse_ui(&s, 0)?,

@@ -205,5 +205,5 @@ pub(super) fn vdpa(root: &HostRoot, dev: &UdevDevice) -> Option<(String, Cap)> {
             break;
         }
     }
-    Some((name, Cap::Vdpa(chardev)))
+    Some((name, Cap::Vdpa(chardev.map(String::into_boxed_str))))
 }

@@ -209,7 +209,7 @@ fn store_stamp(root: &HostRoot) -> Vec<(String, u64, i128)> {
 /// autostart device, while the parent is present starts nothing (as with mdevctl).
 #[derive(Default)]
 struct Autostart {
-    /// The device list of the last pass, and the parent addresses present in it.
+    /// The device list of the last pass, and the addresses of the mdev parents in it.
     last: Option<(
         std::sync::Arc<DeviceList>,
         std::collections::HashSet<String>,
@@ -224,8 +224,11 @@ impl Autostart {
                 return;
             }
         }
+        // A parent is one that offers mdev types: mdevctl's rule starts a parent's
+        // devices on its "registered" change event, not on any device's add.
         let parents: std::collections::HashSet<String> = list
             .iter()
+            .filter(|d| d.mdev_types().is_some())
             .filter_map(|d| d.mdev_parent_address())
             .collect();
         for d in list.iter().filter(|d| d.autostart() && !d.is_active()) {
