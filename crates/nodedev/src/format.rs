@@ -362,16 +362,16 @@ fn format_scsi_host(b: &mut XmlBuf, h: &ScsiHostCap) {
 pub fn device_to_xml(d: &Device) -> String {
     let mut b = XmlBuf::new();
     b.open("<device>");
-    b.elem("name", &d.name);
-    b.opt_elem("path", d.sysfs_path.as_deref());
+    b.elem("name", d.name());
+    b.opt_elem("path", d.sysfs_path());
     if let Some(n) = d.devnode() {
         b.line(&format!("<devnode type='dev'>{}</devnode>", escape(n)));
     }
     for l in d.devlinks() {
         b.line(&format!("<devnode type='link'>{}</devnode>", escape(l)));
     }
-    b.opt_elem("parent", d.parent.as_deref());
-    if let Some(drv) = &d.driver {
+    b.opt_elem("parent", d.parent());
+    if let Some(drv) = d.driver() {
         b.open("<driver>");
         b.elem("name", drv);
         b.close("</driver>");

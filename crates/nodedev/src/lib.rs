@@ -11,6 +11,7 @@ mod discover;
 mod ethtool;
 mod format;
 mod hostroot;
+mod idents;
 mod model;
 pub mod parse;
 mod schema;

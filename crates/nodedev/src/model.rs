@@ -1,5 +1,7 @@
 //! The device model: what libvirt's `virNodeDeviceDef` holds, as plain data.
 
+use crate::idents::{Ident, Idents};
+
 /// Capability types, in libvirt's `virNodeDevCapType` order (which is also
 /// the order of the `VIR_CONNECT_LIST_NODE_DEVICES_CAP_*` bits).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -579,13 +581,11 @@ pub(crate) struct DevNodes {
 /// a host's whole device set lives here, 100,000 devices at the scale we serve.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Device {
-    pub(crate) name: Box<str>,
-    /// Host path as shown in `<path>` (`/sys/devices/...`), none for `computer`.
-    pub(crate) sysfs_path: Option<Box<str>>,
+    /// Name; host path as shown in `<path>` (`/sys/devices/...`, none for `computer`);
+    /// parent's name (none only for `computer`); driver.
+    pub(crate) idents: Idents,
     /// Its `/dev` node and links, which few devices have (disks, SCSI generic, DRM).
     pub(crate) dev_nodes: Option<Box<DevNodes>>,
-    pub(crate) parent: Option<Box<str>>,
-    pub(crate) driver: Option<Box<str>>,
     /// Almost always one: kept inline rather than in an allocation of its own.
     pub(crate) caps: smallvec::SmallVec<[Cap; 1]>,
     pub(crate) active: bool,
@@ -600,11 +600,8 @@ impl Device {
     /// not autostarted.
     pub fn new(name: impl Into<String>, cap: Cap) -> Device {
         Device {
-            name: name.into().into_boxed_str(),
-            sysfs_path: None,
+            idents: Idents::new(&name.into()),
             dev_nodes: None,
-            parent: None,
-            driver: None,
             caps: smallvec::smallvec![cap],
             active: true,
             persistent: false,
@@ -614,16 +611,16 @@ impl Device {
     }
 
     pub fn name(&self) -> &str {
-        &self.name
+        self.idents.name()
     }
 
     /// The parent's name; `None` only for `computer`.
     pub fn parent(&self) -> Option<&str> {
-        self.parent.as_deref()
+        self.idents.get(Ident::Parent)
     }
 
     pub fn sysfs_path(&self) -> Option<&str> {
-        self.sysfs_path.as_deref()
+        self.idents.get(Ident::SysfsPath)
     }
 
     pub fn devnode(&self) -> Option<&str> {
@@ -636,7 +633,7 @@ impl Device {
     }
 
     pub fn driver(&self) -> Option<&str> {
-        self.driver.as_deref()
+        self.idents.get(Ident::Driver)
     }
 
     pub fn cap_data(&self) -> &[Cap] {
@@ -739,15 +736,15 @@ impl Device {
     }
 
     pub fn set_parent(&mut self, p: Option<String>) {
-        self.parent = p.map(String::into_boxed_str);
+        self.idents.set(Ident::Parent, p.as_deref());
     }
 
     pub fn set_sysfs_path(&mut self, p: Option<String>) {
-        self.sysfs_path = p.map(String::into_boxed_str);
+        self.idents.set(Ident::SysfsPath, p.as_deref());
     }
 
     pub fn set_driver(&mut self, d: Option<String>) {
-        self.driver = d.map(String::into_boxed_str);
+        self.idents.set(Ident::Driver, d.as_deref());
     }
 
     pub fn set_devnode(&mut self, d: Option<String>, links: Vec<String>) {
@@ -790,9 +787,9 @@ mod tests {
 
     #[test]
     fn a_device_stays_small() {
-        // A host's whole device set is kept: 120 bytes plus the `Arc`'s 16 is one
-        // 144-byte malloc chunk per device; 8 bytes more would make it 160.
-        assert!(std::mem::size_of::<super::Device>() <= 120);
+        // A host's whole device set is kept: 88 bytes plus the `Arc`'s 16 is one
+        // 112-byte malloc chunk per device; 8 bytes more would make it 128.
+        assert!(std::mem::size_of::<super::Device>() <= 88);
         assert!(std::mem::size_of::<super::Cap>() <= 24);
     }
 }

@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::hostroot::HostRoot;
+use crate::idents::Ident;
 use crate::model::{Cap, CapType, Device};
 use crate::sysdir::{HeldDir, SysDir};
 use crate::udev::UdevDevice;
@@ -212,11 +213,11 @@ fn build_device(ctx: &Ctx, dev: &UdevDevice) -> Option<Device> {
         | CapType::CcwGroupMember => return None,
     };
     let mut d = Device::new(name, cap);
-    d.sysfs_path = Some(dev.host_syspath.as_str().into());
+    d.idents.set(Ident::SysfsPath, Some(&dev.host_syspath));
     d.set_devnode(dev.devnode().map(str::to_owned), dev.devlinks.clone());
-    d.driver = driver_name(ctx.root, &SysDir::open(&dev.syspath))
-        .ok()
-        .flatten();
+    let driver = driver_name(ctx.root, &SysDir::open(&dev.syspath));
+    d.idents
+        .set(Ident::Driver, driver.ok().flatten().as_deref());
     Some(d)
 }
 
@@ -245,13 +246,14 @@ pub fn enumerate(root: &HostRoot) -> Vec<Device> {
             }
             p = pp.parent();
         }
-        dev.parent = Some(parent.unwrap_or_else(|| "computer".into()));
-        by_path.insert(syspath, dev.name.clone());
+        dev.idents
+            .set(Ident::Parent, Some(parent.as_deref().unwrap_or("computer")));
+        by_path.insert(syspath, dev.name().into());
         // virNodeDeviceObjListAssignDef replaces a device of the same name.
-        match by_name.get(&dev.name) {
+        match by_name.get(dev.name()) {
             Some(&i) => devices[i] = dev,
             None => {
-                by_name.insert(dev.name.clone(), devices.len());
+                by_name.insert(dev.name().into(), devices.len());
                 devices.push(dev);
             }
         }
@@ -347,7 +349,8 @@ pub fn discover_device(
         }
         p = pp.parent();
     }
-    dev.parent = Some(parent.map_or_else(|| "computer".into(), String::into_boxed_str));
+    dev.idents
+        .set(Ident::Parent, Some(parent.as_deref().unwrap_or("computer")));
     Some(dev)
 }
 
@@ -355,7 +358,7 @@ pub fn discover_device(
 /// (`nodeDeviceUpdateDriverName` + `virNodeDeviceUpdateCaps`), each attribute looked up
 /// from the device's held directory.
 pub(crate) fn refresh(dev: &mut Device, root: &HostRoot, held: &HeldDir) {
-    let Some(path) = dev.sysfs_path.clone() else {
+    let Some(path) = dev.sysfs_path().map(str::to_owned) else {
         return;
     };
     let mut dir = held.dir(root.join(&path));
@@ -366,7 +369,7 @@ pub(crate) fn refresh(dev: &mut Device, root: &HostRoot, held: &HeldDir) {
         Some(Cap::Net(_) | Cap::Storage(_) | Cap::ScsiGeneric(_) | Cap::Drm(_))
     );
     if !class_device {
-        dev.driver = match driver_name(root, &dir) {
+        let driver = match driver_name(root, &dir) {
             Ok(name) => name,
             // No driver link: unbound, or the held directory was deleted (a fake tree
             // rebuilt): then it is opened anew and asked again.
@@ -377,6 +380,7 @@ pub(crate) fn refresh(dev: &mut Device, root: &HostRoot, held: &HeldDir) {
             }
             Err(_) => None,
         };
+        dev.idents.set(Ident::Driver, driver.as_deref());
     }
     for cap in dev.caps.iter_mut() {
         match cap {
