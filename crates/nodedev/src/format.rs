@@ -17,12 +17,24 @@ fn uuid_string(u: &[u8; 16]) -> String {
     s
 }
 
-fn pci_addr_line(a: &PciAddr) -> String {
+fn pci_addr_line(b: &mut XmlBuf, a: &PciAddr) {
     // libvirt prints the function as '0x%d' (decimal after a hex prefix).
-    format!(
+    b.line_fmt(format_args!(
         "<address domain='0x{:04x}' bus='0x{:02x}' slot='0x{:02x}' function='0x{}'/>",
         a.domain, a.bus, a.slot, a.function
-    )
+    ));
+}
+
+/// ` name='value'` when there is a value, nothing otherwise (formatted in place).
+struct Attr<T>(&'static str, Option<T>);
+
+impl<T: std::fmt::Display> std::fmt::Display for Attr<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.1 {
+            Some(v) => write!(f, " {}='{v}'", self.0),
+            None => Ok(()),
+        }
+    }
 }
 
 fn format_system(b: &mut XmlBuf, s: &SystemCap) {
@@ -31,7 +43,10 @@ fn format_system(b: &mut XmlBuf, s: &SystemCap) {
     b.opt_elem("vendor", s.hardware_vendor.as_deref());
     b.opt_elem("version", s.hardware_version.as_deref());
     b.opt_elem("serial", s.hardware_serial.as_deref());
-    b.line(&format!("<uuid>{}</uuid>", uuid_string(&s.hardware_uuid)));
+    b.line_fmt(format_args!(
+        "<uuid>{}</uuid>",
+        uuid_string(&s.hardware_uuid)
+    ));
     b.close("</hardware>");
     b.open("<firmware>");
     b.opt_elem("vendor", s.firmware_vendor.as_deref());
@@ -46,10 +61,10 @@ pub(crate) fn format_mdev_types(b: &mut XmlBuf, types: &[MdevType]) {
     }
     b.open("<capability type='mdev_types'>");
     for t in types {
-        b.open(&format!("<type id='{}'>", escape(&t.id)));
+        b.open_fmt(format_args!("<type id='{}'>", escape(&t.id)));
         b.opt_elem("name", t.name.as_deref());
         b.opt_elem("deviceAPI", t.device_api.as_deref());
-        b.line(&format!(
+        b.line_fmt(format_args!(
             "<availableInstances>{}</availableInstances>",
             t.available_instances
         ));
@@ -67,9 +82,9 @@ fn format_vpd(b: &mut XmlBuf, v: &Vpd) {
         for c in list {
             let index = c.index as char;
             if c.value.is_empty() {
-                b.line(&format!("<{kind}_field index='{index}'/>"));
+                b.line_fmt(format_args!("<{kind}_field index='{index}'/>"));
             } else {
-                b.line(&format!(
+                b.line_fmt(format_args!(
                     "<{kind}_field index='{index}'>{}</{kind}_field>",
                     escape(&c.value)
                 ));
@@ -96,9 +111,9 @@ fn format_vpd(b: &mut XmlBuf, v: &Vpd) {
 }
 
 fn ccw_lines(b: &mut XmlBuf, a: &CcwAddr) {
-    b.line(&format!("<cssid>0x{:x}</cssid>", a.cssid));
-    b.line(&format!("<ssid>0x{:x}</ssid>", a.ssid));
-    b.line(&format!("<devno>0x{:04x}</devno>", a.devno));
+    b.line_fmt(format_args!("<cssid>0x{:x}</cssid>", a.cssid));
+    b.line_fmt(format_args!("<ssid>0x{:x}</ssid>", a.ssid));
+    b.line_fmt(format_args!("<devno>0x{:04x}</devno>", a.devno));
 }
 
 /// A CCW device: `<state>` (11.3) unless `online` held another value, its address, and
@@ -125,7 +140,7 @@ fn format_ccwgroup(b: &mut XmlBuf, g: &CcwGroupCap) {
     if !g.members.is_empty() {
         b.open("<members>");
         for m in &g.members {
-            b.line(&format!(
+            b.line_fmt(format_args!(
                 "<ccw_device ref='{}'>{}</ccw_device>",
                 escape(&m.reference),
                 escape(&m.device)
@@ -133,10 +148,10 @@ fn format_ccwgroup(b: &mut XmlBuf, g: &CcwGroupCap) {
         }
         b.close("</members>");
     }
-    b.open(&format!("<capability type='{}'>", g.group_type.name()));
+    b.open_fmt(format_args!("<capability type='{}'>", g.group_type.name()));
     let raw = |v: &Option<String>| v.clone().unwrap_or_else(|| "(null)".into());
-    b.line(&format!("<card_type>{}</card_type>", raw(&g.card_type)));
-    b.line(&format!("<chpid>{}</chpid>", raw(&g.chpid)));
+    b.line_fmt(format_args!("<card_type>{}</card_type>", raw(&g.card_type)));
+    b.line_fmt(format_args!("<chpid>{}</chpid>", raw(&g.chpid)));
     b.close("</capability>");
 }
 
@@ -151,60 +166,55 @@ fn format_css(b: &mut XmlBuf, c: &CssCap) {
 }
 
 fn format_mdev(b: &mut XmlBuf, m: &MdevCap) {
-    b.line(&format!("<type id='{}'/>", escape(&m.type_id)));
+    b.line_fmt(format_args!("<type id='{}'/>", escape(&m.type_id)));
     b.elem("uuid", &m.uuid);
     b.elem("parent_addr", &m.parent_addr);
-    b.line(&format!("<iommuGroup number='{}'/>", m.iommu_group));
+    b.line_fmt(format_args!("<iommuGroup number='{}'/>", m.iommu_group));
     for (n, v) in &m.attrs {
-        b.line(&format!("<attr name='{n}' value='{v}'/>"));
+        b.line_fmt(format_args!("<attr name='{n}' value='{v}'/>"));
     }
 }
 
-fn pcie_link_line(l: &PcieLink, validity: &str) -> String {
-    let mut s = format!("<link validity='{validity}'");
-    if l.port >= 0 {
-        s.push_str(&format!(" port='{}'", l.port));
-    }
-    if l.speed != 0 {
-        // libvirt formats an out-of-table speed as a NULL string.
-        let sp = PCIE_SPEEDS
+fn pcie_link_line(b: &mut XmlBuf, l: &PcieLink, validity: &str) {
+    // libvirt formats an out-of-table speed as a NULL string.
+    let speed = (l.speed != 0).then(|| {
+        PCIE_SPEEDS
             .get(l.speed as usize)
             .copied()
-            .unwrap_or("(null)");
-        s.push_str(&format!(" speed='{sp}'"));
-    }
-    s.push_str(&format!(" width='{}'/>", l.width));
-    s
+            .unwrap_or("(null)")
+    });
+    b.line_fmt(format_args!(
+        "<link validity='{validity}'{}{} width='{}'/>",
+        Attr("port", (l.port >= 0).then_some(l.port)),
+        Attr("speed", speed),
+        l.width
+    ));
 }
 
 fn format_pci(b: &mut XmlBuf, p: &PciCap) {
     if p.class >= 0 {
-        b.line(&format!("<class>0x{:06x}</class>", p.class));
+        b.line_fmt(format_args!("<class>0x{:06x}</class>", p.class));
     }
-    b.line(&format!("<domain>{}</domain>", p.addr.domain as i32));
-    b.line(&format!("<bus>{}</bus>", p.addr.bus));
-    b.line(&format!("<slot>{}</slot>", p.addr.slot));
-    b.line(&format!("<function>{}</function>", p.addr.function));
+    b.line_fmt(format_args!("<domain>{}</domain>", p.addr.domain as i32));
+    b.line_fmt(format_args!("<bus>{}</bus>", p.addr.bus));
+    b.line_fmt(format_args!("<slot>{}</slot>", p.addr.slot));
+    b.line_fmt(format_args!("<function>{}</function>", p.addr.function));
     id_and_name(b, "product", p.product, p.product_name.as_deref(), "/>");
     id_and_name(b, "vendor", p.vendor, p.vendor_name.as_deref(), "/>");
     if let Some(pf) = &p.physical_function {
         b.open("<capability type='phys_function'>");
-        b.line(&pci_addr_line(pf));
+        pci_addr_line(b, pf);
         b.close("</capability>");
     }
     if p.has_vf_cap() {
-        let mut s = String::from("<capability type='virt_functions'");
-        if p.max_virtual_functions != 0 {
-            s.push_str(&format!(" maxCount='{}'", p.max_virtual_functions));
-        }
+        let max = (p.max_virtual_functions != 0).then_some(p.max_virtual_functions);
+        let max = Attr("maxCount", max);
         if p.virtual_functions.is_empty() {
-            s.push_str("/>");
-            b.line(&s);
+            b.line_fmt(format_args!("<capability type='virt_functions'{max}/>"));
         } else {
-            s.push('>');
-            b.open(&s);
+            b.open_fmt(format_args!("<capability type='virt_functions'{max}>"));
             for vf in &p.virtual_functions {
-                b.line(&pci_addr_line(vf));
+                pci_addr_line(b, vf);
             }
             b.close("</capability>");
         }
@@ -214,21 +224,24 @@ fn format_pci(b: &mut XmlBuf, p: &PciCap) {
             .get(p.hdr_type as usize)
             .copied()
             .unwrap_or("(null)");
-        b.line(&format!("<capability type='{h}'/>"));
+        b.line_fmt(format_args!("<capability type='{h}'/>"));
     }
     format_mdev_types(b, &p.mdev_types);
     if let Some(v) = &p.vpd {
         format_vpd(b, v);
     }
     if !p.iommu_group_devices.is_empty() {
-        b.open(&format!("<iommuGroup number='{}'>", p.iommu_group as i32));
+        b.open_fmt(format_args!(
+            "<iommuGroup number='{}'>",
+            p.iommu_group as i32
+        ));
         for a in &p.iommu_group_devices {
-            b.line(&pci_addr_line(a));
+            pci_addr_line(b, a);
         }
         b.close("</iommuGroup>");
     }
     if p.numa_node >= 0 {
-        b.line(&format!("<numa node='{}'/>", p.numa_node));
+        b.line_fmt(format_args!("<numa node='{}'/>", p.numa_node));
     }
     if let Some(e) = &p.pci_express {
         if e.link_cap.is_none() && e.link_sta.is_none() {
@@ -236,10 +249,10 @@ fn format_pci(b: &mut XmlBuf, p: &PciCap) {
         } else {
             b.open("<pci-express>");
             if let Some(l) = &e.link_cap {
-                b.line(&pcie_link_line(l, "cap"));
+                pcie_link_line(b, l, "cap");
             }
             if let Some(l) = &e.link_sta {
-                b.line(&pcie_link_line(l, "sta"));
+                pcie_link_line(b, l, "sta");
             }
             b.close("</pci-express>");
         }
@@ -250,27 +263,24 @@ fn format_net(b: &mut XmlBuf, n: &NetCap) {
     b.opt_elem("interface", n.ifname.as_deref());
     b.opt_elem("address", n.address.as_deref());
     if n.link_speed != 0 || n.link_state != 0 {
-        let mut s = String::from("<link");
-        if n.link_speed != 0 {
-            s.push_str(&format!(" speed='{}'", n.link_speed));
-        }
-        if n.link_state != 0 {
-            let st = IF_STATES.get(n.link_state as usize).copied().unwrap_or("");
-            s.push_str(&format!(" state='{st}'"));
-        }
-        s.push_str("/>");
-        b.line(&s);
+        let state = (n.link_state != 0)
+            .then(|| IF_STATES.get(n.link_state as usize).copied().unwrap_or(""));
+        b.line_fmt(format_args!(
+            "<link{}{}/>",
+            Attr("speed", (n.link_speed != 0).then_some(n.link_speed)),
+            Attr("state", state)
+        ));
     }
     for (i, f) in NET_FEATURES.iter().enumerate() {
         if n.features & (1 << i) != 0 {
-            b.line(&format!("<feature name='{f}'/>"));
+            b.line_fmt(format_args!("<feature name='{f}'/>"));
         }
     }
     let sub = match n.subtype {
         NetSubtype::Ieee80203 => "80203",
         NetSubtype::Ieee80211 => "80211",
     };
-    b.line(&format!("<capability type='{sub}'/>"));
+    b.line_fmt(format_args!("<capability type='{sub}'/>"));
 }
 
 fn format_storage(b: &mut XmlBuf, s: &StorageCap) {
@@ -282,11 +292,11 @@ fn format_storage(b: &mut XmlBuf, s: &StorageCap) {
     b.opt_elem("serial", s.serial.as_deref());
     if s.removable {
         b.open("<capability type='removable'>");
-        b.line(&format!(
+        b.line_fmt(format_args!(
             "<media_available>{}</media_available>",
             u8::from(s.media_available)
         ));
-        b.line(&format!(
+        b.line_fmt(format_args!(
             "<media_size>{}</media_size>",
             s.removable_media_size
         ));
@@ -294,7 +304,7 @@ fn format_storage(b: &mut XmlBuf, s: &StorageCap) {
         block_geometry(b, s);
         b.close("</capability>");
     } else {
-        b.line(&format!("<size>{}</size>", s.size));
+        b.line_fmt(format_args!("<size>{}</size>", s.size));
         block_geometry(b, s);
     }
     if s.hotpluggable {
@@ -308,16 +318,16 @@ fn block_geometry(b: &mut XmlBuf, s: &StorageCap) {
     if s.logical_block_size == 0 && s.num_blocks == 0 {
         return;
     }
-    b.line(&format!(
+    b.line_fmt(format_args!(
         "<logical_block_size>{}</logical_block_size>",
         s.logical_block_size
     ));
-    b.line(&format!("<num_blocks>{}</num_blocks>", s.num_blocks));
+    b.line_fmt(format_args!("<num_blocks>{}</num_blocks>", s.num_blocks));
 }
 
 fn format_usb_dev(b: &mut XmlBuf, u: &UsbDevCap) {
-    b.line(&format!("<bus>{}</bus>", u.bus as i32));
-    b.line(&format!("<device>{}</device>", u.device as i32));
+    b.line_fmt(format_args!("<bus>{}</bus>", u.bus as i32));
+    b.line_fmt(format_args!("<device>{}</device>", u.device as i32));
     // libvirt writes USB's empty elements with a space before the slash, PCI's without.
     id_and_name(b, "product", u.product, u.product_name.as_deref(), " />");
     id_and_name(b, "vendor", u.vendor, u.vendor_name.as_deref(), " />");
@@ -333,15 +343,15 @@ fn id_and_name(
     empty_end: &str,
 ) {
     match name {
-        Some(n) => b.line(&format!("<{tag} id='0x{id:04x}'>{}</{tag}>", escape(n))),
-        None => b.line(&format!("<{tag} id='0x{id:04x}'{empty_end}")),
+        Some(n) => b.line_fmt(format_args!("<{tag} id='0x{id:04x}'>{}</{tag}>", escape(n))),
+        None => b.line_fmt(format_args!("<{tag} id='0x{id:04x}'{empty_end}")),
     }
 }
 
 fn format_scsi_host(b: &mut XmlBuf, h: &ScsiHostCap) {
-    b.line(&format!("<host>{}</host>", h.host as i32));
+    b.line_fmt(format_args!("<host>{}</host>", h.host as i32));
     if h.unique_id != -1 {
-        b.line(&format!("<unique_id>{}</unique_id>", h.unique_id));
+        b.line_fmt(format_args!("<unique_id>{}</unique_id>", h.unique_id));
     }
     if let Some(fc) = &h.fc_host {
         b.open("<capability type='fc_host'>");
@@ -352,8 +362,8 @@ fn format_scsi_host(b: &mut XmlBuf, h: &ScsiHostCap) {
     }
     if let Some((max, used)) = h.vport_ops {
         b.open("<capability type='vport_ops'>");
-        b.line(&format!("<max_vports>{max}</max_vports>"));
-        b.line(&format!("<vports>{used}</vports>"));
+        b.line_fmt(format_args!("<max_vports>{max}</max_vports>"));
+        b.line_fmt(format_args!("<vports>{used}</vports>"));
         b.close("</capability>");
     }
 }
@@ -365,10 +375,10 @@ pub fn device_to_xml(d: &Device) -> String {
     b.elem("name", d.name());
     b.opt_elem("path", d.sysfs_path());
     if let Some(n) = d.devnode() {
-        b.line(&format!("<devnode type='dev'>{}</devnode>", escape(n)));
+        b.line_fmt(format_args!("<devnode type='dev'>{}</devnode>", escape(n)));
     }
     for l in d.devlinks() {
-        b.line(&format!("<devnode type='link'>{}</devnode>", escape(l)));
+        b.line_fmt(format_args!("<devnode type='link'>{}</devnode>", escape(l)));
     }
     b.opt_elem("parent", d.parent());
     if let Some(drv) = d.driver() {
@@ -377,7 +387,7 @@ pub fn device_to_xml(d: &Device) -> String {
         b.close("</driver>");
     }
     for c in &d.caps {
-        b.open(&format!("<capability type='{}'>", c.cap_type().name()));
+        b.open_fmt(format_args!("<capability type='{}'>", c.cap_type().name()));
         match c {
             Cap::System(s) => format_system(&mut b, s),
             Cap::Pci(p) => format_pci(&mut b, p),
@@ -385,26 +395,26 @@ pub fn device_to_xml(d: &Device) -> String {
             Cap::Storage(s) => format_storage(&mut b, s),
             Cap::UsbDev(u) => format_usb_dev(&mut b, u),
             Cap::UsbInterface(u) => {
-                b.line(&format!("<number>{}</number>", u.number as i32));
-                b.line(&format!("<class>{}</class>", u.class as i32));
-                b.line(&format!("<subclass>{}</subclass>", u.subclass as i32));
-                b.line(&format!("<protocol>{}</protocol>", u.protocol as i32));
+                b.line_fmt(format_args!("<number>{}</number>", u.number as i32));
+                b.line_fmt(format_args!("<class>{}</class>", u.class as i32));
+                b.line_fmt(format_args!("<subclass>{}</subclass>", u.subclass as i32));
+                b.line_fmt(format_args!("<protocol>{}</protocol>", u.protocol as i32));
                 b.opt_elem("description", u.description.as_deref());
             }
             Cap::ScsiHost(h) => format_scsi_host(&mut b, h),
             Cap::Scsi(s) => {
-                b.line(&format!("<host>{}</host>", s.host as i32));
-                b.line(&format!("<bus>{}</bus>", s.bus as i32));
-                b.line(&format!("<target>{}</target>", s.target as i32));
-                b.line(&format!("<lun>{}</lun>", s.lun as i32));
+                b.line_fmt(format_args!("<host>{}</host>", s.host as i32));
+                b.line_fmt(format_args!("<bus>{}</bus>", s.bus as i32));
+                b.line_fmt(format_args!("<target>{}</target>", s.target as i32));
+                b.line_fmt(format_args!("<lun>{}</lun>", s.lun as i32));
                 b.opt_elem("type", s.scsi_type.as_deref());
             }
             Cap::ScsiTarget(t) => {
                 b.elem("target", &t.name);
                 if let Some((rport, wwpn)) = &t.fc_remote_port {
                     b.open("<capability type='fc_remote_port'>");
-                    b.line(&format!("<rport>{rport}</rport>"));
-                    b.line(&format!("<wwpn>{wwpn}</wwpn>"));
+                    b.line_fmt(format_args!("<rport>{rport}</rport>"));
+                    b.line_fmt(format_args!("<wwpn>{wwpn}</wwpn>"));
                     b.close("</capability>");
                 }
             }
@@ -414,10 +424,10 @@ pub fn device_to_xml(d: &Device) -> String {
             Cap::Ccw(c) => format_ccw(&mut b, c),
             Cap::Css(c) => format_css(&mut b, c),
             Cap::Vdpa(c) => b.opt_elem("chardev", c.as_deref()),
-            Cap::ApCard(a) => b.line(&format!("<ap-adapter>0x{a:02x}</ap-adapter>")),
+            Cap::ApCard(a) => b.line_fmt(format_args!("<ap-adapter>0x{a:02x}</ap-adapter>")),
             Cap::ApQueue(a, d) => {
-                b.line(&format!("<ap-adapter>0x{a:02x}</ap-adapter>"));
-                b.line(&format!("<ap-domain>0x{d:04x}</ap-domain>"));
+                b.line_fmt(format_args!("<ap-adapter>0x{a:02x}</ap-adapter>"));
+                b.line_fmt(format_args!("<ap-domain>0x{d:04x}</ap-domain>"));
             }
             Cap::ApMatrix(t) => format_mdev_types(&mut b, t),
             Cap::MdevTypes(m) => format_mdev_types(&mut b, &m.mdev_types),

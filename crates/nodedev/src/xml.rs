@@ -37,24 +37,33 @@ pub struct XmlBuf {
 impl XmlBuf {
     pub fn new() -> Self {
         XmlBuf {
-            out: String::with_capacity(512),
+            // Most devices' XML fits (an SR-IOV function's is about 800 bytes).
+            out: String::with_capacity(1024),
             indent: 0,
         }
     }
 
     /// Append one already-formatted line (no escaping), followed by `\n`.
     pub fn line(&mut self, s: &str) {
+        self.line_fmt(format_args!("{s}"));
+    }
+
+    /// Append one line formatted in place (no escaping), followed by `\n`: no string of
+    /// its own per line, which on a large host is most of what formatting allocates.
+    pub fn line_fmt(&mut self, args: std::fmt::Arguments<'_>) {
+        use std::fmt::Write;
         for _ in 0..self.indent {
             self.out.push_str("  ");
         }
-        self.out.push_str(s);
+        // Writing into a String cannot fail.
+        let _ = self.out.write_fmt(args);
         self.out.push('\n');
     }
 
     /// `<tag>escaped</tag>` on one line.
     pub fn elem(&mut self, tag: &str, value: &str) {
         let v = escape(value);
-        self.line(&format!("<{tag}>{v}</{tag}>"));
+        self.line_fmt(format_args!("<{tag}>{v}</{tag}>"));
     }
 
     /// `<tag>escaped</tag>` when the value is present, like
@@ -67,6 +76,12 @@ impl XmlBuf {
 
     pub fn open(&mut self, s: &str) {
         self.line(s);
+        self.indent += 1;
+    }
+
+    /// [`XmlBuf::open`] with the line formatted in place.
+    pub fn open_fmt(&mut self, args: std::fmt::Arguments<'_>) {
+        self.line_fmt(args);
         self.indent += 1;
     }
 
