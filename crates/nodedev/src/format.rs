@@ -149,7 +149,9 @@ fn format_ccwgroup(b: &mut XmlBuf, g: &CcwGroupCap) {
         b.close("</members>");
     }
     b.open_fmt(format_args!("<capability type='{}'>", g.group_type.name()));
-    let raw = |v: &Option<String>| v.clone().unwrap_or_else(|| "(null)".into());
+    fn raw(v: &Option<String>) -> &str {
+        v.as_deref().unwrap_or("(null)")
+    }
     b.line_fmt(format_args!("<card_type>{}</card_type>", raw(&g.card_type)));
     b.line_fmt(format_args!("<chpid>{}</chpid>", raw(&g.chpid)));
     b.close("</capability>");

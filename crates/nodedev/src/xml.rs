@@ -45,19 +45,25 @@ impl XmlBuf {
 
     /// Append one already-formatted line (no escaping), followed by `\n`.
     pub fn line(&mut self, s: &str) {
-        self.line_fmt(format_args!("{s}"));
+        self.indentation();
+        self.out.push_str(s);
+        self.out.push('\n');
     }
 
     /// Append one line formatted in place (no escaping), followed by `\n`: no string of
     /// its own per line, which on a large host is most of what formatting allocates.
     pub fn line_fmt(&mut self, args: std::fmt::Arguments<'_>) {
         use std::fmt::Write;
-        for _ in 0..self.indent {
-            self.out.push_str("  ");
-        }
+        self.indentation();
         // Writing into a String cannot fail.
         let _ = self.out.write_fmt(args);
         self.out.push('\n');
+    }
+
+    fn indentation(&mut self) {
+        for _ in 0..self.indent {
+            self.out.push_str("  ");
+        }
     }
 
     /// `<tag>escaped</tag>` on one line.

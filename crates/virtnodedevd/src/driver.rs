@@ -84,64 +84,82 @@ pub enum Change {
     Undefined,
 }
 
-/// A device in the list: found and ordered by its own name, without a copy of the name.
-#[derive(Clone)]
-struct ByName(Arc<Device>);
+/// Which of its own strings an index finds a device by.
+trait DeviceKey {
+    fn key(d: &Device) -> &str;
+}
 
-impl std::borrow::Borrow<str> for ByName {
+/// The device list's key: the name.
+struct Name;
+
+impl DeviceKey for Name {
+    fn key(d: &Device) -> &str {
+        d.name()
+    }
+}
+
+/// The uevent index's key: the host sysfs path.
+struct SysfsPath;
+
+impl DeviceKey for SysfsPath {
+    fn key(d: &Device) -> &str {
+        d.sysfs_path().unwrap_or_default()
+    }
+}
+
+/// A device in an index, found by one of its own strings (no copy of the string).
+struct By<K>(Arc<Device>, std::marker::PhantomData<K>);
+
+impl<K: DeviceKey> By<K> {
+    fn new(d: Arc<Device>) -> Self {
+        By(d, std::marker::PhantomData)
+    }
+
+    fn key(&self) -> &str {
+        K::key(&self.0)
+    }
+}
+
+type ByName = By<Name>;
+type ByPath = By<SysfsPath>;
+
+impl<K> Clone for By<K> {
+    fn clone(&self) -> Self {
+        By(self.0.clone(), std::marker::PhantomData)
+    }
+}
+
+impl<K: DeviceKey> std::borrow::Borrow<str> for By<K> {
     fn borrow(&self) -> &str {
-        self.0.name()
+        self.key()
     }
 }
 
-impl Ord for ByName {
+impl<K: DeviceKey> std::hash::Hash for By<K> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.key().hash(state)
+    }
+}
+
+impl<K: DeviceKey> Ord for By<K> {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.name().cmp(other.0.name())
+        self.key().cmp(other.key())
     }
 }
 
-impl PartialOrd for ByName {
+impl<K: DeviceKey> PartialOrd for By<K> {
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
     }
 }
 
-impl PartialEq for ByName {
+impl<K: DeviceKey> PartialEq for By<K> {
     fn eq(&self, other: &Self) -> bool {
-        self.0.name() == other.0.name()
+        self.key() == other.key()
     }
 }
 
-impl Eq for ByName {}
-
-/// A device in the sysfs-path index: found by its path, without a copy of the path.
-struct ByPath(Arc<Device>);
-
-impl ByPath {
-    fn path(&self) -> &str {
-        self.0.sysfs_path().unwrap_or_default()
-    }
-}
-
-impl std::borrow::Borrow<str> for ByPath {
-    fn borrow(&self) -> &str {
-        self.path()
-    }
-}
-
-impl std::hash::Hash for ByPath {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.path().hash(state)
-    }
-}
-
-impl PartialEq for ByPath {
-    fn eq(&self, other: &Self) -> bool {
-        self.path() == other.path()
-    }
-}
-
-impl Eq for ByPath {}
+impl<K: DeviceKey> Eq for By<K> {}
 
 /// The authoritative device set, with a sysfs-path index for uevents.
 #[derive(Default)]
@@ -168,11 +186,11 @@ impl DeviceState {
     fn insert(&mut self, dev: Device) -> Option<Arc<Device>> {
         let dev = Arc::new(dev);
         if dev.sysfs_path().is_some() {
-            self.by_path.replace(ByPath(dev.clone()));
+            self.by_path.replace(ByPath::new(dev.clone()));
         }
         Arc::make_mut(&mut self.list)
             .by_name
-            .replace(ByName(dev))
+            .replace(ByName::new(dev))
             .map(|old| old.0)
     }
 
@@ -188,7 +206,7 @@ impl DeviceState {
                 self.insert(d);
             }
             None => {
-                if let Some(ByName(d)) = Arc::make_mut(&mut self.list).by_name.take(name) {
+                if let Some(By(d, _)) = Arc::make_mut(&mut self.list).by_name.take(name) {
                     if let Some(p) = d.sysfs_path() {
                         if self.by_path.get(p).is_some_and(|n| n.0.name() == name) {
                             self.by_path.remove(p);
@@ -236,7 +254,7 @@ impl DeviceState {
         new.live_attrs = std::mem::take(&mut self.live_attrs);
         overlay(&mut new);
         let mut changes = Vec::new();
-        for ByName(dev) in &self.list.by_name {
+        for By(dev, _) in &self.list.by_name {
             let name = dev.name();
             match new.list.by_name.get(name) {
                 None => changes.push((name.to_string(), Change::Deleted)),
@@ -244,7 +262,7 @@ impl DeviceState {
                 Some(_) => {}
             }
         }
-        for ByName(dev) in &new.list.by_name {
+        for By(dev, _) in &new.list.by_name {
             if !self.list.by_name.contains(dev.name()) {
                 changes.push((dev.name().to_string(), Change::Created));
             }

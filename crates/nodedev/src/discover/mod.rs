@@ -166,8 +166,8 @@ pub(crate) fn generate_name(
 
 /// The name of the bound driver (`nodeDeviceUpdateDriverName`); `Err` when there is no
 /// `driver` link at all.
-pub(crate) fn driver_name(root: &HostRoot, dir: &SysDir) -> std::io::Result<Option<Box<str>>> {
-    let name = dir.link_name("driver")?.map(String::into_boxed_str);
+pub(crate) fn driver_name(root: &HostRoot, dir: &SysDir) -> std::io::Result<Option<String>> {
+    let name = dir.link_name("driver")?;
     // libvirt requires the link to be accessible before resolving it. The kernel's links
     // always are: it takes a device's `driver` link away before the driver goes
     // (`driver_sysfs_remove`), and driver directories are open to all. A fake tree's link
@@ -215,9 +215,10 @@ fn build_device(ctx: &Ctx, dev: &UdevDevice) -> Option<Device> {
     let mut d = Device::new(name, cap);
     d.idents.set(Ident::SysfsPath, Some(&dev.host_syspath));
     d.set_devnode(dev.devnode().map(str::to_owned), dev.devlinks.clone());
-    let driver = driver_name(ctx.root, &SysDir::open(&dev.syspath));
-    d.idents
-        .set(Ident::Driver, driver.ok().flatten().as_deref());
+    let driver = driver_name(ctx.root, &SysDir::open(&dev.syspath))
+        .ok()
+        .flatten();
+    d.idents.set(Ident::Driver, driver.as_deref());
     Some(d)
 }
 
