@@ -195,20 +195,22 @@ pub fn read_at_most(p: impl AsRef<Path>, max: u64) -> std::io::Result<Vec<u8>> {
 /// At most `max` bytes of an open file.
 pub(crate) fn read_fd(f: std::fs::File, max: u64) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
+    use std::mem::MaybeUninit;
     // One read answers nearly every call: a sysfs attribute hands over its whole value at
     // once (at most a page), and a regular file all that fits; a short read is the end.
-    // Read on the stack, kept at its exact size: values live on in the device model.
-    let mut f = f.take(max);
-    let mut page = [0u8; 4096];
-    let n = loop {
-        match f.read(&mut page) {
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            r => break r?,
+    // Read on the stack, kept at its exact size: values live on in the device model. The
+    // page is left uninitialized: zeroing it cost more than the bytes read.
+    let mut page = [MaybeUninit::<u8>::uninit(); 4096];
+    let first = page.len().min(usize::try_from(max).unwrap_or(usize::MAX));
+    let mut out = loop {
+        match rustix::io::read(&f, &mut page[..first]) {
+            Err(rustix::io::Errno::INTR) => continue,
+            r => break r?.0.to_vec(),
         }
     };
-    let mut out = page[..n].to_vec();
+    let n = out.len();
     if n == page.len() {
-        f.read_to_end(&mut out)?;
+        f.take(max - n as u64).read_to_end(&mut out)?;
     }
     Ok(out)
 }

@@ -83,6 +83,7 @@ impl Client {
     }
 
     fn read_wire(&mut self) -> io::Result<Message> {
+        self.wait_readable()?;
         let mut len = [0u8; 4];
         self.stream.read_exact(&mut len)?;
         let len = u32::from_be_bytes(len) as usize;
@@ -98,6 +99,30 @@ impl Client {
             header,
             payload: buf,
         })
+    }
+
+    /// Waits in `poll` until the socket has something to read, as libvirt's client does
+    /// (`virNetClientIOEventLoop`) before every read, for at most the stream's read timeout.
+    /// A thread asleep in `poll` is woken by the reply alone; one asleep in a blocking read
+    /// is also woken when the server takes in its request (the kernel signals room to write
+    /// on the same queue), which charges the server a cross-CPU wake-up per call that
+    /// libvirt's clients never cause.
+    fn wait_readable(&self) -> io::Result<()> {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsFd;
+        let timeout = match self.stream.read_timeout()? {
+            None => PollTimeout::NONE,
+            Some(t) => PollTimeout::try_from(t).unwrap_or(PollTimeout::MAX),
+        };
+        let mut fds = [PollFd::new(self.stream.as_fd(), PollFlags::POLLIN)];
+        loop {
+            match poll(&mut fds, timeout) {
+                Ok(0) => return Err(io::ErrorKind::WouldBlock.into()),
+                Ok(_) => return Ok(()),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// Calls a procedure with raw XDR arguments; returns the raw reply payload.

@@ -8,7 +8,7 @@ mod common;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -44,6 +44,8 @@ struct KernelConf {
 
 struct FakeKernel {
     stop: Arc<AtomicBool>,
+    /// Passes over the tree done so far.
+    passes: Arc<AtomicU64>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -78,6 +80,8 @@ impl FakeKernel {
     fn start(root: PathBuf, uevents: PathBuf, conf: Arc<Mutex<KernelConf>>) -> FakeKernel {
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();
+        let passes = Arc::new(AtomicU64::new(0));
+        let p = passes.clone();
         let thread = std::thread::spawn(move || {
             let f = FakeSys::new(&root).unwrap();
             let bus = root.join("sys/bus/pci");
@@ -106,11 +110,13 @@ impl FakeKernel {
                         std::fs::write(&reset, "").unwrap();
                     }
                 }
+                p.fetch_add(1, Ordering::SeqCst);
                 std::thread::sleep(Duration::from_millis(5));
             }
         });
         FakeKernel {
             stop,
+            passes,
             thread: Some(thread),
         }
     }
@@ -163,6 +169,23 @@ fn probe(root: &Path, f: &FakeSys, uevents: &Path, dev: &str, conf: &Mutex<Kerne
     }
     f.bind_driver(&devpath, "pci", &driver).unwrap();
     send_uevent(uevents, "bind", &devpath, Some(&driver));
+}
+
+impl FakeKernel {
+    /// Waits until every write made before the call has been taken: two whole passes over
+    /// the tree. A real kernel has bound or unbound by the time the write returns; this one
+    /// works behind, and a daemon's wait for it may end first on a loaded machine.
+    fn settle(&self) {
+        let target = self.passes.load(Ordering::SeqCst) + 2;
+        let t0 = std::time::Instant::now();
+        while self.passes.load(Ordering::SeqCst) < target {
+            assert!(
+                t0.elapsed() < Duration::from_secs(120),
+                "the fake kernel stalled"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
 }
 
 impl Drop for FakeKernel {
@@ -431,8 +454,12 @@ impl PciHost {
             .map(|t| t.file_name().unwrap().to_string_lossy().into_owned())
     }
 
-    /// Every device's driver and override: what a refused call must leave as it was.
+    /// Every device's driver and override: what a refused call must leave as it was,
+    /// once the kernel has taken every write made so far.
     fn state(&self) -> Vec<(String, Option<String>, String)> {
+        if let Some(k) = &self.kernel {
+            k.settle();
+        }
         let mut out: Vec<_> = std::fs::read_dir(self.root.join("sys/bus/pci/devices"))
             .unwrap()
             .flatten()
