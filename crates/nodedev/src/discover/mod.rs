@@ -227,13 +227,32 @@ fn build_device(ctx: &Ctx, dev: &UdevDevice) -> Option<Device> {
 /// would discard are skipped (logged at debug level).
 pub fn enumerate(root: &HostRoot) -> Vec<Device> {
     let ctx = Ctx::new(root);
-    let mut devices: Vec<Device> = vec![system::computer(root)];
-    let mut by_name: HashMap<Box<str>, usize> = HashMap::new();
+    let syspaths = scan_syspaths(root);
+    let parts = read_devices(&ctx, &syspaths);
+    let found = parts.iter().map(Vec::len).sum::<usize>();
+    // Sized once: growing by doubling would hold two copies of the list at its peak.
+    let mut devices: Vec<Device> = Vec::with_capacity(found + 1);
+    devices.push(system::computer(root));
+    let mut by_name: HashMap<Box<str>, usize> = HashMap::with_capacity(found + 1);
     by_name.insert("computer".into(), 0);
-    // syspath (inside root) -> device name, for parent lookup.
-    let mut by_path: HashMap<PathBuf, Box<str>> = HashMap::new();
+    // syspath (inside root) -> the device there, for parent lookup; the paths are borrowed.
+    let mut by_path: HashMap<&Path, usize> = HashMap::with_capacity(found);
 
-    for (syspath, mut dev) in read_devices(&ctx, scan_syspaths(root)) {
+    // Back in the enumeration order by taking from the parts in turn, rather than
+    // gathering them into one more list first.
+    let n = parts.len().max(1);
+    let mut parts: Vec<_> = parts
+        .into_iter()
+        .map(|p| p.into_iter().peekable())
+        .collect();
+    for (i, syspath) in syspaths.iter().enumerate() {
+        let Some((_, mut dev)) = parts
+            .get_mut(i % n)
+            .and_then(|p| p.next_if(|(j, _)| *j == i))
+        else {
+            continue;
+        };
+        let syspath = syspath.as_path();
         // udevSetParent: nearest ancestor directory that is a known device.
         let mut parent = None;
         let mut p = syspath.parent();
@@ -241,31 +260,37 @@ pub fn enumerate(root: &HostRoot) -> Vec<Device> {
             if pp == root.path() {
                 break;
             }
-            if let Some(n) = by_path.get(pp) {
-                parent = Some(n.clone());
+            if let Some(&d) = by_path.get(pp) {
+                parent = Some(d);
                 break;
             }
             p = pp.parent();
         }
-        dev.idents
-            .set(Ident::Parent, Some(parent.as_deref().unwrap_or("computer")));
-        by_path.insert(syspath, dev.name().into());
+        let parent = parent.map_or("computer", |d| devices[d].name());
+        dev.idents.set(Ident::Parent, Some(parent));
         // virNodeDeviceObjListAssignDef replaces a device of the same name.
-        match by_name.get(dev.name()) {
-            Some(&i) => devices[i] = dev,
+        let at = match by_name.get(dev.name()) {
+            Some(&at) => {
+                devices[at] = dev;
+                at
+            }
             None => {
                 by_name.insert(dev.name().into(), devices.len());
                 devices.push(dev);
+                devices.len() - 1
             }
-        }
+        };
+        by_path.insert(syspath, at);
     }
     devices
 }
 
-/// Reads the device at each syspath, in order, on as many threads as there are CPUs (up
-/// to 4): each device is a few dozen small sysfs reads, independent of the others, so a
-/// large host is read that much sooner. The threads are gone when this returns.
-fn read_devices(ctx: &Ctx, syspaths: Vec<PathBuf>) -> Vec<(PathBuf, Device)> {
+/// Reads the device at each syspath on as many threads as there are CPUs (up to 4): each
+/// device is a few dozen small sysfs reads, independent of the others, so a large host is
+/// read that much sooner. The threads are gone when this returns. Returns each device
+/// found with the index of its syspath, in parts: part t of n holds what was found at
+/// indices t, t + n, t + 2n..., in order.
+fn read_devices(ctx: &Ctx, syspaths: &[PathBuf]) -> Vec<Vec<(usize, Device)>> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, 4);
@@ -286,35 +311,31 @@ fn read_devices(ctx: &Ctx, syspaths: Vec<PathBuf>) -> Vec<(PathBuf, Device)> {
     };
     // Below a few hundred devices a thread costs more than it saves.
     if threads == 1 || syspaths.len() < 512 {
-        return syspaths
-            .into_iter()
-            .filter_map(|p| read_one(&p).map(|d| (p, d)))
-            .collect();
+        return vec![syspaths
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| read_one(p).map(|d| (i, d)))
+            .collect()];
     }
     // Thread t reads paths t, t + n, t + 2n...: kinds of devices come in runs, and this
-    // spreads the expensive ones. The results are put back in the enumeration order.
-    let paths = &syspaths;
-    let mut found: Vec<(usize, Device)> = std::thread::scope(|scope| {
+    // spreads the expensive ones.
+    let parts: Vec<Vec<(usize, Device)>> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|t| {
                 scope.spawn(move || {
-                    (t..paths.len())
+                    (t..syspaths.len())
                         .step_by(threads)
-                        .filter_map(|i| read_one(&paths[i]).map(|d| (i, d)))
+                        .filter_map(|i| read_one(&syspaths[i]).map(|d| (i, d)))
                         .collect::<Vec<_>>()
                 })
             })
             .collect();
         workers
             .into_iter()
-            .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
             .collect()
     });
-    found.sort_unstable_by_key(|(i, _)| *i);
-    found
-        .into_iter()
-        .map(|(i, d)| (syspaths[i].clone(), d))
-        .collect()
+    parts
 }
 
 /// Discover the one device at `host_syspath` (`/sys/devices/...` as the host names it),
