@@ -235,8 +235,13 @@ fn run(opts: Options, config: DaemonConfig, privileged: bool) -> Result<(), Fata
     // The devices are read before the sockets appear, so the first client sees them all
     // (libvirt binds first and holds its clients until its driver is ready).
     let events = Arc::new(events::Events::default());
+    let device_changes = manage::DeviceChanges::new()
+        .map(Arc::new)
+        .map_err(|e| format!("cannot set up the mdev store watcher: {e}"))
+        .map_err(fatal(DaemonErr::Init))?;
+    let listener = crate::driver::Fanout(vec![events.clone(), device_changes.clone()]);
     nodedev::set_held_dirs_max(crate::driver::held_dirs_max());
-    let driver = Arc::new(Driver::new(root, manage::reconcile, events.clone()));
+    let driver = Arc::new(Driver::new(root, manage::reconcile, Arc::new(listener)));
     let n = driver.enumerate(false);
     info!("enumerated {n} node devices");
     manage::load_store(&driver, false);
@@ -251,6 +256,7 @@ fn run(opts: Options, config: DaemonConfig, privileged: bool) -> Result<(), Fata
         runtime: &runtime,
         driver,
         events,
+        device_changes,
         monitor,
         signals,
     };
@@ -306,6 +312,7 @@ struct Started<'a> {
     runtime: &'a tokio::runtime::Runtime,
     driver: Arc<Driver>,
     events: Arc<events::Events>,
+    device_changes: Arc<manage::DeviceChanges>,
     monitor: monitor::Monitor,
     signals: Signals,
 }
@@ -321,10 +328,11 @@ fn start_and_serve(
         runtime,
         driver,
         events,
+        device_changes,
         monitor,
         signals,
     } = started;
-    manage::spawn_watcher(driver.clone());
+    manage::spawn_watcher(driver.clone(), device_changes);
     monitor
         .spawn(driver.clone())
         .map_err(|e| format!("cannot start the uevent monitor: {e}"))
@@ -560,7 +568,10 @@ async fn serve(
     activation::notify_ready();
 
     let mut idle_since = tokio::time::Instant::now();
+    // Only with a timeout: an idle daemon without one is never woken. A tick missed while
+    // disabled is not made up for.
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = signals.term.recv() => break,
@@ -580,7 +591,7 @@ async fn serve(
             }
             // admin CONNECT_SET_DAEMON_TIMEOUT restarts the count with the new value.
             Ok(()) = timeout_rx.changed() => idle_since = tokio::time::Instant::now(),
-            _ = tick.tick() => {
+            _ = tick.tick(), if *timeout_rx.borrow() != 0 => {
                 let timeout = *timeout_rx.borrow();
                 // virNetDaemonHasClients: clients of any server, admin included.
                 if timeout == 0 || server.active_clients() + admin_server.active_clients() > 0 {

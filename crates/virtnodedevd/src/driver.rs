@@ -278,6 +278,17 @@ pub trait ChangeListener: Send + Sync {
     fn changed(&self, device: &str, change: Change);
 }
 
+/// Several listeners, each told every change in turn.
+pub struct Fanout(pub Vec<Arc<dyn ChangeListener>>);
+
+impl ChangeListener for Fanout {
+    fn changed(&self, device: &str, change: Change) {
+        for l in &self.0 {
+            l.changed(device, change);
+        }
+    }
+}
+
 /// Brings the device set in line with something outside sysfs after every change: the
 /// persistent mdev overlay ([`crate::manage::reconcile`]). Given to [`Driver::new`], so the
 /// state does not depend on the management area.

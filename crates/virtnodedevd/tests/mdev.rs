@@ -166,6 +166,37 @@ fn definition_written_behind_the_daemons_back_comes_and_goes() {
     });
 }
 
+/// A store that does not exist when the daemon starts is followed once it appears (the
+/// first `mdevctl define` creates it): the daemon watches the nearest directory above it,
+/// then the store, then the parent's directory in it.
+#[test]
+fn a_store_made_after_start_is_followed() {
+    let Some(h) = MdevHost::start_with(false, |tree| {
+        let _ = std::fs::remove_dir_all(tree.root().join("etc/mdevctl.d"));
+    }) else {
+        return;
+    };
+    let mut w = h.watcher();
+    let dir = h.store("0000:af:00.0");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join(U3),
+        "{\"mdev_type\": \"nvidia-222\", \"start\": \"manual\", \"attrs\": []}",
+    )
+    .unwrap();
+    assert_eq!(w.next(), Ev::Defined(N3.into()));
+    std::fs::remove_dir_all(h.root.join("etc/mdevctl.d")).unwrap();
+    assert_eq!(w.next(), Ev::Undefined(N3.into()));
+    // Made again: followed again.
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join(U3),
+        "{\"mdev_type\": \"nvidia-222\", \"start\": \"manual\", \"attrs\": []}",
+    )
+    .unwrap();
+    assert_eq!(w.next(), Ev::Defined(N3.into()));
+}
+
 #[test]
 fn definitions_survive_a_restart() {
     let Some(mut h) = MdevHost::start() else {

@@ -234,6 +234,29 @@ fn timeout_waits_for_connected_clients() {
     assert!(wait_exit(&mut child, 10).expect("exit once idle").success());
 }
 
+/// Without `-t` the daemon runs until stopped; a timeout set later through the admin
+/// program (`virt-admin daemon-timeout`) then ends it once idle.
+#[test]
+fn a_timeout_set_through_the_admin_socket_ends_an_idle_daemon() {
+    if !available(have("virt-admin"), "virt-admin (libvirt-clients)") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = spawn_timeout_daemon(dir.path(), "0");
+    let admin = dir.path().join("virtnodedevd-admin-sock");
+    wait_for("the admin socket", 10, || {
+        UnixStream::connect(&admin).is_ok()
+    });
+    assert!(
+        wait_exit(&mut child, 3).is_none(),
+        "exited without a timeout"
+    );
+    let o = common::virt_admin(&admin, &["daemon-timeout", "--timeout", "1"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let status = wait_exit(&mut child, 15).expect("exit once idle after the timeout was set");
+    assert!(status.success());
+}
+
 #[test]
 fn daemon_mode_writes_a_locked_pid_file_and_reports_start_up() {
     let dir = tempfile::tempdir().unwrap();

@@ -30,4 +30,4 @@ pub use error::ManageError;
 pub use mdev::{check_definition, create_xml, define_xml, destroy, set_autostart, start, undefine};
 pub use overlay::{load_store, reconcile};
 pub use update::{inactive_xml, update, UPDATE_AFFECT_CONFIG, UPDATE_AFFECT_LIVE};
-pub use watch::spawn_watcher;
+pub use watch::{spawn_watcher, DeviceChanges};

@@ -1,22 +1,66 @@
 //! Following mdevctl's store behind the daemon's back, and autostart.
 
+use std::collections::HashMap;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use nix::sys::inotify::WatchDescriptor;
 use nodedev::HostRoot;
 use tracing::{debug, info, warn};
 
 use super::kernel::{parent_by_addr, start_mdev, write_attrs};
 use super::mdevctl::Mdevctl;
 use super::overlay::load_store;
-use crate::driver::{DeviceList, Driver};
+use crate::driver::{Change, ChangeListener, DeviceList, Driver};
+
+/// Tells the store watcher that the device set changed: a parent may have appeared, whose
+/// autostart definitions are then started. Given to the driver beside the clients' events.
+pub struct DeviceChanges {
+    tx: UnixDatagram,
+    rx: UnixDatagram,
+    /// A wake-up is on its way: a storm of changes sends one.
+    pending: AtomicBool,
+}
+
+impl DeviceChanges {
+    pub fn new() -> std::io::Result<Self> {
+        let (tx, rx) = UnixDatagram::pair()?;
+        tx.set_nonblocking(true)?;
+        rx.set_nonblocking(true)?;
+        Ok(Self {
+            tx,
+            rx,
+            pending: AtomicBool::new(false),
+        })
+    }
+
+    /// Takes the wake-ups sent so far (changes after this send another).
+    fn take(&self) {
+        self.pending.store(false, Ordering::SeqCst);
+        let mut buf = [0u8; 16];
+        while self.rx.recv(&mut buf).is_ok() {}
+    }
+}
+
+impl ChangeListener for DeviceChanges {
+    fn changed(&self, _device: &str, _change: Change) {
+        if !self.pending.swap(true, Ordering::SeqCst) {
+            let _ = self.tx.send(&[1]);
+        }
+    }
+}
 
 /// Follows the store directory (changes by mdevctl or by hand) and starts autostart
 /// definitions whose parent appears. inotify tells when the store changed (then, as
 /// libvirt does, the definitions are re-read after 100 ms, so a burst of writes is one
-/// re-read); while the store directory cannot be watched (missing, inotify unavailable)
-/// it is polled every 250 ms, and with inotify it is still compared every 5 s in case an
-/// event was lost.
-pub fn spawn_watcher(driver: std::sync::Arc<Driver>) {
+/// re-read) and, while the store does not exist, when its nearest existing ancestor
+/// gains an entry; the store is still compared every 5 s in case an event was lost.
+/// Without inotify it is polled every 250 ms. The device set's changes wake the thread
+/// for autostart; otherwise it sleeps.
+pub fn spawn_watcher(driver: Arc<Driver>, changes: Arc<DeviceChanges>) {
     // The start-up pass runs before any client can define or change anything.
     let mut auto = Autostart::default();
     if Mdevctl::get(driver.root()).is_none() {
@@ -29,34 +73,38 @@ pub fn spawn_watcher(driver: std::sync::Arc<Driver>) {
                 if restarted {
                     load_store(&driver, true);
                 }
-                follow_store(&driver, &mut auto)
+                follow_store(&driver, &changes, &mut auto)
             })
         });
 }
 
+/// How often the store is compared without an event (inotify unavailable, or in case
+/// one was lost).
+const POLL: Duration = Duration::from_millis(250);
+const COMPARE: Duration = Duration::from_secs(5);
+
 /// The store watcher's loop (see [`spawn_watcher`]).
-fn follow_store(driver: &Driver, auto: &mut Autostart) {
+fn follow_store(driver: &Driver, changes: &DeviceChanges, auto: &mut Autostart) {
     let root = driver.root().clone();
     let mut watch = StoreWatch::new(&root);
     let mut last = store_stamp(&root);
     let mut compared = Instant::now();
     loop {
-        let tick = Duration::from_millis(250);
+        let timeout = if watch.is_some() { COMPARE } else { POLL };
         let changed = match &mut watch {
-            Some(w) => w.wait(tick),
+            Some(w) => w.wait(timeout, changes),
             None => {
-                std::thread::sleep(tick);
+                std::thread::sleep(timeout);
                 false
             }
         };
-        let watching = watch.as_ref().is_some_and(StoreWatch::watching);
         if changed {
             std::thread::sleep(Duration::from_millis(100));
             if let Some(w) = &mut watch {
-                w.wait(Duration::ZERO);
+                w.wait(Duration::ZERO, changes);
             }
         }
-        if changed || !watching || compared.elapsed() >= Duration::from_secs(5) {
+        if changed || watch.is_none() || compared.elapsed() >= COMPARE {
             compared = Instant::now();
             let now = store_stamp(&root);
             if now != last {
@@ -64,6 +112,7 @@ fn follow_store(driver: &Driver, auto: &mut Autostart) {
                 load_store(driver, true);
             }
         }
+        changes.take();
         // With mdevctl, its udev rule starts autostart devices when their
         // parent appears (libvirt does nothing); without it, we do.
         if Mdevctl::get(driver.root()).is_none() {
@@ -72,11 +121,14 @@ fn follow_store(driver: &Driver, auto: &mut Autostart) {
     }
 }
 
-/// inotify watches on the store directory and each parent directory in it.
+/// inotify watches on the store directory and each parent directory in it; while the
+/// store does not exist, on its nearest existing ancestor instead.
 struct StoreWatch {
     ino: nix::sys::inotify::Inotify,
-    top: std::path::PathBuf,
-    watched: std::collections::HashMap<nix::sys::inotify::WatchDescriptor, std::path::PathBuf>,
+    top: PathBuf,
+    /// Where the store will appear from, while it does not exist.
+    ancestor: Option<(WatchDescriptor, PathBuf)>,
+    watched: HashMap<WatchDescriptor, PathBuf>,
 }
 
 impl StoreWatch {
@@ -87,6 +139,7 @@ impl StoreWatch {
                 let mut w = StoreWatch {
                     ino,
                     top: super::store::dir(root),
+                    ancestor: None,
                     watched: Default::default(),
                 };
                 w.add_watches();
@@ -131,31 +184,78 @@ impl StoreWatch {
                 self.watched.insert(wd, d);
             }
         }
+        self.follow_ancestor();
     }
 
-    /// Waits up to `timeout` for events; true when the store changed.
-    fn wait(&mut self, timeout: Duration) -> bool {
+    /// While the store is not watched, watches the nearest ancestor that exists for the
+    /// entries that could lead to it; once it is, lets go of that ancestor.
+    fn follow_ancestor(&mut self) {
+        use nix::sys::inotify::AddWatchFlags as F;
+        if self.watching() {
+            if let Some((wd, _)) = self.ancestor.take() {
+                let _ = self.ino.rm_watch(wd);
+            }
+            return;
+        }
+        let nearest = self.top.ancestors().skip(1).find(|a| a.is_dir());
+        let Some(nearest) = nearest.map(Path::to_path_buf) else {
+            return;
+        };
+        if self.ancestor.as_ref().is_some_and(|(_, p)| *p == nearest) {
+            return;
+        }
+        if let Some((wd, _)) = self.ancestor.take() {
+            let _ = self.ino.rm_watch(wd);
+        }
+        let mask =
+            F::IN_CREATE | F::IN_MOVED_TO | F::IN_DELETE_SELF | F::IN_MOVE_SELF | F::IN_ONLYDIR;
+        if let Ok(wd) = self.ino.add_watch(&nearest, mask) {
+            self.ancestor = Some((wd, nearest));
+        }
+    }
+
+    /// Waits up to `timeout` for events on the store, or for a change of the device set;
+    /// true when the store changed.
+    fn wait(&mut self, timeout: Duration, changes: &DeviceChanges) -> bool {
         use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
         use nix::sys::inotify::AddWatchFlags as F;
         use std::os::fd::AsFd;
         let ms = PollTimeout::try_from(timeout.as_millis().min(60_000) as i32)
             .unwrap_or(PollTimeout::ZERO);
-        let mut fds = [PollFd::new(self.ino.as_fd(), PollFlags::POLLIN)];
-        if !matches!(poll(&mut fds, ms), Ok(n) if n > 0) {
+        let mut fds = [
+            PollFd::new(self.ino.as_fd(), PollFlags::POLLIN),
+            PollFd::new(changes.rx.as_fd(), PollFlags::POLLIN),
+        ];
+        let ready = matches!(poll(&mut fds, ms), Ok(n) if n > 0);
+        if !ready {
             if !self.watching() {
+                // An ancestor's event may have come before its watch did: look again.
                 self.add_watches();
-                // The store just appeared: what was written into it before the watch
-                // existed has sent no event, so it counts as a change.
                 return self.watching();
             }
             return false;
         }
+        if !fds[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLIN))
+        {
+            return false;
+        }
+        let was_watching = self.watching();
         let mut changed = false;
         while let Ok(events) = self.ino.read_events() {
             if events.is_empty() {
                 break;
             }
             for ev in events {
+                if self.ancestor.as_ref().is_some_and(|(wd, _)| *wd == ev.wd) {
+                    // The ancestor's entries are not the store's; a gone ancestor is
+                    // replaced by the next one up below.
+                    if ev.mask.intersects(F::IN_IGNORED | F::IN_DELETE_SELF) {
+                        self.ancestor = None;
+                    }
+                    continue;
+                }
                 changed = true;
                 if ev
                     .mask
@@ -169,7 +269,9 @@ impl StoreWatch {
             }
         }
         self.add_watches();
-        changed
+        // The store just appeared: what was written into it before the watch existed
+        // has sent no event, so it counts as a change.
+        changed || (!was_watching && self.watching())
     }
 }
 
