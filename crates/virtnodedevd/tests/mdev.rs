@@ -178,23 +178,18 @@ fn a_store_made_after_start_is_followed() {
     };
     let mut w = h.watcher();
     let dir = h.store("0000:af:00.0");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join(U3),
-        "{\"mdev_type\": \"nvidia-222\", \"start\": \"manual\", \"attrs\": []}",
-    )
-    .unwrap();
-    assert_eq!(w.next(), Ev::Defined(N3.into()));
-    std::fs::remove_dir_all(h.root.join("etc/mdevctl.d")).unwrap();
-    assert_eq!(w.next(), Ev::Undefined(N3.into()));
-    // Made again: followed again.
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join(U3),
-        "{\"mdev_type\": \"nvidia-222\", \"start\": \"manual\", \"attrs\": []}",
-    )
-    .unwrap();
-    assert_eq!(w.next(), Ev::Defined(N3.into()));
+    // Made, removed, made again: followed each time.
+    for _ in 0..2 {
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join(U3),
+            "{\"mdev_type\": \"nvidia-222\", \"start\": \"manual\", \"attrs\": []}",
+        )
+        .unwrap();
+        assert_eq!(w.next(), Ev::Defined(N3.into()));
+        std::fs::remove_dir_all(h.root.join("etc/mdevctl.d")).unwrap();
+        assert_eq!(w.next(), Ev::Undefined(N3.into()));
+    }
 }
 
 #[test]
