@@ -184,12 +184,17 @@ pub fn read(p: impl AsRef<Path>) -> std::io::Result<Vec<u8>> {
 /// [`read`] with another bound than [`READ_MAX`] (for files the kernel's own attributes
 /// are not: `modules.alias` is about a megabyte).
 pub fn read_at_most(p: impl AsRef<Path>, max: u64) -> std::io::Result<Vec<u8>> {
+    read_fd(open_nonblocking(p)?, max)
+}
+
+/// Opens a file of the host for reading with `O_NONBLOCK`: a FIFO planted where a sysfs
+/// attribute belongs cannot hang the open or a read (regular files are unaffected).
+pub fn open_nonblocking(p: impl AsRef<Path>) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
-    let f = std::fs::OpenOptions::new()
+    std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
-        .open(p)?;
-    read_fd(f, max)
+        .open(p)
 }
 
 /// At most `max` bytes of an open file.

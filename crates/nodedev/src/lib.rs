@@ -21,7 +21,7 @@ pub mod xml;
 pub mod xml_reader;
 
 pub use discover::{discover_device, enumerate, parse_vpd, PciIds};
-pub use hostroot::{read_at_most, HostRoot};
+pub use hostroot::{open_nonblocking, read_at_most, HostRoot};
 pub use model::*;
 pub use sysdir::{held_dirs, set_held_dirs_max, SysDir};
 

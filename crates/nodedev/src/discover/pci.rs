@@ -93,7 +93,6 @@ impl PciIds {
     }
 }
 
-/// The PCI configuration space file, read once.
 /// A device's configuration space, read a few bytes where they are needed, as libvirt
 /// does, rather than whole: each 4 bytes read is a bus transaction, and in a VM a trap to
 /// the hypervisor (about 25 µs on the development VM, where reading a PCIe host bridge's
@@ -105,14 +104,10 @@ struct Config {
 }
 
 impl Config {
-    /// Opened `O_NONBLOCK`, like every attribute read (a FIFO planted in a fake tree
-    /// cannot hang discovery); reads of it then fail and give zeros.
+    /// Opened like every attribute (a FIFO planted in a fake tree cannot hang discovery;
+    /// reads of it fail and give zeros).
     fn open(path: &Path, len: u64) -> std::io::Result<Config> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(path)?;
+        let file = crate::hostroot::open_nonblocking(path)?;
         Ok(Config { file, len })
     }
 
@@ -251,9 +246,9 @@ pub(super) fn process(ctx: &Ctx, dev: &UdevDevice) -> Option<(String, Cap)> {
     // privileged daemon like libvirt's system instance.
     // A directory opens, but nothing can be read from it: the device is dropped, as
     // when the configuration space was read whole.
-    let cfg = Config::open(&cfg_path, meta.len())
-        .ok()
-        .filter(|_| !meta.is_dir());
+    let cfg = (!meta.is_dir())
+        .then(|| Config::open(&cfg_path, meta.len()).ok())
+        .flatten();
     let Some(cfg) = cfg else {
         tracing::debug!("Failed to open config space file '{}'", cfg_path.display());
         return None;

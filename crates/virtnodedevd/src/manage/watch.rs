@@ -192,9 +192,7 @@ impl StoreWatch {
     fn follow_ancestor(&mut self) {
         use nix::sys::inotify::AddWatchFlags as F;
         if self.watching() {
-            if let Some((wd, _)) = self.ancestor.take() {
-                let _ = self.ino.rm_watch(wd);
-            }
+            self.drop_ancestor();
             return;
         }
         let nearest = self.top.ancestors().skip(1).find(|a| a.is_dir());
@@ -204,13 +202,17 @@ impl StoreWatch {
         if self.ancestor.as_ref().is_some_and(|(_, p)| *p == nearest) {
             return;
         }
-        if let Some((wd, _)) = self.ancestor.take() {
-            let _ = self.ino.rm_watch(wd);
-        }
+        self.drop_ancestor();
         let mask =
             F::IN_CREATE | F::IN_MOVED_TO | F::IN_DELETE_SELF | F::IN_MOVE_SELF | F::IN_ONLYDIR;
         if let Ok(wd) = self.ino.add_watch(&nearest, mask) {
             self.ancestor = Some((wd, nearest));
+        }
+    }
+
+    fn drop_ancestor(&mut self) {
+        if let Some((wd, _)) = self.ancestor.take() {
+            let _ = self.ino.rm_watch(wd);
         }
     }
 

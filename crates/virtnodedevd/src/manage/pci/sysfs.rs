@@ -128,22 +128,18 @@ impl<'a> PciFn<'a> {
     /// space is a bus transaction, in a VM a trap (the whole space took 25 ms on the
     /// development VM). A failed read counts as 0, as in libvirt.
     pub fn header_type(&self) -> Result<u8, PciError> {
-        use std::os::unix::fs::{FileExt, OpenOptionsExt};
-        let config = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(self.path("config"))
-            .map_err(|e| {
-                PciError::system(
-                    format!("Failed to open config space file '{}'", self.host("config")),
-                    &e,
-                )
-            })?;
+        use std::os::unix::fs::FileExt;
+        let config = nodedev::open_nonblocking(self.path("config")).map_err(|e| {
+            PciError::system(
+                format!("Failed to open config space file '{}'", self.host("config")),
+                &e,
+            )
+        })?;
         let mut b = [0u8; 1];
-        if config.read_exact_at(&mut b, 0x0e).is_err() {
-            b[0] = 0;
-        }
-        let t = b[0] & 0x7f;
+        let t = match config.read_exact_at(&mut b, 0x0e) {
+            Ok(()) => b[0] & 0x7f,
+            Err(_) => 0,
+        };
         if t > 2 {
             return Err(PciError::Internal(format!(
                 "Unknown PCI header type '{t}' for device '{}'",
