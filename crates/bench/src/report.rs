@@ -45,6 +45,19 @@ fn sweep_per_call_us(r: &Results, c: usize) -> Option<f64> {
     Some((list_us + n * per_call_us(r, c)?) / (n + 1.0))
 }
 
+/// GET_XML_DESC from libvirt-python clients: daemon CPU over their calls.
+fn python_per_call_us(r: &Results, c: usize) -> Option<f64> {
+    let calls = num(r, &format!("py.c{c}.calls"))?;
+    (calls > 0.0).then(|| num(r, &format!("py.c{c}.cpu_s")).map(|s| s * 1e6 / calls))?
+}
+
+/// The issue's own measure: a sweep by libvirt-python clients, (LIST_ALL + n XML) / (n + 1).
+fn python_sweep_per_call_us(r: &Results, c: usize) -> Option<f64> {
+    let n = num(r, "devices")?;
+    let list_us = num(r, "list_cpu_s")? * 1e6;
+    Some((list_us + n * python_per_call_us(r, c)?) / (n + 1.0))
+}
+
 fn rate(r: &Results, c: usize) -> Option<f64> {
     let calls = num(r, &format!("c{c}.calls"))?;
     let wall = num(r, &format!("c{c}.wall_s"))?;
@@ -151,6 +164,29 @@ fn rows(clients: &[usize], host: bool) -> Vec<Row> {
             target_floor: host.then_some(3.0),
         });
     }
+    for &c in clients {
+        let who = if c == 1 {
+            "1 client".to_string()
+        } else {
+            format!("{c} clients")
+        };
+        rows.push(Row {
+            name: format!("python XML, {who}: CPU/call (us)"),
+            value: python_per_call_us,
+            clients: c,
+            prec: 2,
+            target_ref: None,
+            target_floor: None,
+        });
+        rows.push(Row {
+            name: format!("python sweep, {who}: CPU/call (us)"),
+            value: python_sweep_per_call_us,
+            clients: c,
+            prec: 2,
+            target_ref: Some(0.1),
+            target_floor: host.then_some(3.0),
+        });
+    }
     rows
 }
 
@@ -223,6 +259,25 @@ fn context(who: &str, r: &Results, clients: &[usize]) -> String {
         r.get("startup.polls").map_or("-", String::as_str),
         parts.join("; ")
     );
+    let python: Vec<String> = clients
+        .iter()
+        .filter_map(|&c| {
+            Some(format!(
+                "{c}c: {} XML calls/{} errors in {}s, cpu {}s",
+                r.get(&format!("py.c{c}.calls"))?,
+                r.get(&format!("py.c{c}.errors"))
+                    .map_or("-", String::as_str),
+                num(r, &format!("py.c{c}.wall_s")).map_or("-".into(), |v| format!("{v:.2}")),
+                num(r, &format!("py.c{c}.cpu_s")).map_or("-".into(), |v| format!("{v:.2}")),
+            ))
+        })
+        .collect();
+    if !python.is_empty() {
+        out.push_str(&format!(
+            "  {who}: libvirt-python sweeps: {}\n",
+            python.join("; ")
+        ));
+    }
     if let Some(t) = r.get("syscalls.top") {
         out.push_str(&format!("  {who}: syscalls per GET_XML_DESC: {t}\n"));
     }

@@ -15,12 +15,11 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use nix::errno::Errno;
-use nix::sys::socket::{recv, send, shutdown, MsgFlags, Shutdown};
+use nix::sys::socket::{send, shutdown, MsgFlags, Shutdown};
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 
-/// The most one read asks of the kernel: a frame's worth at a time is plenty, and the
-/// buffer is zeroed up to this much first.
+/// The most one read asks of the kernel: a frame's worth at a time is plenty.
 const READ_CHUNK: usize = 64 << 10;
 
 pub struct ClientSocket {
@@ -62,12 +61,30 @@ impl AsyncRead for ClientSocket {
         let this = self.get_mut();
         loop {
             let mut ready = ready!(this.input.poll_read_ready(cx))?;
-            let want = buf.remaining().min(READ_CHUNK);
-            let chunk = buf.initialize_unfilled_to(want);
+            // Read into the buffer's uninitialized room: zeroing it first, as a safe read
+            // must, cost 8 KiB of memset per call.
+            // SAFETY: the slice is only handed to `recv`, which writes bytes and never
+            // de-initializes any.
+            let room = unsafe { buf.unfilled_mut() };
+            let want = room.len().min(READ_CHUNK);
+            let room = &mut room[..want];
             match ready.try_io(|s| {
-                recv(s.get_ref().as_raw_fd(), chunk, MsgFlags::empty()).map_err(io::Error::from)
+                rustix::net::recv(s.get_ref(), &mut *room, rustix::net::RecvFlags::empty())
+                    .map(|(got, _)| got.0.len())
+                    .map_err(io::Error::from)
             }) {
                 Ok(Ok(n)) => {
+                    // SAFETY: `recv` initialized the first `n` bytes of the unfilled room.
+                    unsafe { buf.assume_init(n) };
+                    // A short read emptied the socket. Forgetting the readiness, as
+                    // tokio's own streams do, makes the read after the reply wait for the
+                    // next call's edge rather than find the socket empty: one system call
+                    // less per call under real clients, which are slower than the daemon.
+                    // A client quick enough to have sent its next call by then costs an
+                    // epoll_wait instead (about 4% of a call in a tight loop).
+                    if n > 0 && n < want {
+                        ready.clear_ready();
+                    }
                     buf.advance(n);
                     return Poll::Ready(Ok(()));
                 }
