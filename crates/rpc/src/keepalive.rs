@@ -2,9 +2,10 @@
 //! a client has negotiated keepalive, pinging it when it has been quiet and giving up on
 //! it after `keepalive_count` unanswered pings.
 
+use std::pin::Pin;
 use std::time::Duration;
 
-use tokio::time::{sleep_until, Instant};
+use tokio::time::{sleep_until, Instant, Sleep};
 
 use crate::header::{
     Header, MessageType, KEEPALIVE_PING, KEEPALIVE_PONG, KEEPALIVE_PROGRAM, KEEPALIVE_VERSION,
@@ -29,6 +30,10 @@ pub(crate) struct Keepalive {
     count: u32,
     left: u32,
     deadline: Instant,
+    /// Armed for `deadline` or earlier. Hearing from the client only moves `deadline`;
+    /// the timer catches up when it fires, so a busy client costs one timer per
+    /// interval, not a timer set and cancelled on every call.
+    timer: Pin<Box<Sleep>>,
 }
 
 impl Keepalive {
@@ -39,11 +44,13 @@ impl Keepalive {
             return None;
         }
         let interval = Duration::from_secs(limits.keepalive_interval as u64);
+        let deadline = Instant::now() + interval;
         Some(Self {
             interval,
             count: limits.keepalive_count,
             left: limits.keepalive_count,
-            deadline: Instant::now() + interval,
+            deadline,
+            timer: Box::pin(sleep_until(deadline)),
         })
     }
 
@@ -68,12 +75,28 @@ impl Keepalive {
             0,
         ))
     }
+
+    /// Resolves when the deadline has passed: with the PING to send, or `None` when the
+    /// client is to be dropped. Cancel-safe.
+    async fn due(&mut self) -> Option<Header> {
+        loop {
+            self.timer.as_mut().await;
+            let passed = Instant::now() >= self.deadline;
+            let ping = if passed { Some(self.expired()) } else { None };
+            let deadline = self.deadline;
+            self.timer.as_mut().reset(deadline);
+            if let Some(ping) = ping {
+                return ping;
+            }
+        }
+    }
 }
 
-/// Resolves when the connection's keepalive deadline passes; never while keepalive is off.
-pub(crate) async fn deadline(keepalive: Option<&Keepalive>) {
+/// Resolves when the connection's keepalive deadline passes (see [`Keepalive::due`]);
+/// never while keepalive is off.
+pub(crate) async fn deadline(keepalive: Option<&mut Keepalive>) -> Option<Header> {
     match keepalive {
-        Some(k) => sleep_until(k.deadline).await,
+        Some(k) => k.due().await,
         None => std::future::pending().await,
     }
 }

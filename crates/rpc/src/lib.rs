@@ -21,6 +21,7 @@ mod registry;
 pub mod server;
 mod service;
 pub mod socket;
+mod stop;
 
 pub use error::{ErrorCode, ErrorDomain, VirError};
 pub use header::{Header, MessageType, Status};

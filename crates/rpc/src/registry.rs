@@ -3,13 +3,14 @@
 //! accept loop asks before taking another client.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use tokio::sync::Notify;
 
 use crate::error::VirError;
+use crate::stop::{Reason, Stop};
 
 /// Who is on the other end of a connection.
 #[derive(Debug, Clone)]
@@ -165,7 +166,7 @@ struct State {
 struct Entry {
     info: ClientInfo,
     auth_pending: bool,
-    close: Arc<Notify>,
+    stop: Arc<Stop>,
 }
 
 impl Server {
@@ -215,10 +216,17 @@ impl Server {
     pub fn close_client(&self, id: u64) -> bool {
         match self.state().clients.get(&id) {
             Some(e) => {
-                e.close.notify_one();
+                e.stop.request(Reason::Closed);
                 true
             }
             None => false,
+        }
+    }
+
+    /// Ends every client's connection (the daemon is shutting down).
+    pub(crate) fn stop_all(&self) {
+        for e in self.state().clients.values() {
+            e.stop.request(Reason::Shutdown);
         }
     }
 
@@ -329,14 +337,14 @@ impl Server {
     /// anonymous limit thus holds exactly: the count can only be high for that moment,
     /// and lowering it wakes the accept loop.
     pub(crate) fn register(self: &Arc<Self>, info: ClientInfo) -> Registration {
-        let close = Arc::new(Notify::new());
+        let stop = Arc::new(Stop::default());
         let mut st = self.state();
         st.clients.insert(
             info.id,
             Entry {
                 info: info.clone(),
                 auth_pending: true,
-                close: close.clone(),
+                stop: stop.clone(),
             },
         );
         st.unauth += 1;
@@ -345,7 +353,8 @@ impl Server {
         Registration {
             server: self.clone(),
             id: info.id,
-            close,
+            stop,
+            auth_pending: AtomicBool::new(true),
         }
     }
 }
@@ -368,7 +377,10 @@ fn snapshot(e: &Entry) -> ClientSnapshot {
 pub(crate) struct Registration {
     server: Arc<Server>,
     id: u64,
-    close: Arc<Notify>,
+    stop: Arc<Stop>,
+    /// What the registry was last told, so that a call which changes nothing (nearly
+    /// every call) does not take the registry's lock.
+    auth_pending: AtomicBool,
 }
 
 impl Registration {
@@ -376,12 +388,16 @@ impl Registration {
         self.id
     }
 
-    /// Resolves when the admin closes this client (CLIENT_CLOSE).
-    pub(crate) async fn closed(&self) {
-        self.close.notified().await;
+    /// The connection's stop signal: set by the admin (CLIENT_CLOSE), by shutdown and
+    /// by its event queue overflowing.
+    pub(crate) fn stop(&self) -> &Arc<Stop> {
+        &self.stop
     }
 
     pub(crate) fn set_auth_pending(&self, pending: bool) {
+        if self.auth_pending.swap(pending, Ordering::Relaxed) == pending {
+            return;
+        }
         let mut st = self.server.state();
         let st = &mut *st;
         if let Some(e) = st.clients.get_mut(&self.id) {

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use futures_util::FutureExt;
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, warn};
 
 use crate::connection::{Connection, Frame};
@@ -20,6 +20,7 @@ use crate::header::{Header, Status};
 use crate::keepalive::{self, Keepalive};
 use crate::registry::{Busy, Registration};
 use crate::service::event_queue;
+use crate::stop::{Reason, Stop};
 
 // Everything the connection loop used to define here keeps its old path.
 pub use crate::connection::{next_frame, Step};
@@ -39,7 +40,7 @@ pub async fn serve<S: Service>(
     loop {
         tokio::select! {
             _ = server.accepting() => {}
-            _ = shutdown.changed() => return,
+            _ = shutdown.changed() => break,
         }
         let stream = tokio::select! {
             r = listener.accept() => match r {
@@ -50,7 +51,7 @@ pub async fn serve<S: Service>(
                     continue;
                 }
             },
-            _ = shutdown.changed() => return,
+            _ = shutdown.changed() => break,
         };
         let info = client_info(&server, &stream, readonly);
         if !service.admit(&info) {
@@ -62,13 +63,14 @@ pub async fn serve<S: Service>(
             continue;
         }
         let service = service.clone();
-        let shutdown = shutdown.clone();
         let reg = server.register(info.clone());
         let server = server.clone();
         tokio::spawn(async move {
-            run_connection(stream, info, service, &server, reg, shutdown).await;
+            run_connection(stream, info, service, &server, reg).await;
         });
     }
+    // The connections end too; every listener of a server does this, which is harmless.
+    server.stop_all();
 }
 
 fn client_info(server: &Server, stream: &UnixStream, readonly: bool) -> ClientInfo {
@@ -95,7 +97,6 @@ async fn run_connection<S: Service>(
     service: Arc<S>,
     server: &Server,
     reg: Registration,
-    shutdown: watch::Receiver<bool>,
 ) {
     let client_id = info.id;
     debug!(
@@ -111,7 +112,8 @@ async fn run_connection<S: Service>(
             return;
         }
     };
-    let (events_tx, events, overflow) = event_queue(server.limits().event_queue);
+    let stop = reg.stop().clone();
+    let (events_tx, events) = event_queue(server.limits().event_queue, stop.clone());
     let session = service.connect(info, events_tx);
     reg.set_auth_pending(service.auth_pending(&session));
     let mut client = Client {
@@ -123,8 +125,7 @@ async fn run_connection<S: Service>(
         keepalive: None,
         events,
         events_open: true,
-        overflow,
-        shutdown,
+        stop,
     };
     while let Some(frame) = client.read_frame().await {
         if !client.answer(frame).await {
@@ -149,9 +150,9 @@ struct Client<'a, S: Service> {
     keepalive: Option<Keepalive>,
     events: mpsc::Receiver<Vec<u8>>,
     events_open: bool,
-    /// Notified when the client's event queue overflows.
-    overflow: Arc<Notify>,
-    shutdown: watch::Receiver<bool>,
+    /// Set when the connection is to end: its event queue overflowed, the admin closed
+    /// it, or the daemon is shutting down.
+    stop: Arc<Stop>,
 }
 
 impl<S: Service> Client<'_, S> {
@@ -176,23 +177,15 @@ impl<S: Service> Client<'_, S> {
                     Some(msg) => self.conn.queue(&msg),
                     None => self.events_open = false,
                 },
-                _ = keepalive::deadline(self.keepalive.as_ref()) => {
-                    let k = self.keepalive.as_mut().expect("a deadline only runs with keepalive");
-                    match k.expired() {
-                        Some(ping) => self.conn.queue_message(&ping),
-                        None => {
-                            debug!(client = client_id, "no keepalive response, closing");
-                            return None;
-                        }
+                due = keepalive::deadline(self.keepalive.as_mut()) => match due {
+                    Some(ping) => self.conn.queue_message(&ping),
+                    None => {
+                        debug!(client = client_id, "no keepalive response, closing");
+                        return None;
                     }
-                }
-                _ = self.overflow.notified() => {
-                    warn!(client = client_id, "client is not reading its events, disconnecting it");
-                    return None;
-                }
-                _ = self.shutdown.changed() => return None,
-                _ = self.reg.closed() => {
-                    debug!(client = client_id, "closed by the admin");
+                },
+                reason = self.stop.wait() => {
+                    log_stop(client_id, reason);
                     return None;
                 }
             }
@@ -243,7 +236,10 @@ impl<S: Service> Client<'_, S> {
                     debug!(client = self.reg.id(), "client hung up while authenticating");
                     return false;
                 }
-                _ = self.shutdown.changed() => return false,
+                reason = self.stop.wait() => {
+                    log_stop(self.reg.id(), reason);
+                    return false;
+                }
             }
         } else {
             call.await
@@ -271,12 +267,24 @@ impl<S: Service> Client<'_, S> {
         }
         tokio::select! {
             r = self.conn.flush() => r.is_ok(),
-            _ = self.overflow.notified() => {
-                warn!(client = self.reg.id(), "client is not reading its events, disconnecting it");
+            reason = self.stop.wait() => {
+                log_stop(self.reg.id(), reason);
                 false
             }
-            _ = self.shutdown.changed() => false,
         }
+    }
+}
+
+fn log_stop(client_id: u64, reason: Reason) {
+    match reason {
+        Reason::Overflow => {
+            warn!(
+                client = client_id,
+                "client is not reading its events, disconnecting it"
+            )
+        }
+        Reason::Closed => debug!(client = client_id, "closed by the admin"),
+        Reason::Shutdown => debug!(client = client_id, "daemon shutting down, closing"),
     }
 }
 

@@ -4,11 +4,12 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::mpsc;
 
 use crate::error::VirError;
 use crate::header::Header;
 use crate::registry::ClientInfo;
+use crate::stop::{Reason, Stop};
 
 /// Where a session pushes ready-framed server messages (events) for its client.
 ///
@@ -18,7 +19,7 @@ use crate::registry::ClientInfo;
 #[derive(Clone, Debug)]
 pub struct EventSender {
     tx: mpsc::Sender<Vec<u8>>,
-    overflow: Arc<Notify>,
+    stop: Arc<Stop>,
 }
 
 impl EventSender {
@@ -27,7 +28,7 @@ impl EventSender {
         match self.tx.try_send(msg) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                self.overflow.notify_one();
+                self.stop.request(Reason::Overflow);
                 false
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
@@ -35,16 +36,11 @@ impl EventSender {
     }
 }
 
-/// A connection's event queue: the sender for its session, the receiving end for the
-/// connection loop, and the signal that the queue overflowed.
-pub(crate) fn event_queue(depth: usize) -> (EventSender, mpsc::Receiver<Vec<u8>>, Arc<Notify>) {
+/// A connection's event queue: the sender for its session and the receiving end for the
+/// connection loop; an overflow stops the connection through `stop`.
+pub(crate) fn event_queue(depth: usize, stop: Arc<Stop>) -> (EventSender, mpsc::Receiver<Vec<u8>>) {
     let (tx, rx) = mpsc::channel(depth.max(1));
-    let overflow = Arc::new(Notify::new());
-    let sender = EventSender {
-        tx,
-        overflow: overflow.clone(),
-    };
-    (sender, rx, overflow)
+    (EventSender { tx, stop }, rx)
 }
 
 /// The outcome of one call.
