@@ -2,10 +2,8 @@
 //!
 //! Three things end a connection from outside its loop: its event queue overflowing, the
 //! admin closing it, the daemon shutting down. The loop waits for them between every two
-//! calls, so the wait must cost next to nothing: one waker slot and one flag, where a
-//! `Notify` per cause took a lock and a list entry each, every call. Under real clients
-//! the daemon sleeps between calls and comes back with cold caches, so that bookkeeping
-//! cost about 3 µs of a 34 µs call.
+//! calls, so the wait should cost next to nothing: one waker slot and one flag, where a
+//! `Notify` per cause took a lock and a waiter-list entry each, on every call.
 
 use std::future::poll_fn;
 use std::sync::atomic::{AtomicU8, Ordering};
