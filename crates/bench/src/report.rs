@@ -32,30 +32,37 @@ struct Row {
     target_floor: Option<f64>,
 }
 
-fn per_call_us(r: &Results, c: usize) -> Option<f64> {
-    let calls = num(r, &format!("c{c}.calls"))?;
-    (calls > 0.0).then(|| num(r, &format!("c{c}.cpu_s")).map(|s| s * 1e6 / calls))?
+/// Daemon CPU per GET_XML_DESC in the phase of `c` clients whose keys start with `prefix`:
+/// "" for nodedev-bench's own clients, "py." for libvirt-python's.
+fn phase_per_call_us(r: &Results, prefix: &str, c: usize) -> Option<f64> {
+    let calls = num(r, &format!("{prefix}c{c}.calls"))?;
+    (calls > 0.0).then(|| num(r, &format!("{prefix}c{c}.cpu_s")).map(|s| s * 1e6 / calls))?
 }
 
 /// A sweep (LIST_ALL, then GET_XML_DESC of each of the n devices) costs the LIST_ALL and
 /// n XML calls over n + 1 calls.
+fn sweep_us(r: &Results, xml_us: Option<f64>) -> Option<f64> {
+    let n = num(r, "devices")?;
+    let list_us = num(r, "list_cpu_s")? * 1e6;
+    Some((list_us + n * xml_us?) / (n + 1.0))
+}
+
+fn per_call_us(r: &Results, c: usize) -> Option<f64> {
+    phase_per_call_us(r, "", c)
+}
+
 fn sweep_per_call_us(r: &Results, c: usize) -> Option<f64> {
-    let n = num(r, "devices")?;
-    let list_us = num(r, "list_cpu_s")? * 1e6;
-    Some((list_us + n * per_call_us(r, c)?) / (n + 1.0))
+    sweep_us(r, per_call_us(r, c))
 }
 
-/// GET_XML_DESC from libvirt-python clients: daemon CPU over their calls.
+/// GET_XML_DESC from libvirt-python clients.
 fn python_per_call_us(r: &Results, c: usize) -> Option<f64> {
-    let calls = num(r, &format!("py.c{c}.calls"))?;
-    (calls > 0.0).then(|| num(r, &format!("py.c{c}.cpu_s")).map(|s| s * 1e6 / calls))?
+    phase_per_call_us(r, "py.", c)
 }
 
-/// The issue's own measure: a sweep by libvirt-python clients, (LIST_ALL + n XML) / (n + 1).
+/// The issue's own measure: a sweep by libvirt-python clients.
 fn python_sweep_per_call_us(r: &Results, c: usize) -> Option<f64> {
-    let n = num(r, "devices")?;
-    let list_us = num(r, "list_cpu_s")? * 1e6;
-    Some((list_us + n * python_per_call_us(r, c)?) / (n + 1.0))
+    sweep_us(r, python_per_call_us(r, c))
 }
 
 fn rate(r: &Results, c: usize) -> Option<f64> {
@@ -133,59 +140,62 @@ fn rows(clients: &[usize], host: bool) -> Vec<Row> {
             Some(0.2),
         ),
     ];
-    for &c in clients {
-        let who = if c == 1 {
+    let who = |c: usize| {
+        if c == 1 {
             "1 client".to_string()
         } else {
             format!("{c} clients")
-        };
-        rows.push(Row {
-            name: format!("XML, {who}: calls per second"),
-            value: rate,
-            clients: c,
-            prec: 0,
-            target_ref: None,
-            target_floor: None,
-        });
-        rows.push(Row {
-            name: format!("XML, {who}: daemon CPU/call (us)"),
-            value: per_call_us,
-            clients: c,
-            prec: 2,
-            target_ref: Some(0.1),
-            target_floor: host.then_some(3.0),
-        });
-        rows.push(Row {
-            name: format!("sweep, {who}: daemon CPU/call (us)"),
-            value: sweep_per_call_us,
-            clients: c,
-            prec: 2,
-            target_ref: Some(0.1),
-            target_floor: host.then_some(3.0),
-        });
+        }
+    };
+    type Value = fn(&Results, usize) -> Option<f64>;
+    let phase = |name: String, value: Value, clients: usize, prec: usize, targeted: bool| Row {
+        name,
+        value,
+        clients,
+        prec,
+        target_ref: targeted.then_some(0.1),
+        target_floor: (targeted && host).then_some(3.0),
+    };
+    for &c in clients {
+        let who = who(c);
+        rows.push(phase(
+            format!("XML, {who}: calls per second"),
+            rate,
+            c,
+            0,
+            false,
+        ));
+        rows.push(phase(
+            format!("XML, {who}: daemon CPU/call (us)"),
+            per_call_us,
+            c,
+            2,
+            true,
+        ));
+        rows.push(phase(
+            format!("sweep, {who}: daemon CPU/call (us)"),
+            sweep_per_call_us,
+            c,
+            2,
+            true,
+        ));
     }
     for &c in clients {
-        let who = if c == 1 {
-            "1 client".to_string()
-        } else {
-            format!("{c} clients")
-        };
-        rows.push(Row {
-            name: format!("python XML, {who}: CPU/call (us)"),
-            value: python_per_call_us,
-            clients: c,
-            prec: 2,
-            target_ref: None,
-            target_floor: None,
-        });
-        rows.push(Row {
-            name: format!("python sweep, {who}: CPU/call (us)"),
-            value: python_sweep_per_call_us,
-            clients: c,
-            prec: 2,
-            target_ref: Some(0.1),
-            target_floor: host.then_some(3.0),
-        });
+        let who = who(c);
+        rows.push(phase(
+            format!("python XML, {who}: CPU/call (us)"),
+            python_per_call_us,
+            c,
+            2,
+            false,
+        ));
+        rows.push(phase(
+            format!("python sweep, {who}: CPU/call (us)"),
+            python_sweep_per_call_us,
+            c,
+            2,
+            true,
+        ));
     }
     rows
 }
