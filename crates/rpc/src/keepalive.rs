@@ -81,8 +81,7 @@ impl Keepalive {
     async fn due(&mut self) -> Option<Header> {
         loop {
             self.timer.as_mut().await;
-            let passed = Instant::now() >= self.deadline;
-            let ping = if passed { Some(self.expired()) } else { None };
+            let ping = (Instant::now() >= self.deadline).then(|| self.expired());
             let deadline = self.deadline;
             self.timer.as_mut().reset(deadline);
             if let Some(ping) = ping {

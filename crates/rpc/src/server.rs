@@ -20,7 +20,7 @@ use crate::header::{Header, Status};
 use crate::keepalive::{self, Keepalive};
 use crate::registry::{Busy, Registration};
 use crate::service::event_queue;
-use crate::stop::{Reason, Stop};
+use crate::stop::Reason;
 
 // Everything the connection loop used to define here keeps its old path.
 pub use crate::connection::{next_frame, Step};
@@ -112,8 +112,7 @@ async fn run_connection<S: Service>(
             return;
         }
     };
-    let stop = reg.stop().clone();
-    let (events_tx, events) = event_queue(server.limits().event_queue, stop.clone());
+    let (events_tx, events) = event_queue(server.limits().event_queue, reg.stop().clone());
     let session = service.connect(info, events_tx);
     reg.set_auth_pending(service.auth_pending(&session));
     let mut client = Client {
@@ -125,7 +124,6 @@ async fn run_connection<S: Service>(
         keepalive: None,
         events,
         events_open: true,
-        stop,
     };
     while let Some(frame) = client.read_frame().await {
         if !client.answer(frame).await {
@@ -150,9 +148,6 @@ struct Client<'a, S: Service> {
     keepalive: Option<Keepalive>,
     events: mpsc::Receiver<Vec<u8>>,
     events_open: bool,
-    /// Set when the connection is to end: its event queue overflowed, the admin closed
-    /// it, or the daemon is shutting down.
-    stop: Arc<Stop>,
 }
 
 impl<S: Service> Client<'_, S> {
@@ -184,7 +179,7 @@ impl<S: Service> Client<'_, S> {
                         return None;
                     }
                 },
-                reason = self.stop.wait() => {
+                reason = self.reg.stop().wait() => {
                     log_stop(client_id, reason);
                     return None;
                 }
@@ -236,7 +231,7 @@ impl<S: Service> Client<'_, S> {
                     debug!(client = self.reg.id(), "client hung up while authenticating");
                     return false;
                 }
-                reason = self.stop.wait() => {
+                reason = self.reg.stop().wait() => {
                     log_stop(self.reg.id(), reason);
                     return false;
                 }
@@ -267,7 +262,7 @@ impl<S: Service> Client<'_, S> {
         }
         tokio::select! {
             r = self.conn.flush() => r.is_ok(),
-            reason = self.stop.wait() => {
+            reason = self.reg.stop().wait() => {
                 log_stop(self.reg.id(), reason);
                 false
             }
